@@ -1,0 +1,107 @@
+"""Training throughput of rnn, lstm and gru at num_hiddens 32, 256 and 1024 (batch 32,
+num_steps 35, the Time Machine's first 10,000 chars), printed as a table and saved as JSON.
+
+    python -m bench.throughput [--epochs N] [--threads T] [--d2l PYTHON]
+
+With --d2l, the study's own implementation (d2l 0.17.6 train_ch8, through
+../shared/tools/d2l_reference.py in that interpreter) runs on the same configurations in the
+same sitting, one after the other, and the table gains its figures and our speed-up.
+
+Figures: `ours` is the median over epochs 2..N of (training tokens / training seconds) of one
+epoch; d2l's `last epoch` is its own timer over its last epoch (the same interval, one sample).
+Each run is alone on the machine (1 concurrent job).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from runner.environment import CHECKOUT, device_name, environment
+from runner.result import write_json_atomic
+from runner.run import run
+
+CELLS, SIZES = ("rnn", "lstm", "gru"), (32, 256, 1024)
+D2L_SCRIPT = CHECKOUT.parent / "shared" / "tools" / "d2l_reference.py"
+
+
+def epochs_for(size: int, base: int) -> int:
+    return max(3, base // {32: 1, 256: 2, 1024: 8}[size])
+
+
+def ours(cell: str, size: int, epochs: int, threads: int | None) -> dict:
+    overrides = [f"model={cell}", f"model.num_hiddens={size}", f"train.num_epochs={epochs}",
+                 f"train.eval_every={epochs}", "quiet=true", "sample.num_preds=0"]
+    if threads:
+        overrides.append(f"threads={threads}")
+    with initialize_config_dir(str(CHECKOUT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    with tempfile.TemporaryDirectory() as out:
+        m = run(cfg, out)["metrics"]
+    return {"tokens_per_sec_epoch_median": m["tokens_per_sec_epoch_median"],
+            "tokens_per_sec": m["tokens_per_sec"], "train_perplexity": m["train_perplexity"],
+            "epochs": epochs}
+
+
+def d2l(python: str, cell: str, size: int, epochs: int, threads: int | None) -> dict:
+    """d2l reads ../data/timemachine.txt relative to its working directory: give it one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "data").mkdir()
+        shutil.copy(Path(os.environ.get("RUNNER_DATA_DIR", "data/corpora")) /
+                    "timemachine.txt", Path(tmp) / "data")
+        (Path(tmp) / "work").mkdir()
+        cmd = [python, str(D2L_SCRIPT), cell, str(size), str(epochs)]
+        if threads:
+            cmd.append(str(threads))
+        out = subprocess.run(cmd, cwd=Path(tmp) / "work", capture_output=True, text=True,
+                             check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=40, help="epochs at num_hiddens 32 "
+                   "(halved at 256, /8 at 1024, at least 3)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--d2l", metavar="PYTHON", help="interpreter with d2l 0.17.6 installed")
+    p.add_argument("--out", default="bench/out/throughput.json")
+    args = p.parse_args(argv)
+    rows = []
+    for cell in CELLS:
+        for size in SIZES:
+            epochs = epochs_for(size, args.epochs)
+            row = {"model": cell, "num_hiddens": size, "ours": ours(cell, size, epochs,
+                                                                    args.threads)}
+            if args.d2l:
+                row["d2l"] = d2l(args.d2l, cell, size, epochs, args.threads)
+                row["speedup"] = (row["ours"]["tokens_per_sec_epoch_median"]
+                                  / row["d2l"]["tokens_per_sec_last_epoch_d2l_timer"])
+            rows.append(row)
+            print(format_row(row), flush=True)
+    import torch
+
+    report = {"what": "training tokens/sec per epoch, batch 32, num_steps 35, SGD lr 1, "
+                      "clip 1, one-hot input, 1 concurrent job",
+              "environment": environment(torch.device("cpu")), "rows": rows}
+    write_json_atomic(Path(args.out), report)
+    print(f"\n{device_name(torch.device('cpu'))}, {torch.get_num_threads()} threads "
+          f"-> {args.out}")
+
+
+def format_row(row) -> str:
+    o = row["ours"]
+    line = (f"| {row['model']:4} | {row['num_hiddens']:5} | {o['epochs']:3} | "
+            f"{o['tokens_per_sec_epoch_median']:>10,.0f} | {o['train_perplexity']:6.2f} |")
+    if "d2l" in row:
+        line += (f" {row['d2l']['tokens_per_sec_last_epoch_d2l_timer']:>10,.0f} | "
+                 f"{row['d2l']['train_perplexity_last_epoch']:6.2f} | {row['speedup']:4.2f}x |")
+    return line
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The recurrent core of a model, chosen by name: torch.nn's layers (cuDNN on GPU) or their
+scratch twins."""
+from torch import nn
+
+from models.scratch import ScratchRNN
+
+CELLS = ("rnn", "lstm", "gru", "rnn_scratch", "lstm_scratch", "gru_scratch")
+NONLINEARITIES = ("tanh", "relu")
+
+
+def make_core(cell: str, input_size: int, num_hiddens: int, num_layers: int = 1,
+              bidirectional: bool = False, dropout: float = 0.0,
+              nonlinearity: str = "tanh") -> nn.Module:
+    if cell not in CELLS:
+        raise ValueError(f"model.cell={cell!r} is not a recurrent cell; use one of {CELLS}")
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"model.nonlinearity={nonlinearity!r}; use one of {NONLINEARITIES}")
+    mode = cell.removesuffix("_scratch")
+    if nonlinearity != "tanh" and mode != "rnn":
+        raise ValueError(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, "
+                         f"not {cell!r}; drop it")
+    if cell.endswith("_scratch"):
+        return ScratchRNN(mode, input_size, num_hiddens, num_layers, nonlinearity, dropout,
+                          bidirectional)
+    kwargs = dict(num_layers=num_layers, dropout=dropout, bidirectional=bidirectional)
+    if mode == "rnn":
+        kwargs["nonlinearity"] = nonlinearity
+    return {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[mode](input_size, num_hiddens,
+                                                                  **kwargs)

@@ -1,0 +1,61 @@
+"""A recurrent language model: token ids -> one-hot (as d2l) or embedding -> recurrent core ->
+linear head over the vocabulary. Layout: time-major, inputs (T, B) -> logits (T, B, V)."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.core import make_core
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, vocab_size: int, cell: str, num_hiddens: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0,
+                 embed_size: int | None = None, nonlinearity: str = "tanh"):
+        super().__init__()
+        self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
+        self.is_lstm = cell.removesuffix("_scratch") == "lstm"
+        self.num_state_layers = num_layers * (2 if bidirectional else 1)
+        # A bidirectional core reads the tokens it is asked to predict: a misuse the study shows.
+        self.sees_future = bidirectional
+        if embed_size:
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+        else:  # one-hot as a lookup into a fixed identity: one op, float output, no int64 copy
+            self.register_buffer("one_hot", torch.eye(vocab_size), persistent=False)
+        self.core = make_core(cell, embed_size or vocab_size, num_hiddens, num_layers,
+                              bidirectional, dropout, nonlinearity)
+        self.head = nn.Linear(num_hiddens * (2 if bidirectional else 1), vocab_size)
+
+    def begin_state(self, batch_size: int, device=None):
+        h = torch.zeros(self.num_state_layers, batch_size, self.num_hiddens, device=device)
+        return (h, torch.zeros_like(h)) if self.is_lstm else h
+
+    def forward(self, inputs, state):
+        table = self.embedding.weight if hasattr(self, "embedding") else self.one_hot
+        x = F.embedding(inputs, table)  # (T, B, E)
+        out, state = self.core(x, state)  # (T, B, D*H)
+        return self.head(out), state  # (T, B, V)
+
+
+def detach(state):
+    """Cut the graph at a batch boundary while keeping the state's values (tuple for LSTM)."""
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def num_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def generate(model: LanguageModel, prefix_ids: list[int], num_preds: int, device) -> list[int]:
+    """Greedy continuation, as d2l's predict_ch8: warm the state up on the prefix, then feed
+    back the argmax for `num_preds` steps."""
+    was_training = model.training
+    model.eval()
+    state = model.begin_state(1, device)
+    logits, state = model(torch.tensor(prefix_ids, device=device).reshape(-1, 1), state)
+    out = []
+    for _ in range(num_preds):
+        out.append(int(logits[-1, 0].argmax()))
+        logits, state = model(torch.tensor([[out[-1]]], device=device), state)
+    model.train(was_training)
+    return out

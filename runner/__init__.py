@@ -1,0 +1,1 @@
+"""Config-driven experiment runner for ablation studies of recurrent sequence models."""

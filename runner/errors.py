@@ -1,0 +1,2 @@
+class ConfigError(ValueError):
+    """A config value is of the wrong type, out of range, or does not fit the data."""

@@ -1,0 +1,65 @@
+"""The one JSON result a run leaves behind: building blocks, schema and atomic writing."""
+import json
+import math
+import os
+import tempfile
+import traceback
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
+STATUSES = ("completed", "diverged", "failed", "interrupted")
+
+
+def finite_or_none(obj):
+    """JSON has no inf or NaN: write them as null (a diverged value, not a number)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path`: a reader (or a
+    crash at any moment) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(finite_or_none(obj), f, indent=2, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result is for everyone to read
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_result(path: Path) -> dict | None:
+    """The result at `path`, or None if there is none or it is unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def error_record(exc: BaseException, tail_lines: int = 20) -> dict:
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback_tail": "".join(lines).splitlines()[-tail_lines:]}
+
+
+def validate_result(obj: dict) -> None:
+    """Raise jsonschema.ValidationError if `obj` does not follow the documented schema."""
+    import jsonschema  # lazily: only readers of results need it
+
+    with open(SCHEMA_FILE) as f:
+        jsonschema.validate(obj, json.load(f))

@@ -1,0 +1,149 @@
+"""One run, from a composed config to one JSON result: `run(cfg, out_dir) -> result`."""
+import logging
+import statistics
+import sys
+import time
+import uuid
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from data import ensure_file, load_lm_data
+from models import generate, num_params
+from runner.config import check_fits_data, validate
+from runner.environment import environment, peak_memory, resolve_device
+from runner.errors import ConfigError
+from runner.result import (RESULT_FILE, SCHEMA_VERSION, error_record, read_result,
+                           write_json_atomic)
+from runner.train import History, train
+
+log = logging.getLogger(__name__)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def steady_state_median(tokens_per_sec: list[float]) -> float | None:
+    """Median over epochs, leaving out the first (allocator, thread-pool and cuDNN warm-up)
+    when there is more than one."""
+    steady = tokens_per_sec[1:] or tokens_per_sec
+    return statistics.median(steady) if steady else None
+
+
+def refuse_overwrite(path: Path, overwrite: bool) -> None:
+    existing = read_result(path)
+    if existing and existing.get("status") == "completed" and not overwrite:
+        raise ConfigError(f"{path} already holds a completed result (run "
+                          f"{existing.get('run_id')}): choose another hydra.run.dir, or pass "
+                          f"overwrite=true to replace it")
+
+
+def metrics_of(history, model, device, wall_seconds) -> dict:
+    train_ppl = [p for p in history.train_perplexity if p is not None]
+    seconds, tokens = sum(history.train_seconds), sum(history.train_tokens)
+    return {
+        "train_perplexity": history.train_perplexity[-1] if history.train_perplexity else None,
+        "best_train_perplexity": min(train_ppl, default=None),
+        "val_perplexity": history.val_perplexity[-1] if history.val_perplexity else None,
+        "best_val_perplexity": min(history.val_perplexity, default=None),
+        "tokens_per_sec": tokens / seconds if seconds else None,
+        "tokens_per_sec_epoch_median": steady_state_median(history.tokens_per_sec),
+        "train_tokens": tokens,
+        "train_seconds": seconds,
+        "wall_seconds": wall_seconds,
+        "epochs_done": len(history.epoch),
+        "diverged_epoch": history.diverged_epoch,
+        "num_params": num_params(model),
+        **peak_memory(device),
+    }
+
+
+def progress_bar(cfg: DictConfig):
+    bar = tqdm(total=cfg.train.num_epochs, unit="epoch", dynamic_ncols=True,
+               disable=cfg.quiet or not sys.stderr.isatty())
+
+    def on_epoch(history):
+        val = history.val_perplexity[-1] if history.val_perplexity else float("nan")
+        bar.set_postfix(ppl=f"{history.train_perplexity[-1]:.3f}", val_ppl=f"{val:.3f}",
+                        tok_s=f"{history.tokens_per_sec[-1]:,.0f}", refresh=False)
+        bar.update(1)
+
+    return bar, on_epoch
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict:
+    """Validate, set up, train, evaluate, sample, and write `out_dir/result.json`."""
+    wall_start, started_at = time.perf_counter(), now()
+    validate(cfg)
+    result_path = Path(out_dir) / RESULT_FILE
+    refuse_overwrite(result_path, cfg.overwrite)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    d = cfg.data
+    path = ensure_file(Path(d.root), d.file, d.url, d.sha1, d.download)
+    data = load_lm_data(path, d.token, d.max_tokens, d.val_tokens, d.min_freq)
+    check_fits_data(cfg, len(data.train), len(data.val))
+
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)  # minibatch offsets and order
+    model = instantiate(cfg.model, vocab_size=len(data.vocab))
+    instantiate(cfg.init)(model)
+    model.to(device)
+    optimizer = instantiate(cfg.optim)(params=model.parameters())
+    data.train, data.val = data.train.to(device), data.val.to(device)
+    if model.sees_future:
+        warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
+                      "tokens it predicts, so its perplexity is not a language-model score",
+                      stacklevel=1)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex[:12],
+        "task": "language_model",
+        "status": "failed",
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "dataset": data.provenance,
+        "sees_future": model.sees_future,
+        "environment": environment(device),
+        "started_at": started_at,
+    }
+    log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
+             device, num_params(model), out_dir)
+    bar, on_epoch = progress_bar(cfg)
+    history = History()
+    try:
+        train(model, optimizer, data, cfg, device, generator, history, on_epoch)
+        result["status"] = "diverged" if history.diverged_epoch else "completed"
+        result["sample"] = sample(model, data.vocab, cfg, device)
+    except BaseException as e:  # record the failure with the curves so far, then re-raise
+        result["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        result["error"] = error_record(e)
+        raise
+    finally:
+        bar.close()
+        result["metrics"] = metrics_of(history, model, device, time.perf_counter() - wall_start)
+        result["curves"] = {k: v for k, v in vars(history).items() if k != "diverged_epoch"}
+        result["finished_at"] = now()
+        write_json_atomic(result_path, result)
+    log.info("%s: train ppl %s, val ppl %s, %.0f tokens/s -> %s", result["status"],
+             result["metrics"]["train_perplexity"], result["metrics"]["val_perplexity"],
+             result["metrics"]["tokens_per_sec"] or 0, result_path)
+    return result
+
+
+def sample(model, vocab, cfg, device) -> dict:
+    prefix = cfg.sample.prefix
+    tokens = list(prefix) if cfg.data.token == "char" else prefix.split()
+    ids = generate(model, vocab.indices(tokens), cfg.sample.num_preds, device)
+    joiner = "" if cfg.data.token == "char" else " "
+    return {"prefix": prefix, "num_preds": cfg.sample.num_preds,
+            "text": joiner.join([*tokens, *vocab.to_tokens(ids)])}

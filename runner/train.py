@@ -35,6 +35,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def perplexity(mean_loss: float) -> float:
+    """exp of a mean token cross-entropy; inf where that overflows a float."""
+    return math.exp(mean_loss) if mean_loss < 709 else math.inf
+
+
 def train_epoch(model, X, Y, optimizer, scheduler, grad_clip, carry_state):
     """One epoch over X, Y (num_batches, T, B). Returns the mean token cross-entropy as a
     device tensor, so the caller decides when to synchronise."""
@@ -74,11 +79,6 @@ def evaluate(model, corpus, batch_size, num_steps, carry_state) -> float:
     return perplexity(float(loss_sum) / len(X))
 
 
-def perplexity(mean_loss: float) -> float:
-    """exp of a mean token cross-entropy; inf where that overflows a float."""
-    return math.exp(mean_loss) if mean_loss < 709 else math.inf
-
-
 def train(model, optimizer, data, cfg, device, generator, history: History,
           on_epoch=None) -> History:
     """Train for cfg.train.num_epochs epochs, appending to `history` as it goes (so a failure
@@ -102,12 +102,15 @@ def train(model, optimizer, data, cfg, device, generator, history: History,
         history.train_seconds.append(seconds)
         history.train_tokens.append(X.numel())
         history.tokens_per_sec.append(X.numel() / seconds)
-        history.lr.append(optimizer.param_groups[0]["lr"])
-        if not math.isfinite(mean_loss):
+        # the lr of the epoch's last step (param_groups already holds the next step's)
+        history.lr.append(scheduler.base_lrs[0] * warmup_factor(scheduler.last_epoch - 1,
+                                                                warmup_steps))
+        train_ppl = perplexity(mean_loss)
+        if not math.isfinite(train_ppl):  # NaN/inf loss, or one too large to exponentiate
             history.train_perplexity.append(None)
             history.diverged_epoch = epoch
             break
-        history.train_perplexity.append(perplexity(mean_loss))
+        history.train_perplexity.append(train_ppl)
         if epoch % tr.eval_every == 0 or epoch == tr.num_epochs:
             history.val_epoch.append(epoch)
             history.val_perplexity.append(

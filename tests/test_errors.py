@@ -1,0 +1,95 @@
+"""Bad input fails before any work, with one message naming the key, the value and the fix."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import MissingConfigException
+
+from runner.config import validate
+from runner.errors import ConfigError
+from runner.result import RESULT_FILE
+from runner.run import run
+from tests.conftest import compose_config, tiny_overrides
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("model.num_hiddens=0", "model.num_hiddens=0 is not allowed: it must be an integer >= 1"),
+    ("model.num_hiddens=abc", "model.num_hiddens='abc' is not allowed"),
+    ("model.num_hiddens=true", "model.num_hiddens=True is not allowed"),
+    ("optim.lr=-1", "optim.lr=-1 is not allowed: it must be a number > 0"),
+    ("model.dropout=1.5", "model.dropout=1.5 is not allowed: it must be a number in [0, 1)"),
+    ("model.cell=transformer", "model.cell='transformer' is not allowed: it must be one of rnn"),
+    ("data.sampling=shuffled", "data.sampling='shuffled' is not allowed"),
+    ("train.grad_clip=0", "train.grad_clip=0 is not allowed: it must be null (off)"),
+    ("train.warmup=1.0", "train.warmup=1.0 is not allowed"),
+    ("init.scheme=he", "init.scheme='he' is not allowed: it must be one of default"),
+    ("device=gpu", "device='gpu' is not allowed: it must be auto, cpu, cuda or cuda:N"),
+    ("model.nonlinearity=sigmoid", "model.nonlinearity='sigmoid' is not allowed"),
+])
+def test_bad_value_is_named_with_what_is_allowed(override, expected):
+    with pytest.raises(ConfigError) as info:
+        validate(compose_config(override))
+    message = str(info.value)
+    assert expected in message
+    key = override.split("=")[0]
+    assert f"(e.g. {key}=" in message  # the fix
+    assert message.count("\n") == 1  # one problem, one line
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        validate(compose_config("model.num_hiddens=0", "optim.lr=-1"))
+    assert "model.num_hiddens=0" in str(info.value) and "optim.lr=-1" in str(info.value)
+
+
+def test_unknown_model_file_lists_the_models():
+    with pytest.raises(MissingConfigException, match="gru_scratch"):
+        compose_config("model=transformer")
+
+
+def test_num_steps_longer_than_the_corpus_fails_before_training(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="data.num_steps=5000 with data.batch_size=8 needs "
+                                          "at least 45001 training tokens, but the corpus "
+                                          "gives 3000"):
+        run(tiny_cfg("data.num_steps=5000"), tmp_path)
+    assert not (tmp_path / RESULT_FILE).exists()
+
+
+def test_held_out_too_short_for_num_steps(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="needs at least 11 held-out tokens, but there are 5"):
+        run(tiny_cfg("data.val_tokens=5"), tmp_path)
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_cli_bad_value_exits_2_with_one_message_and_no_result(corpus_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = cli(*tiny_overrides(corpus_dir), "model.num_hiddens=0", f"hydra.run.dir={out}")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: invalid config:\n  model.num_hiddens=0 is not allowed")
+    assert "Traceback" not in proc.stderr
+    assert not (out / RESULT_FILE).exists()
+
+
+def test_cli_unreachable_download_names_folder_url_and_setting(tmp_path):
+    empty = tmp_path / "nothing-here"
+    proc = cli("data.url=http://127.0.0.1:9/timemachine.txt", f"hydra.run.dir={tmp_path / 'r'}",
+               env={"RUNNER_DATA_DIR": str(empty)})
+    assert proc.returncode == 2, proc.stderr
+    assert "could not download http://127.0.0.1:9/timemachine.txt" in proc.stderr
+    assert str(empty.resolve()) in proc.stderr and "RUNNER_DATA_DIR" in proc.stderr
+    assert not list(empty.glob("*"))  # no partial download left behind
+
+
+def test_cli_run_leaves_exactly_one_json(corpus_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = cli(*tiny_overrides(corpus_dir), "model=gru_scratch", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in out.rglob("*.json")] == [RESULT_FILE]

@@ -1,0 +1,98 @@
+"""A whole run on a generated corpus: learning, the JSON result, determinism, statuses."""
+import json
+import math
+
+import pytest
+
+from runner.errors import ConfigError
+from runner.result import RESULT_FILE, validate_result
+from runner.run import run
+
+
+def test_short_run_learns_and_writes_a_valid_result(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("model=gru", "optim=adam", "optim.lr=0.01", "train.num_epochs=8")
+    result = run(cfg, tmp_path / "out")
+    on_disk = json.loads((tmp_path / "out" / RESULT_FILE).read_text())
+    validate_result(on_disk)
+    assert on_disk == json.loads(json.dumps(result))  # what run() returns is what it wrote
+    assert result["status"] == "completed"
+    curve = result["curves"]["train_perplexity"]
+    assert len(curve) == 8 and curve[-1] < 0.6 * curve[0]
+    m = result["metrics"]
+    # 10 words + space + <unk>: uniform guessing would be ~ the vocab size
+    assert result["dataset"]["vocab_size"] < 27
+    assert m["val_perplexity"] < 0.5 * result["dataset"]["vocab_size"]
+    assert m["best_train_perplexity"] == min(curve)
+    assert m["epochs_done"] == 8 and m["diverged_epoch"] is None
+    assert m["train_tokens"] == sum(result["curves"]["train_tokens"])
+    assert m["tokens_per_sec"] == pytest.approx(m["train_tokens"] / m["train_seconds"])
+    assert m["train_seconds"] < m["wall_seconds"]
+    assert result["curves"]["val_epoch"] == list(range(1, 9))
+    text = result["sample"]["text"]
+    assert text.startswith("time traveller") and len(text) == len("time traveller") + 10
+    assert result["config"]["model"]["cell"] == "gru"
+    assert result["environment"]["concurrent_jobs"] == 1
+
+
+def test_same_seed_same_metrics_other_seed_differs(tiny_cfg, tmp_path):
+    curves = []
+    for i, seed in enumerate([3, 3, 4]):
+        result = run(tiny_cfg(f"seed={seed}", "data.sampling=random"), tmp_path / str(i))
+        curves.append((result["curves"]["train_perplexity"], result["curves"]["val_perplexity"],
+                       result["sample"]["text"]))
+    assert curves[0] == curves[1]
+    assert curves[0][0] != curves[2][0]
+
+
+def test_divergence_stops_the_run_with_its_epoch(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("train.grad_clip=null", "optim.lr=1e30", "train.num_epochs=5")
+    result = run(cfg, tmp_path)
+    validate_result(json.loads((tmp_path / RESULT_FILE).read_text()))
+    assert result["status"] == "diverged"
+    assert result["metrics"]["diverged_epoch"] == result["metrics"]["epochs_done"]
+    assert result["metrics"]["epochs_done"] < 5
+    assert result["curves"]["train_perplexity"][-1] is None
+
+
+def test_failure_is_recorded_then_raised(tiny_cfg, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr("runner.run.train", boom)
+    with pytest.raises(RuntimeError, match="simulated"):
+        run(tiny_cfg(), tmp_path)
+    result = json.loads((tmp_path / RESULT_FILE).read_text())
+    validate_result(result)
+    assert result["status"] == "failed"
+    assert result["error"]["type"] == "RuntimeError"
+    assert "simulated" in result["error"]["traceback_tail"][-1]
+
+
+def test_completed_result_is_not_overwritten(tiny_cfg, tmp_path):
+    first = run(tiny_cfg("train.num_epochs=1"), tmp_path)
+    with pytest.raises(ConfigError, match="already holds a completed result.*overwrite=true"):
+        run(tiny_cfg("train.num_epochs=1"), tmp_path)
+    assert json.loads((tmp_path / RESULT_FILE).read_text())["run_id"] == first["run_id"]
+    second = run(tiny_cfg("train.num_epochs=1", "overwrite=true"), tmp_path)
+    assert json.loads((tmp_path / RESULT_FILE).read_text())["run_id"] == second["run_id"]
+
+
+def test_bidirectional_warns_and_says_so(tiny_cfg, tmp_path):
+    with pytest.warns(UserWarning, match="sees the tokens it predicts"):
+        result = run(tiny_cfg("model=lstm", "model.bidirectional=true"), tmp_path)
+    assert result["sees_future"] is True
+    assert result["status"] == "completed"
+
+
+@pytest.mark.parametrize("model", ["rnn_scratch", "lstm_scratch", "gru_scratch"])
+def test_scratch_cells_train(tiny_cfg, tmp_path, model):
+    result = run(tiny_cfg(f"model={model}", "model.num_layers=2", "model.dropout=0.1"), tmp_path)
+    assert result["status"] == "completed"
+    assert math.isfinite(result["metrics"]["val_perplexity"])
+
+
+def test_warmup_ramps_the_learning_rate(tiny_cfg, tmp_path):
+    # 37 steps an epoch here; warm-up over 0.75 * 4 epochs = 3 epochs' steps
+    result = run(tiny_cfg("train.warmup=0.75", "train.num_epochs=4", "optim.lr=0.5"), tmp_path)
+    lrs = result["curves"]["lr"]  # the lr of each epoch's last step
+    assert lrs == pytest.approx([0.5 / 3, 0.5 * 2 / 3, 0.5, 0.5])

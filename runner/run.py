@@ -18,8 +18,7 @@ from models import generate, num_params
 from runner.config import check_fits_data, validate
 from runner.environment import environment, peak_memory, resolve_device
 from runner.errors import ConfigError
-from runner.result import (RESULT_FILE, SCHEMA_VERSION, error_record, read_result,
-                           write_json_atomic)
+from runner.result import RESULT_FILE, SCHEMA_VERSION, error_record, read_result, write_json_atomic
 from runner.train import History, train
 
 log = logging.getLogger(__name__)

@@ -82,8 +82,10 @@ def evaluate(model, corpus, batch_size, num_steps, carry_state) -> float:
 def train(model, optimizer, data, cfg, device, generator, history: History,
           on_epoch=None) -> History:
     """Train for cfg.train.num_epochs epochs, appending to `history` as it goes (so a failure
-    keeps the curves so far); stop early, recording the epoch, on a non-finite loss. Training time per epoch runs from building its batches to the device-synchronised
-    end of its last optimizer step: evaluation and set-up are not in it."""
+    keeps the curves so far); stop early, recording the epoch, on a non-finite loss.
+
+    An epoch's training time runs from building its batches to the device-synchronised end of
+    its last optimizer step: evaluation and set-up are not in it."""
     d, tr = cfg.data, cfg.train
     carry_state = d.sampling == "sequential"
     steps_per_epoch = len(partition(data.train, 0, d.batch_size, d.num_steps)[0])

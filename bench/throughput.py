@@ -1,11 +1,12 @@
 """Training throughput of rnn, lstm and gru at num_hiddens 32, 256 and 1024 (batch 32,
 num_steps 35, the Time Machine's first 10,000 chars), printed as a table and saved as JSON.
 
-    python -m bench.throughput [--epochs N] [--threads T] [--d2l PYTHON]
+    python -m bench.throughput [--cells rnn,lstm,gru] [--epochs N] [--threads T] [--d2l PYTHON]
 
 With --d2l, the study's own implementation (d2l 0.17.6 train_ch8, through
 ../shared/tools/d2l_reference.py in that interpreter) runs on the same configurations in the
-same sitting, one after the other, and the table gains its figures and our speed-up.
+same sitting, one after the other, and the table gains its figures and our speed-up
+(a `_scratch` or `_fused` cell is compared with d2l's torch.nn cell of the same kind).
 
 Figures: `ours` is the median over epochs 2..N of (training tokens / training seconds) of one
 epoch; d2l's `last epoch` is its own timer over its last epoch (the same interval, one sample).
@@ -65,20 +66,25 @@ def d2l(python: str, cell: str, size: int, epochs: int, threads: int | None) -> 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cells", default=",".join(CELLS), help="comma-separated model names")
     p.add_argument("--epochs", type=int, default=40, help="epochs at num_hiddens 32 "
                    "(halved at 256, /8 at 1024, at least 3)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--d2l", metavar="PYTHON", help="interpreter with d2l 0.17.6 installed")
     p.add_argument("--out", default="bench/out/throughput.json")
     args = p.parse_args(argv)
-    rows = []
-    for cell in CELLS:
+    rows, d2l_runs = [], {}
+    print(header(bool(args.d2l)))
+    for cell in args.cells.split(","):
         for size in SIZES:
             epochs = epochs_for(size, args.epochs)
             row = {"model": cell, "num_hiddens": size, "ours": ours(cell, size, epochs,
                                                                     args.threads)}
             if args.d2l:
-                row["d2l"] = d2l(args.d2l, cell, size, epochs, args.threads)
+                kind = cell.split("_")[0]
+                if (kind, size) not in d2l_runs:
+                    d2l_runs[kind, size] = d2l(args.d2l, kind, size, epochs, args.threads)
+                row["d2l"] = d2l_runs[kind, size]
                 row["speedup"] = (row["ours"]["tokens_per_sec_epoch_median"]
                                   / row["d2l"]["tokens_per_sec_last_epoch_d2l_timer"])
             rows.append(row)
@@ -93,9 +99,16 @@ def main(argv=None):
           f"-> {args.out}")
 
 
+def header(with_d2l: bool) -> str:
+    names = ["model", "num_hiddens", "epochs", "ours tokens/s", "ours ppl"]
+    if with_d2l:
+        names += ["d2l tokens/s", "d2l ppl", "speed-up"]
+    return "| " + " | ".join(names) + " |\n|" + " --- |" * len(names)
+
+
 def format_row(row) -> str:
     o = row["ours"]
-    line = (f"| {row['model']:4} | {row['num_hiddens']:5} | {o['epochs']:3} | "
+    line = (f"| {row['model']:12} | {row['num_hiddens']:5} | {o['epochs']:3} | "
             f"{o['tokens_per_sec_epoch_median']:>10,.0f} | {o['train_perplexity']:6.2f} |")
     if "d2l" in row:
         line += (f" {row['d2l']['tokens_per_sec_last_epoch_d2l_timer']:>10,.0f} | "

@@ -21,7 +21,7 @@ def split_tokens(tokens: list[str], max_tokens: int | None, val_tokens: int):
     """Training tokens are the first `max_tokens` (the study's corpus); the held-out slice is
     the `val_tokens` that follow, so the two never overlap. With max_tokens=None the training
     slice is everything before the last `val_tokens`."""
-    end = len(tokens) - val_tokens if max_tokens is None else max_tokens
+    end = max(len(tokens) - val_tokens, 0) if max_tokens is None else max_tokens
     return tokens[:end], tokens[end:end + val_tokens]
 
 

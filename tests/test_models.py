@@ -1,0 +1,316 @@
+"""models/: the scratch recurrent layers against torch.nn, the core factory, the language model
+and the initialisation schemes."""
+import pytest
+import torch
+from torch import nn
+
+from models import CELLS, SCHEMES, LanguageModel, detach, generate, init_weights, make_core
+from models import num_params as count_params
+from models.scratch import ScratchRNN
+
+TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+SCRATCH_CASES = [
+    (mode, layers, bidir, "tanh")
+    for mode in ("rnn", "lstm", "gru") for layers in (1, 2) for bidir in (False, True)
+] + [("rnn", layers, bidir, "relu") for layers in (1, 2) for bidir in (False, True)]
+
+
+def _case_id(case):
+    mode, layers, bidir, act = case
+    return f"{mode}-L{layers}-{'bi' if bidir else 'uni'}-{act}"
+
+
+@pytest.mark.parametrize("case", SCRATCH_CASES, ids=_case_id)
+def test_scratch_matches_torch_nn(case):
+    mode, layers, bidir, act = case
+    n_in, H, T, B = 3, 4, 5, 2
+    D = 2 if bidir else 1
+    torch.manual_seed(0)
+    kwargs = {"nonlinearity": act} if mode == "rnn" else {}
+    ref = TORCH_LAYERS[mode](n_in, H, num_layers=layers, bidirectional=bidir, **kwargs)
+    ours = ScratchRNN(mode, n_in, H, layers, act, 0.0, bidir)
+    assert sorted(dict(ours.named_parameters())) == sorted(dict(ref.named_parameters()))
+    ours.load_state_dict(ref.state_dict())  # strict: same names and shapes
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(T, B, n_in, generator=g)
+    h0 = torch.randn(layers * D, B, H, generator=g)
+    c0 = torch.randn(layers * D, B, H, generator=g)
+    w_out = torch.randn(T, B, D * H, generator=g)
+    w_h, w_c = torch.randn(2, layers * D, B, H, generator=g)
+
+    results = []
+    for model in (ref, ours):
+        xi = x.clone().requires_grad_()
+        hi = h0.clone().requires_grad_()
+        ci = c0.clone().requires_grad_()
+        out, state = model(xi, (hi, ci) if mode == "lstm" else hi)
+        loss = (out * w_out).sum()
+        if mode == "lstm":
+            assert isinstance(state, tuple) and len(state) == 2
+            loss = loss + (state[0] * w_h).sum() + (state[1] * w_c).sum()
+        else:
+            loss = loss + (state * w_h).sum()
+        loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+        grads["input"], grads["h0"] = xi.grad, hi.grad
+        if mode == "lstm":
+            grads["c0"] = ci.grad
+        results.append((out.detach(), state, grads))
+
+    (out_r, state_r, grads_r), (out_s, state_s, grads_s) = results
+    assert out_s.shape == (T, B, D * H)
+    torch.testing.assert_close(out_s, out_r)
+    if mode == "lstm":
+        torch.testing.assert_close(state_s[0].detach(), state_r[0].detach())
+        torch.testing.assert_close(state_s[1].detach(), state_r[1].detach())
+    else:
+        assert state_s.shape == (layers * D, B, H)
+        torch.testing.assert_close(state_s.detach(), state_r.detach())
+    assert grads_s.keys() == grads_r.keys()
+    for name in grads_r:
+        torch.testing.assert_close(grads_s[name], grads_r[name], msg=name)
+
+
+def test_scratch_relu_really_differs_from_tanh():
+    torch.manual_seed(0)
+    ref = nn.RNN(3, 4)
+    x = torch.randn(5, 2, 3) * 3
+    h = torch.zeros(1, 2, 4)
+    relu, tanh = ScratchRNN("rnn", 3, 4, nonlinearity="relu"), ScratchRNN("rnn", 3, 4)
+    relu.load_state_dict(ref.state_dict())
+    tanh.load_state_dict(ref.state_dict())
+    out_relu, _ = relu(x, h)
+    assert (out_relu >= 0).all() and not torch.allclose(out_relu, tanh(x, h)[0])
+
+
+# --------------------------------------------------------------------------------------------
+# make_core
+
+
+def test_make_core_types():
+    assert type(make_core("gru", 3, 4)) is nn.GRU
+    assert type(make_core("lstm", 3, 4, num_layers=2)) is nn.LSTM
+    rnn = make_core("rnn", 3, 4, nonlinearity="relu")
+    assert type(rnn) is nn.RNN and rnn.nonlinearity == "relu"
+    core = make_core("lstm_scratch", 3, 4, num_layers=2, bidirectional=True)
+    assert isinstance(core, ScratchRNN)
+    assert (core.mode, core.num_layers, core.num_directions) == ("lstm", 2, 2)
+    assert core.weight_ih_l1_reverse.shape == (16, 8)
+
+
+def test_make_core_unknown_cell_lists_names():
+    with pytest.raises(ValueError, match=r"model\.cell='transformer'") as e:
+        make_core("transformer", 3, 4)
+    for name in CELLS:
+        assert repr(name) in str(e.value)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "lstm_scratch", "gru_scratch"])
+def test_make_core_relu_only_for_rnn(cell):
+    with pytest.raises(ValueError, match="relu"):
+        make_core(cell, 3, 4, nonlinearity="relu")
+    with pytest.raises(ValueError, match="sigmoid"):
+        make_core("rnn", 3, 4, nonlinearity="sigmoid")
+
+
+# --------------------------------------------------------------------------------------------
+# LanguageModel
+
+V, H, T, B = 7, 5, 6, 3
+
+
+@pytest.mark.parametrize("embed_size", [None, 4])
+@pytest.mark.parametrize("cell", CELLS)
+def test_lm_logits_and_state_shapes(cell, embed_size):
+    torch.manual_seed(0)
+    for layers, bidir in ((1, False), (2, False), (2, True)):
+        model = LanguageModel(V, cell, H, num_layers=layers, bidirectional=bidir,
+                              embed_size=embed_size)
+        D = 2 if bidir else 1
+        state = model.begin_state(B)
+        if cell.startswith("lstm"):
+            assert isinstance(state, tuple) and len(state) == 2
+            assert all(s.shape == (layers * D, B, H) for s in state)
+        else:
+            assert torch.is_tensor(state) and state.shape == (layers * D, B, H)
+            state = (state,)
+        assert all(not s.any() for s in state)
+        x = torch.randint(0, V, (T, B))
+        logits, new_state = model(x, model.begin_state(B))
+        assert logits.shape == (T, B, V)
+        new_state = new_state if isinstance(new_state, tuple) else (new_state,)
+        assert [s.shape for s in new_state] == [s.shape for s in state]
+        assert model.sees_future is bidir
+        assert hasattr(model, "embedding") is bool(embed_size)
+
+
+def test_lm_scratch_matches_torch_cell():
+    torch.manual_seed(0)
+    ref = LanguageModel(V, "gru", H, num_layers=2, embed_size=4)
+    ours = LanguageModel(V, "gru_scratch", H, num_layers=2, embed_size=4)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randint(0, V, (T, B))
+    out_r, h_r = ref(x, ref.begin_state(B))
+    out_s, h_s = ours(x, ours.begin_state(B))
+    torch.testing.assert_close(out_s, out_r)
+    torch.testing.assert_close(h_s, h_r)
+
+
+def test_one_hot_input_is_identity_lookup():
+    torch.manual_seed(0)
+    model = LanguageModel(V, "rnn", H)
+    x = torch.randint(0, V, (T, B))
+    logits, _ = model(x, model.begin_state(B))
+    one_hot = nn.functional.one_hot(x, V).float()
+    out, _ = model.core(one_hot, model.begin_state(B))
+    torch.testing.assert_close(logits, model.head(out))
+    assert "one_hot" not in model.state_dict()  # a fixed buffer, not saved, not a parameter
+
+
+def test_gru_one_hot_param_count_closed_form():
+    for vocab, hidden in ((28, 32), (7, 5), (100, 256)):
+        model = LanguageModel(vocab, "gru", hidden)
+        expected = 3 * (hidden * hidden + hidden * vocab + 2 * hidden) + (hidden * vocab + vocab)
+        assert count_params(model) == expected
+        assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "lstm_scratch"])
+def test_detach_cuts_history_keeps_values(cell):
+    torch.manual_seed(0)
+    model = LanguageModel(V, cell, H)
+    _, state = model(torch.randint(0, V, (T, B)), model.begin_state(B))
+    parts = state if isinstance(state, tuple) else (state,)
+    assert all(s.grad_fn is not None for s in parts)
+    cut = detach(state)
+    assert type(cut) is type(state)
+    cut_parts = cut if isinstance(cut, tuple) else (cut,)
+    assert len(cut_parts) == len(parts)
+    for c, s in zip(cut_parts, parts):
+        assert c.grad_fn is None and not c.requires_grad
+        assert torch.equal(c, s)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm_scratch"])
+def test_generate(cell):
+    torch.manual_seed(0)
+    model = LanguageModel(V, cell, H, embed_size=3)
+    prefix = [1, 4, 2]
+    model.train()
+    out = generate(model, prefix, 8, "cpu")
+    assert model.training
+    assert len(out) == 8 and all(isinstance(i, int) and 0 <= i < V for i in out)
+    model.eval()
+    assert generate(model, prefix, 8, "cpu") == out
+    assert not model.training
+    assert generate(model, prefix, 0, "cpu") == []
+    # greedy: step by step, each prediction is the argmax given everything before it
+    with torch.no_grad():
+        seq = list(prefix)
+        for i in range(8):
+            logits, _ = model(torch.tensor(seq).reshape(-1, 1), model.begin_state(1))
+            assert int(logits[-1, 0].argmax()) == out[i]
+            seq.append(out[i])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_causality(cell):
+    torch.manual_seed(0)
+    t = 3
+    x = torch.randint(0, V, (T, B))
+    x2 = x.clone()
+    x2[t] = (x[t] + 1) % V
+    for bidir in (False, True):
+        model = LanguageModel(V, cell, H, num_layers=2, bidirectional=bidir, embed_size=4)
+        with torch.no_grad():
+            a, _ = model(x, model.begin_state(B))
+            b, _ = model(x2, model.begin_state(B))
+        assert not torch.allclose(a[t], b[t])
+        if bidir:  # reads the future: earlier logits change (the misuse the study shows)
+            assert model.sees_future
+            assert not torch.allclose(a[:t], b[:t])
+        else:
+            assert not model.sees_future
+            torch.testing.assert_close(a[:t], b[:t], rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Initialisation
+
+
+def _lm():
+    torch.manual_seed(0)
+    return LanguageModel(11, "lstm", 6, num_layers=2, embed_size=5)
+
+
+@pytest.mark.parametrize("bidir", [False, True])
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+def test_init_schemes_touch_weights_and_zero_biases(scheme, bidir):
+    torch.manual_seed(0)
+    cell = "gru_scratch" if bidir else "lstm"
+    model = LanguageModel(11, cell, 6, num_layers=2, bidirectional=bidir, embed_size=5)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert any("embedding" in n for n in before) and any("head" in n for n in before)
+    assert init_weights(model, scheme) is model
+    after = dict(model.named_parameters())
+    biases = [n for n in before if n.rsplit(".", 1)[-1].startswith("bias")]
+    weights = [n for n, p in before.items() if p.dim() >= 2]
+    D = 2 if bidir else 1  # 2 layers x D directions x (W_ih, W_hh, b_ih, b_hh), emb, head
+    assert len(biases) == 4 * D + 1 and len(weights) == 4 * D + 2
+    if scheme == "default":
+        for n in before:
+            assert torch.equal(after[n], before[n])
+        assert all(before[n].abs().sum() > 0 for n in biases)
+    else:
+        for n in weights:
+            assert not torch.equal(after[n], before[n]), n
+        for n in biases:
+            assert not after[n].any(), n
+    assert set(before) == set(weights) | set(biases)
+
+
+def test_init_normal_std():
+    torch.manual_seed(0)
+    model = LanguageModel(300, "rnn", 256)
+    init_weights(model, "normal", std=0.01)
+    big = [p for p in model.parameters() if p.dim() >= 2 and p.numel() >= 50_000]
+    assert len(big) >= 2
+    for p in big:
+        assert abs(p.std().item() - 0.01) < 0.001
+        assert abs(p.mean().item()) < 0.001
+
+
+def test_init_uniform_range():
+    torch.manual_seed(0)
+    model = LanguageModel(40, "gru", 32, embed_size=16)
+    init_weights(model, "uniform", a=0.05)
+    for p in model.parameters():
+        if p.dim() >= 2:
+            assert p.min() >= -0.05 and p.max() <= 0.05
+            assert p.min() < -0.04 and p.max() > 0.04  # really U(-a, a), not U(0, a)
+    init_weights(model, "uniform", a=0.2, b=0.3)  # both bounds: passed through
+    for p in model.parameters():
+        if p.dim() >= 2:
+            assert p.min() >= 0.2 and p.max() <= 0.3
+
+
+def test_init_orthogonal():
+    torch.manual_seed(0)
+    model = LanguageModel(10, "rnn", 16)
+    init_weights(model, "orthogonal")
+    w = model.core.weight_hh_l0
+    assert w.shape == (16, 16)
+    torch.testing.assert_close(w @ w.T, torch.eye(16), atol=1e-5, rtol=0)
+    w_ih = model.core.weight_ih_l0  # (16, 10): orthonormal columns
+    torch.testing.assert_close(w_ih.T @ w_ih, torch.eye(10), atol=1e-5, rtol=0)
+
+
+def test_init_unknown_scheme_and_default_with_params():
+    with pytest.raises(ValueError, match=r"init\.scheme='lecun'") as e:
+        init_weights(_lm(), "lecun")
+    for name in SCHEMES:
+        assert repr(name) in str(e.value)
+    with pytest.raises(ValueError, match="default"):
+        init_weights(_lm(), "default", std=0.1)

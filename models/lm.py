@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.core import make_core
+from models.core import cell_mode, make_core
 
 
 class LanguageModel(nn.Module):
@@ -13,7 +13,7 @@ class LanguageModel(nn.Module):
                  embed_size: int | None = None, nonlinearity: str = "tanh"):
         super().__init__()
         self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
-        self.is_lstm = cell.removesuffix("_scratch") == "lstm"
+        self.is_lstm = cell_mode(cell) == "lstm"
         self.num_state_layers = num_layers * (2 if bidirectional else 1)
         # A bidirectional core reads the tokens it is asked to predict: a misuse the study shows.
         self.sees_future = bidirectional

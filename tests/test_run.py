@@ -84,8 +84,9 @@ def test_bidirectional_warns_and_says_so(tiny_cfg, tmp_path):
     assert result["status"] == "completed"
 
 
-@pytest.mark.parametrize("model", ["rnn_scratch", "lstm_scratch", "gru_scratch"])
-def test_scratch_cells_train(tiny_cfg, tmp_path, model):
+@pytest.mark.parametrize("model", ["rnn_scratch", "lstm_scratch", "gru_scratch", "rnn_fused",
+                                   "gru_fused"])
+def test_twin_cells_train(tiny_cfg, tmp_path, model):
     result = run(tiny_cfg(f"model={model}", "model.num_layers=2", "model.dropout=0.1"), tmp_path)
     assert result["status"] == "completed"
     assert math.isfinite(result["metrics"]["val_perplexity"])

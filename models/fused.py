@@ -46,11 +46,13 @@ class _RNN(torch.autograd.Function):
         T, B, H = x.shape[0], x.shape[1], w_hh.shape[1]
         hs = x.new_empty(T + 1, B, H)
         hs[0] = h0
-        xp = torch.addmm(b_ih + b_hh, x.reshape(T * B, -1), w_ih.t()).view(T, B, H)
+        # Input projections for all steps, written straight into hs[1:]; each step then adds
+        # W_hh h_{t-1} in place and activates in place: no copies.
+        torch.addmm(b_ih + b_hh, x.reshape(T * B, -1), w_ih.t(), out=hs[1:].view(T * B, H))
         # W_hh^T made contiguous once: a few % faster per-step GEMM than the transposed view.
         h, w, act_ = hs.unbind(0), w_hh.t().contiguous(), torch.relu_ if relu else torch.tanh_
-        for t in range(T):  # pre-activation written straight into hs, then activated in place
-            act_(torch.addmm(xp[t], h[t], w, out=h[t + 1]))
+        for t in range(T):
+            act_(h[t + 1].addmm_(h[t], w))
         ctx.relu = relu
         ctx.save_for_backward(x, w_ih, w_hh, hs)
         return hs

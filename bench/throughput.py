@@ -9,8 +9,9 @@ same sitting, one after the other, and the table gains its figures and our speed
 (a `_scratch` or `_fused` cell is compared with d2l's torch.nn cell of the same kind).
 
 Figures: `ours` is the median over epochs 2..N of (training tokens / training seconds) of one
-epoch; d2l's is its own timer over its last epoch (the same interval), the median of
---d2l-repeats runs. Each run is alone on the machine (1 concurrent job); run nothing else.
+epoch; d2l's is its own timer over its last epoch (the same interval). Each is the median of
+--repeats runs, each in a fresh process, alone on the machine (1 concurrent job): run nothing
+else meanwhile.
 """
 import argparse
 import json
@@ -21,11 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
 from runner.environment import CHECKOUT, device_name, environment
-from runner.result import write_json_atomic
-from runner.run import run
+from runner.result import RESULT_FILE, write_json_atomic
 
 CELLS, SIZES = ("rnn", "lstm", "gru"), (32, 256, 1024)
 D2L_SCRIPT = CHECKOUT.parent / "shared" / "tools" / "d2l_reference.py"
@@ -35,18 +33,23 @@ def epochs_for(size: int, base: int) -> int:
     return max(3, base // {32: 1, 256: 2, 1024: 8}[size])
 
 
-def ours(cell: str, size: int, epochs: int, threads: int | None) -> dict:
+def ours(cell: str, size: int, epochs: int, threads: int | None, repeats: int) -> dict:
+    """Median over `repeats` runs, each a fresh `python -m runner` process (as d2l's are)."""
     overrides = [f"model={cell}", f"model.num_hiddens={size}", f"train.num_epochs={epochs}",
                  f"train.eval_every={epochs}", "quiet=true", "sample.num_preds=0"]
     if threads:
         overrides.append(f"threads={threads}")
-    with initialize_config_dir(str(CHECKOUT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    with tempfile.TemporaryDirectory() as out:
-        m = run(cfg, out)["metrics"]
-    return {"tokens_per_sec_epoch_median": m["tokens_per_sec_epoch_median"],
-            "tokens_per_sec": m["tokens_per_sec"], "train_perplexity": m["train_perplexity"],
-            "epochs": epochs}
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            subprocess.run([sys.executable, "-m", "runner", *overrides, f"hydra.run.dir={out}"],
+                           cwd=CHECKOUT, check=True, capture_output=True)
+            runs.append(json.loads((Path(out) / RESULT_FILE).read_text())["metrics"])
+    key = "tokens_per_sec_epoch_median"
+    runs.sort(key=lambda m: m[key])
+    m = runs[len(runs) // 2]
+    return {key: m[key], "tokens_per_sec": m["tokens_per_sec"], "epochs": epochs,
+            "train_perplexity": m["train_perplexity"], "range": [runs[0][key], runs[-1][key]]}
 
 
 def d2l(python: str, cell: str, size: int, epochs: int, threads: int | None,
@@ -80,7 +83,7 @@ def main(argv=None):
                    "(halved at 256, /8 at 1024, at least 3)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--d2l", metavar="PYTHON", help="interpreter with d2l 0.17.6 installed")
-    p.add_argument("--d2l-repeats", type=int, default=3, help="d2l runs per point (median)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per point, each (median)")
     p.add_argument("--out", default="bench/out/throughput.json")
     args = p.parse_args(argv)
     rows, d2l_runs = [], {}
@@ -88,13 +91,13 @@ def main(argv=None):
     for cell in args.cells.split(","):
         for size in SIZES:
             epochs = epochs_for(size, args.epochs)
-            row = {"model": cell, "num_hiddens": size, "ours": ours(cell, size, epochs,
-                                                                    args.threads)}
+            row = {"model": cell, "num_hiddens": size,
+                   "ours": ours(cell, size, epochs, args.threads, args.repeats)}
             if args.d2l:
                 kind = cell.split("_")[0]
                 if (kind, size) not in d2l_runs:
                     d2l_runs[kind, size] = d2l(args.d2l, kind, size, epochs, args.threads,
-                                               args.d2l_repeats)
+                                               args.repeats)
                 row["d2l"] = d2l_runs[kind, size]
                 row["speedup"] = (row["ours"]["tokens_per_sec_epoch_median"]
                                   / row["d2l"]["tokens_per_sec_last_epoch_d2l_timer"])

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+import runner.run
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, validate_result
 from runner.run import run
@@ -66,6 +67,23 @@ def test_failure_is_recorded_then_raised(tiny_cfg, tmp_path, monkeypatch):
     assert result["status"] == "failed"
     assert result["error"]["type"] == "RuntimeError"
     assert "simulated" in result["error"]["traceback_tail"][-1]
+
+
+def test_ctrl_c_is_recorded_as_interrupted_with_the_epochs_so_far(tiny_cfg, tmp_path,
+                                                                   monkeypatch):
+    def ctrl_c_after_two_epochs(history):
+        if len(history.epoch) == 2:
+            raise KeyboardInterrupt
+
+    real_train = runner.run.train
+    monkeypatch.setattr("runner.run.train", lambda *args: real_train(*args[:-1],
+                                                                     ctrl_c_after_two_epochs))
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg("train.num_epochs=5"), tmp_path)
+    result = json.loads((tmp_path / RESULT_FILE).read_text())
+    validate_result(result)
+    assert result["status"] == "interrupted" and result["error"]["type"] == "KeyboardInterrupt"
+    assert result["metrics"]["epochs_done"] == 2 and len(result["curves"]["epoch"]) == 2
 
 
 def test_completed_result_is_not_overwritten(tiny_cfg, tmp_path):

@@ -24,9 +24,11 @@ from torch.autograd.function import once_differentiable
 
 from models.scratch import ScratchRNN
 
-# Notation: T steps, B batch, I input size, H hidden size, G gates (1 rnn, 4 lstm, 3 gru).
-# Every Function returns hs (T+1, B, H) = (h0, h_0, ..., h_{T-1}): the layer's output is hs[1:]
-# and the previous state of every step is hs[:-1], with no copy either way.
+# Notation: T steps, B batch, I input size, H hidden size, G gates (1 rnn, 3 gru).
+# Each Function fills hs (T+1, B, H) = (h0, h_1, ..., h_T), so the previous state of every
+# step is hs[:-1] with no copy, and returns the view hs[1:], the layer's output (T, B, H).
+# Returning exactly what the next layer consumes (rather than hs, sliced outside) spares
+# autograd a zero-filled (T+1, B, H) gradient buffer per layer and step.
 
 
 def _grads(ctx, dz_ih, dz_hh, x, hs, w_ih, dh0):
@@ -55,23 +57,24 @@ class _RNN(torch.autograd.Function):
             act_(h[t + 1].addmm_(h[t], w))
         ctx.relu = relu
         ctx.save_for_backward(x, w_ih, w_hh, hs)
-        return hs
+        return hs[1:]
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, dhs):  # dhs (T+1, B, H): gradient of hs, nothing flows into dhs[0]
+    def backward(ctx, dout):  # dout (T, B, H): gradient of the outputs h_1..h_T
         x, w_ih, w_hh, hs = ctx.saved_tensors
         T, need_h0 = x.shape[0], ctx.needs_input_grad[1]
         # act'(a_t) from the activation's output: tanh' = 1 - h^2, relu' = [h > 0]
         d = (hs[1:] > 0).to(hs.dtype) if ctx.relu else 1 - hs[1:].square()  # (T, B, H)
         dz = torch.empty_like(d)  # gradient of the pre-activations a_t
-        dh = dhs[T].clone()  # dh: total gradient of h_t, running back from t = T-1
+        dh = dout.clone()  # dh[t]: total gradient of h_{t+1}, completed as the loop passes t+1
         for t in range(T - 1, -1, -1):
-            torch.mul(dh, d[t], out=dz[t])
-            if t or need_h0:  # dh_{t-1} = dhs[t] + dz_t @ W_hh; at t = 0 only for h0's grad
-                torch.addmm(dhs[t], dz[t], w_hh, out=dh)
+            torch.mul(dh[t], d[t], out=dz[t])
+            if t:  # dh_{t-1} = dout_{t-1} + dz_t @ W_hh, accumulated in place
+                dh[t - 1].addmm_(dz[t], w_hh)
+        dh0 = dz[0] @ w_hh if need_h0 else None
         dz = dz.view(T * x.shape[1], -1)
-        return *_grads(ctx, dz, dz, x, hs, w_ih, dh if need_h0 else None), None
+        return *_grads(ctx, dz, dz, x, hs, w_ih, dh0), None
 
 
 class _GRU(torch.autograd.Function):
@@ -100,11 +103,11 @@ class _GRU(torch.autograd.Function):
             torch.addcmul(xnt[t], rt[t], hnt[t], out=nt[t]).tanh_()
             torch.lerp(nt[t], h[t], zt[t], out=h[t + 1])  # n + z (h - n)
         ctx.save_for_backward(x, w_ih, w_hh, hs, a, n)
-        return hs
+        return hs[1:]
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, dhs):
+    def backward(ctx, dout):  # dout (T, B, H): gradient of the outputs h_1..h_T
         x, w_ih, w_hh, hs, a, n = ctx.saved_tensors
         (T, B, H), need_h0 = n.shape, ctx.needs_input_grad[1]
         r, z, hn = a.view(T, B, 3, H).unbind(2)
@@ -113,15 +116,16 @@ class _GRU(torch.autograd.Function):
         k = torch.stack([dan * hn * r * (1 - r), (hs[:-1] - n) * z * (1 - z), dan * r], 2)
         # k (T, B, 3, H): factors for r's and z's pre-activations and for W_hn h + b_hn.
         dhh = torch.empty_like(k)  # gradient of W_hh h + b_hh (with r, z pre-activations)
-        dh = torch.empty_like(hs)  # (T+1, B, H) total gradient of hs, kept for dx and dW_ih
-        dh[T], tmp = dhs[T], torch.empty_like(n[0])
-        kt, dhht, dht, dhu, zt, dhst = k.unbind(0), dhh.view(T, B, 3 * H).unbind(0), \
-            dh.unbind(0), dh.unsqueeze(2).unbind(0), z.unbind(0), dhs.unbind(0)
+        # dh (T+1, B, H): total gradient of hs, kept for dx and dW_ih; dh[t] starts as the
+        # output's gradient and is completed in place as the loop passes step t.
+        dh = torch.empty_like(hs)
+        dh[0], dh[1:] = 0, dout
+        kt, dhht, dht, dhu, zt = k.unbind(0), dhh.view(T, B, 3 * H).unbind(0), dh.unbind(0), \
+            dh.unsqueeze(2).unbind(0), z.unbind(0)
         for t in range(T - 1, -1, -1):  # step t's output is hs[t+1], its gradient dh[t+1]
             torch.mul(kt[t], dhu[t + 1], out=dhh[t])
-            if t or need_h0:  # dh_{t-1} = dhs[t] + dh_t z_t + dhh_t @ W_hh
-                torch.addmm(torch.addcmul(dhst[t], dht[t + 1], zt[t], out=tmp), dhht[t], w_hh,
-                            out=dht[t])
+            if t or need_h0:  # dh_{t-1} += dh_t z_t + dhh_t @ W_hh
+                dht[t].addcmul_(dht[t + 1], zt[t]).addmm_(dhht[t], w_hh)
         k[:, :, 2] = dan  # input side: the n part goes to W_in x + b_in unscaled by r
         dz_ih = (k * dh[1:].unsqueeze(2)).view(T * B, 3 * H)
         return _grads(ctx, dz_ih, dhh.view(T * B, 3 * H), x, hs, w_ih,
@@ -152,11 +156,11 @@ class FusedRNN(ScratchRNN):
                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 seq = x.flip(0) if d else x
                 if self.mode == "gru":
-                    hs = _GRU.apply(seq, h0[k], *w)
+                    out = _GRU.apply(seq, h0[k], *w)  # (T, B, H)
                 else:
-                    hs = _RNN.apply(seq, h0[k], *w, self.relu)
-                h_n.append(hs[-1])
-                outputs.append(hs[1:].flip(0) if d else hs[1:])  # (T, B, H)
+                    out = _RNN.apply(seq, h0[k], *w, self.relu)
+                h_n.append(out[-1])
+                outputs.append(out.flip(0) if d else out)
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout)  # between layers only, as torch.nn

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import MissingConfigException
 
 from runner.config import validate
@@ -93,3 +94,11 @@ def test_cli_run_leaves_exactly_one_json(corpus_dir, tmp_path):
     proc = cli(*tiny_overrides(corpus_dir), "model=gru_scratch", f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in out.rglob("*.json")] == [RESULT_FILE]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_fails_before_training(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="device='cuda' but torch .* sees no CUDA GPU here: "
+                                          "use device=cpu or device=auto"):
+        run(tiny_cfg("device=cuda"), tmp_path)
+    assert not (tmp_path / RESULT_FILE).exists()

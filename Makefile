@@ -29,7 +29,7 @@ test: install ## the test suite (fast, CPU, no network)
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench
 
-bench: install ## tokens/sec of rnn, lstm, gru at num_hiddens 32, 256, 1024 -> bench/out/
+bench: install ## tokens/sec of rnn, lstm, gru (+ fused) at num_hiddens 32, 256, 1024; ARGS="--d2l PY"
 	$(PY) -m bench.throughput $(ARGS)
 
 clean: ## remove caches (keeps .venv and results/)

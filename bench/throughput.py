@@ -1,7 +1,7 @@
 """Training throughput of rnn, lstm and gru at num_hiddens 32, 256 and 1024 (batch 32,
 num_steps 35, the Time Machine's first 10,000 chars), printed as a table and saved as JSON.
 
-    python -m bench.throughput [--cells rnn,lstm,gru] [--epochs N] [--threads T] [--d2l PYTHON]
+    python -m bench.throughput [--cells rnn,gru_fused] [--epochs N] [--repeats R] [--d2l PY]
 
 With --d2l, the study's own implementation (d2l 0.17.6 train_ch8, through
 ../shared/tools/d2l_reference.py in that interpreter) runs on the same configurations in the
@@ -25,7 +25,7 @@ from pathlib import Path
 from runner.environment import CHECKOUT, device_name, environment
 from runner.result import RESULT_FILE, write_json_atomic
 
-CELLS, SIZES = ("rnn", "lstm", "gru"), (32, 256, 1024)
+CELLS, SIZES = ("rnn", "lstm", "gru", "rnn_fused", "gru_fused"), (32, 256, 1024)
 D2L_SCRIPT = CHECKOUT.parent / "shared" / "tools" / "d2l_reference.py"
 
 

@@ -1,4 +1,5 @@
 """The one JSON result a run leaves behind: building blocks, schema and atomic writing."""
+import copy
 import json
 import math
 import os
@@ -10,6 +11,13 @@ SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
 STATUSES = ("completed", "diverged", "failed", "interrupted")
+FINISHED = ("completed", "diverged")  # re-running either gives the same result: resume skips
+# Execution settings: where and how a run executes, not what it is. They are left out of the
+# identity that resume compares, of reports' factors and (conf/config.yaml lists them for
+# Hydra) of sweep folder names. Under launcher=parallel each job's device and threads are set
+# to its slot; the device a run used is in environment.device.
+EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "quiet", "overwrite",
+                  "repeats", "launcher", "sweep_name")
 
 
 def finite_or_none(obj):
@@ -23,7 +31,7 @@ def finite_or_none(obj):
     return obj
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`: a reader (or a
     crash at any moment) sees the old file or the new one, never half of one."""
     path = Path(path)
@@ -31,15 +39,32 @@ def write_json_atomic(path: Path, obj: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(finite_or_none(obj), f, indent=2, allow_nan=False)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result is for everyone to read
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    # Serialised first: an unserialisable object fails before the old file is touched.
+    write_text_atomic(path, json.dumps(finite_or_none(obj), indent=2, allow_nan=False) + "\n")
+
+
+def run_identity(config: dict) -> dict:
+    """`config` without its execution settings: equal identities mean the same experiment."""
+    config = copy.deepcopy(config)
+    for key in EXECUTION_KEYS:
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return config
 
 
 def read_result(path: Path) -> dict | None:

@@ -18,7 +18,15 @@ from models import generate, num_params
 from runner.config import check_fits_data, validate
 from runner.environment import environment, peak_memory, resolve_device
 from runner.errors import ConfigError
-from runner.result import RESULT_FILE, SCHEMA_VERSION, error_record, read_result, write_json_atomic
+from runner.result import (
+    FINISHED,
+    RESULT_FILE,
+    SCHEMA_VERSION,
+    error_record,
+    read_result,
+    run_identity,
+    write_json_atomic,
+)
 from runner.train import History, train
 
 log = logging.getLogger(__name__)
@@ -35,12 +43,18 @@ def steady_state_median(tokens_per_sec: list[float]) -> float | None:
     return statistics.median(steady) if steady else None
 
 
-def refuse_overwrite(path: Path, overwrite: bool) -> None:
+def previous_result(path: Path, cfg: DictConfig) -> dict | None:
+    """The finished result already at `path` for this very experiment, if any (resume). A
+    finished result of a different experiment is never silently replaced."""
     existing = read_result(path)
-    if existing and existing.get("status") == "completed" and not overwrite:
-        raise ConfigError(f"{path} already holds a completed result (run "
-                          f"{existing.get('run_id')}): choose another hydra.run.dir, or pass "
-                          f"overwrite=true to replace it")
+    if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
+        return None  # missing, failed or interrupted: run (again)
+    if run_identity(existing.get("config", {})) != run_identity(OmegaConf.to_container(
+            cfg, resolve=True)):
+        raise ConfigError(f"{path} holds a finished result (run {existing.get('run_id')}) of a "
+                          f"different config: choose another output folder (hydra.run.dir or "
+                          f"hydra.sweep.dir), or pass overwrite=true to replace it")
+    return existing
 
 
 def metrics_of(history, model, device, wall_seconds) -> dict:
@@ -58,7 +72,7 @@ def metrics_of(history, model, device, wall_seconds) -> dict:
         "wall_seconds": wall_seconds,
         "epochs_done": len(history.epoch),
         "diverged_epoch": history.diverged_epoch,
-        "num_params": num_params(model),
+        "num_params": num_params(model) if model else None,
         **peak_memory(device),
     }
 
@@ -76,12 +90,17 @@ def progress_bar(cfg: DictConfig):
     return bar, on_epoch
 
 
-def run(cfg: DictConfig, out_dir: Path) -> dict:
-    """Validate, set up, train, evaluate, sample, and write `out_dir/result.json`."""
+def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
+    """Validate, set up, train, evaluate, sample, and write `out_dir/result.json`; or, when
+    that file already holds a finished result of this config, return it marked `skipped`.
+    `concurrent_jobs`: how many jobs may share the device (recorded with tokens/sec)."""
     wall_start, started_at = time.perf_counter(), now()
     validate(cfg)
     result_path = Path(out_dir) / RESULT_FILE
-    refuse_overwrite(result_path, cfg.overwrite)
+    if done := previous_result(result_path, cfg):
+        log.info("skipped: %s already holds %s run %s of this config", result_path,
+                 done["status"], done["run_id"])
+        return {**done, "skipped": True}
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -90,20 +109,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     data = load_lm_data(path, d.token, d.max_tokens, d.val_tokens, d.min_freq)
     check_fits_data(cfg, len(data.train), len(data.val))
 
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)  # minibatch offsets and order
-    model = instantiate(cfg.model, vocab_size=len(data.vocab))
-    instantiate(cfg.init)(model)
-    model.to(device)
-    optimizer = instantiate(cfg.optim)(params=model.parameters())
-    data.train, data.val = data.train.to(device), data.val.to(device)
-    if model.sees_future:
-        warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
-                      "tokens it predicts, so its perplexity is not a language-model score",
-                      stacklevel=1)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
     result = {
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex[:12],
@@ -111,15 +116,16 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "status": "failed",
         "config": OmegaConf.to_container(cfg, resolve=True),
         "dataset": data.provenance,
-        "sees_future": model.sees_future,
-        "environment": environment(device),
+        "sees_future": cfg.model.bidirectional,
+        "environment": environment(device, concurrent_jobs),
         "started_at": started_at,
     }
-    log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
-             device, num_params(model), out_dir)
     bar, on_epoch = progress_bar(cfg)
-    history = History()
-    try:
+    history, model = History(), None
+    try:  # from here on, any failure (out of memory included) is recorded in the result
+        model, optimizer, generator = build(cfg, data, device)
+        log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
+                 device, num_params(model), out_dir)
         train(model, optimizer, data, cfg, device, generator, history, on_epoch)
         result["status"] = "diverged" if history.diverged_epoch else "completed"
         result["sample"] = sample(model, data.vocab, cfg, device)
@@ -137,6 +143,24 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
              result["metrics"]["train_perplexity"], result["metrics"]["val_perplexity"],
              result["metrics"]["tokens_per_sec"] or 0, result_path)
     return result
+
+
+def build(cfg: DictConfig, data, device):
+    """Seeded model (initialised, on the device), optimizer, and the minibatch generator."""
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)  # minibatch offsets and order
+    model = instantiate(cfg.model, vocab_size=len(data.vocab))
+    instantiate(cfg.init)(model)
+    model.to(device)
+    optimizer = instantiate(cfg.optim)(params=model.parameters())
+    data.train, data.val = data.train.to(device), data.val.to(device)
+    if model.sees_future:
+        warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
+                      "tokens it predicts, so its perplexity is not a language-model score",
+                      stacklevel=2)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return model, optimizer, generator
 
 
 def sample(model, vocab, cfg, device) -> dict:

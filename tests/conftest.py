@@ -30,9 +30,10 @@ def tiny_overrides(root: Path) -> list[str]:
             "train.eval_every=1", "quiet=true", "device=cpu", "sample.num_preds=10"]
 
 
-def compose_config(*overrides: str):
+def compose_config(*overrides: str, hydra_node: bool = False):
+    """The real config; with hydra_node, Hydra's own settings under `hydra` too."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
 
 
 @pytest.fixture

@@ -86,13 +86,30 @@ def test_ctrl_c_is_recorded_as_interrupted_with_the_epochs_so_far(tiny_cfg, tmp_
     assert result["metrics"]["epochs_done"] == 2 and len(result["curves"]["epoch"]) == 2
 
 
-def test_completed_result_is_not_overwritten(tiny_cfg, tmp_path):
+def test_finished_result_is_resumed_never_lost(tiny_cfg, tmp_path, monkeypatch):
     first = run(tiny_cfg("train.num_epochs=1"), tmp_path)
-    with pytest.raises(ConfigError, match="already holds a completed result.*overwrite=true"):
-        run(tiny_cfg("train.num_epochs=1"), tmp_path)
+    # Same experiment, other execution settings: skipped, nothing trains, nothing is written.
+    monkeypatch.setattr("runner.run.train", lambda *a: pytest.fail("trained a finished run"))
+    again = run(tiny_cfg("train.num_epochs=1", "quiet=false", "threads=1"), tmp_path)
+    assert again["skipped"] is True and again["run_id"] == first["run_id"]
+    monkeypatch.undo()
+    # Another experiment in the same folder: refused, the finished result stays.
+    with pytest.raises(ConfigError, match="holds a finished result .* of a different config.*"
+                                          "overwrite=true"):
+        run(tiny_cfg("train.num_epochs=2"), tmp_path)
     assert json.loads((tmp_path / RESULT_FILE).read_text())["run_id"] == first["run_id"]
-    second = run(tiny_cfg("train.num_epochs=1", "overwrite=true"), tmp_path)
+    second = run(tiny_cfg("train.num_epochs=2", "overwrite=true"), tmp_path)
     assert json.loads((tmp_path / RESULT_FILE).read_text())["run_id"] == second["run_id"]
+
+
+def test_a_failed_run_is_run_again(tiny_cfg, tmp_path):
+    with pytest.raises(ValueError):  # torch rejects the kaiming mode while building the model
+        run(tiny_cfg("init=kaiming_normal", "init.mode=bogus"), tmp_path)
+    failed = json.loads((tmp_path / RESULT_FILE).read_text())
+    validate_result(failed)
+    assert failed["status"] == "failed" and "bogus" in failed["error"]["message"]
+    assert failed["metrics"]["num_params"] is None  # failed before the model existed
+    assert run(tiny_cfg(), tmp_path)["status"] == "completed"
 
 
 def test_bidirectional_warns_and_says_so(tiny_cfg, tmp_path):

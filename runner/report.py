@@ -1,0 +1,264 @@
+"""Aggregate a folder of runs into runs.csv, summary.csv and summary.md.
+
+    python -m runner.report FOLDER        # or write_report(folder) at the end of a multirun
+
+Every result.json under FOLDER (recursively) that follows the schema counts; anything else is
+skipped with one warning line. runs.csv has one row per run: "run_id", "status", "path" (the
+run's folder relative to FOLDER), the config flattened to dotted names ("model.num_hiddens",
+"seed"), "sees_future", the metrics under their own names ("train_perplexity", ...) and
+"environment.device", "environment.device_name", "environment.threads",
+"environment.concurrent_jobs". summary.csv has one row per point (the swept config keys, seed
+aside): "n" (completed runs), "failed", "diverged", "interrupted", then "<metric>_mean",
+"<metric>_std" and "<metric>_ci95" for train_perplexity, val_perplexity, tokens_per_sec (and
+bleu when present). Only completed runs enter the statistics: a diverged run has no perplexity.
+"""
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+
+from runner.result import (
+    EXECUTION_KEYS,
+    RESULT_FILE,
+    SCHEMA_FILE,
+    STATUSES,
+    validate_result,
+    write_text_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+# The schema is the one list of metric names; "bleu" is optional (translation tasks).
+METRICS = [*json.loads(SCHEMA_FILE.read_text())["properties"]["metrics"]["required"], "bleu"]
+ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs"]
+RUN_COLUMNS = ["run_id", "status", "path", "sees_future"]
+STATISTICS = {"train_perplexity": "training perplexity", "val_perplexity": "held-out perplexity",
+              "tokens_per_sec": "tokens/sec", "bleu": "BLEU"}
+# Student's t 0.975 quantiles for df 1..30, exact to 6 decimals (checked against mpmath's
+# incomplete beta); beyond 30, the Cornish-Fisher expansion around the normal quantile
+# (Abramowitz & Stegun 26.7.5, four terms) is within 3e-8.
+T975 = [12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
+        2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
+        2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
+        2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272]
+
+
+def t975(dof: int) -> float:
+    if dof <= len(T975):
+        return T975[dof - 1]
+    z, v = 1.959963984540054, dof
+    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
+            + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * v**4))
+
+
+def load_results(folder: Path) -> tuple[list[dict], dict]:
+    """Valid results under `folder`, each with "_path" (its folder relative to `folder`) added,
+    and the counts. A bad file is a warning, never a crash: one broken run must not hide the
+    others."""
+    folder = Path(folder)
+    results, skipped = [], 0
+    for path in sorted(folder.rglob(RESULT_FILE)):
+        try:
+            with open(path) as f:
+                obj = json.load(f)
+            validate_result(obj)
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
+            why = f"unreadable JSON ({e})"
+        except jsonschema.ValidationError as e:  # foreign JSON, or a result missing fields
+            why = f"not a valid result, at {e.json_path}: {e.message}"
+        else:
+            results.append({**obj, "_path": path.parent.relative_to(folder).as_posix()})
+            continue
+        skipped += 1
+        log.warning("report: skipped %s: %s", path, " ".join(why.split())[:200])
+    counts = {"read": len(results), "skipped": skipped}
+    counts |= {s: sum(r["status"] == s for r in results) for s in STATUSES}
+    return results, counts
+
+
+def flatten(obj: dict, prefix: str = "") -> dict:
+    """{"model": {"cell": "rnn"}} -> {"model.cell": "rnn"}; lists become JSON text, so that
+    every value can be compared and grouped."""
+    flat = {}
+    for key, value in obj.items():
+        name = prefix + str(key)
+        if isinstance(value, dict):
+            flat |= flatten(value, name + ".")
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
+def _ignored(key: str) -> bool:
+    parts = key.split(".")
+    return any(".".join(parts[:i]) in EXECUTION_KEYS for i in range(1, len(parts) + 1))
+
+
+def tidy(results: list[dict]) -> pd.DataFrame:
+    """One row per run, columns in a fixed order: run, config, metrics, environment."""
+    rows, config_columns = [], {}
+    for r in results:
+        config = {k: v for k, v in flatten(r["config"]).items() if not _ignored(k)}
+        config_columns |= dict.fromkeys(config)  # first-seen order, across differing configs
+        rows.append({"run_id": r["run_id"], "status": r["status"], "path": r.get("_path", ""),
+                     "sees_future": r["sees_future"], **config,
+                     **{m: r["metrics"][m] for m in METRICS if m in r["metrics"]},
+                     **{f"environment.{k}": r["environment"].get(k) for k in ENVIRONMENT}})
+    metrics = [m for m in METRICS if any(m in r["metrics"] for r in results)]
+    columns = [*RUN_COLUMNS, *config_columns, *metrics, *(f"environment.{k}" for k in ENVIRONMENT)]
+    df = pd.DataFrame(rows, columns=columns)
+    return df.sort_values("path", kind="stable", ignore_index=True)
+
+
+def swept_params(df: pd.DataFrame) -> list[str]:
+    """Config columns that vary across runs, seed aside (repeats of a point, not a factor).
+    A key that exists only for some runs (model.nonlinearity: rnn cells only) is left out when
+    the other swept keys already tell its runs apart: it follows from them, it is no factor."""
+    config = [c for c in df.columns if c not in {*RUN_COLUMNS, *METRICS, "seed"}
+              and not c.startswith("environment.")]
+    swept = [c for c in config if df[c].nunique(dropna=False) > 1]
+
+    def groups(cols):
+        return df.groupby(cols, dropna=False).ngroups if cols else 1
+
+    for c in reversed(list(swept)):
+        rest = [k for k in swept if k != c]
+        if df[c].isna().any() and groups(rest) == groups(swept):
+            swept.remove(c)
+    return swept
+
+
+def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """One row per point: counts by status, and mean, sample std and the 95% CI half-width
+    (Student's t) of each statistic over the completed runs with a value for it."""
+    stats = [m for m in STATISTICS if m in df.columns]
+    groups = df.groupby(by, dropna=False, sort=True) if by else [((), df)]
+    rows = []
+    for key, g in groups:
+        done = g[g["status"] == "completed"]
+        row = dict(zip(by, key), n=len(done))
+        row |= {s: int((g["status"] == s).sum()) for s in ("failed", "diverged", "interrupted")}
+        for m in stats:
+            values = pd.to_numeric(done[m], errors="coerce").dropna()
+            n, std = len(values), values.std(ddof=1)  # NaN for fewer than 2 values
+            row[f"{m}_mean"] = values.mean()
+            row[f"{m}_std"] = std
+            row[f"{m}_ci95"] = t975(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _label(value) -> str:
+    """A config value as one would type it in an override: 256, 0.001, true, null."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _cell(row, metric: str) -> str:
+    mean, ci = row[f"{metric}_mean"], row[f"{metric}_ci95"]
+    fmt = "{:,.0f}" if metric == "tokens_per_sec" else "{:.2f}"
+    if pd.isna(mean):  # no completed run at this point
+        return "—"
+    return fmt.format(mean) + ("" if pd.isna(ci) else " ± " + fmt.format(ci))
+
+
+def _runs(row) -> str:
+    extra = [f"{row[s]} {s}" for s in ("failed", "diverged", "interrupted") if row[s]]
+    return f"{row['n']}" + (f" (+{', '.join(extra)})" if extra else "")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def _levels(summary: pd.DataFrame, column: str) -> list[str]:
+    """A factor's values in numeric (not text) order, as labels; null last."""
+    return [_label(v) for v in summary[column].drop_duplicates().sort_values(na_position="last")]
+
+
+def markdown_tables(summary: pd.DataFrame, by: list[str]) -> str:
+    """The study's layout: one factor -> rows are metrics, columns the factor's sorted values;
+    model x factor -> one table per metric, a row per model; anything else -> a row per point.
+    Cells are "mean ± ci95" over completed runs. The runs per point come with every layout:
+    a mean over 1 run and one over 5 read the same."""
+    stats = [m for m in STATISTICS if f"{m}_mean" in summary.columns]
+    points = {tuple(_label(row[c]) for c in by): row for row in summary.to_dict("records")}
+    if len(by) == 1:
+        values = _levels(summary, by[0])
+        rows = [[STATISTICS[m], *(_cell(points[(v,)], m) for v in values)] for m in stats]
+        runs = ", ".join(f"{v}: {_runs(points[(v,)])}" for v in values)
+        return f"{_table(['metric', *values], rows)}\n\nCompleted runs: {runs}.\n"
+    if len(by) == 2 and "model.cell" in by:
+        factor = by[1 - by.index("model.cell")]
+        models, values = _levels(summary, "model.cell"), _levels(summary, factor)
+
+        def text(model, value, metric):  # metric None: the run counts
+            key = (model, value) if by[0] == "model.cell" else (value, model)
+            row = points.get(key)  # a model x value pair that was never run
+            return "—" if row is None else _runs(row) if metric is None else _cell(row, metric)
+
+        parts = []
+        for m in [*stats, None]:
+            rows = [[model, *(text(model, v, m) for v in values)] for model in models]
+            title = STATISTICS[m] if m else "completed runs"
+            parts.append(f"### {title} by {factor}\n\n{_table(['model', *values], rows)}\n")
+        return "\n".join(parts)
+    if not by:  # nothing swept: all runs are repeats of one point
+        points = {("all runs",): summary.to_dict("records")[0]}
+    header = [*(by or ["point"]), "runs", *(STATISTICS[m] for m in stats)]
+    rows = [[*key, _runs(row), *(_cell(row, m) for m in stats)] for key, row in points.items()]
+    return _table(header, rows) + "\n"
+
+
+def write_report(folder: Path) -> dict:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder (expected a folder of runs, each "
+                                f"with a {RESULT_FILE})")
+    results, counts = load_results(folder)
+    if not results:
+        raise ValueError(f"{folder}: no valid {RESULT_FILE} found ({counts['skipped']} skipped); "
+                         f"expected one per run, in the folder or its subfolders")
+    df = tidy(results)
+    by = swept_params(df)
+    summary = summarize(df, by)
+    paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md")}
+    write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
+    write_text_atomic(paths["summary.csv"], summary.to_csv(index=False))
+    tally = ", ".join(f"{counts[s]} {s}" for s in ("completed", "failed", "diverged"))
+    write_text_atomic(paths["summary.md"], (
+        f"# {folder.name}\n\n{counts['read']} runs read ({tally}, {counts['skipped']} skipped); "
+        f"swept: {', '.join(by) or 'nothing'}. Cells: mean ± 95% CI half-width (Student's t) "
+        f"over completed runs; failed and diverged runs are counted, never averaged.\n\n"
+        + markdown_tables(summary, by)))
+    print(f"report: {counts['read']} runs read ({tally}, {counts['skipped']} skipped) "
+          f"-> {paths['summary.md']}")
+    return {**counts, "swept": by, **{name: str(p) for name, p in paths.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runner.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a folder of runs (searched recursively)")
+    args = parser.parse_args(argv)
+    try:
+        write_report(args.folder)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

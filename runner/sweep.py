@@ -1,0 +1,156 @@
+"""Sweeps: the seed axis, stable run folders, the manifest, device slots, failure isolation,
+progress and the closing summary. Hydra runs the jobs (runner's sweeper plugin and Hydra's
+launcher plugins); resume happens in each job, which skips a run already finished."""
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hydra._internal.config_loader_impl import get_overrides_dirname
+from hydra.core.utils import JobStatus
+from omegaconf import DictConfig, open_dict
+
+from data import DataError
+from runner.errors import ConfigError
+from runner.result import FINISHED, RESULT_FILE, read_result, write_json_atomic
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+def with_seed_axis(overrides, seed: int, repeats: int, parser):
+    """`repeats` seeds per point: seed, seed + 1, ... (a single `seed=N` moves the start). An
+    explicit seed sweep (seed=1,5,9) is kept as it is. Every run folder then names its seed."""
+    if any(o.key_or_group == "seed" and o.is_sweep_override() for o in overrides):
+        if repeats != 1:
+            log.warning("repeats=%d ignored: the seeds are swept explicitly", repeats)
+        return overrides
+    kept = [o for o in overrides if o.key_or_group != "seed"]
+    return kept + parser.parse_overrides([f"seed=range({seed},{seed + repeats})"])
+
+
+def size_launcher(config: DictConfig) -> None:
+    """launcher=parallel: one joblib worker per device slot."""
+    if config.launcher.name == "parallel":
+        from runner.slots import visible_devices
+
+        devices = config.launcher.devices or visible_devices()
+        with open_dict(config):
+            config.hydra.launcher.n_jobs = len(devices) * config.launcher.jobs_per_device
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Sweep:
+    """The sweeper's side: plan, manifest, summary, report, exit code."""
+
+    def __init__(self, config: DictConfig, overrides, parser):
+        self.dir = Path(config.hydra.sweep.dir)
+        self.name = self.dir.name
+        self.parser = parser
+        self.naming = config.hydra.job.config.override_dirname
+        self.overrides = with_seed_axis(overrides, config.seed, config.repeats, parser)
+        self.started = time.time()
+
+    def folder(self, job: list[str]) -> str:
+        """The run folder Hydra will give this job (hydra.sweep.subdir: override_dirname)."""
+        return get_overrides_dirname(self.parser.parse_overrides(list(job)),
+                                     list(self.naming.exclude_keys), self.naming.item_sep,
+                                     self.naming.kv_sep)
+
+    def start(self, jobs) -> None:
+        self.runs = []
+        for job in jobs:
+            folder = self.folder(job)
+            previous = read_result(self.dir / folder / RESULT_FILE) or {}
+            self.runs.append({"dir": folder, "overrides": list(job),
+                              "status": previous.get("status", "pending")})
+        self.write_manifest()
+        finished = sum(r["status"] in FINISHED for r in self.runs)
+        print(f"[sweep {self.name}] {len(self.runs)} runs planned, {finished} already finished "
+              f"-> {self.dir}", flush=True)
+
+    def write_manifest(self) -> None:
+        write_json_atomic(self.dir / MANIFEST, {
+            "sweep": self.name, "command": sys.argv, "started_at":
+                datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
+            "updated_at": now(), "runs": self.runs})
+
+    def finish(self, returns) -> None:
+        for run, ret in zip(self.runs, returns):
+            # A job that raised anyway (a launcher or Hydra error) counts as failed.
+            run["status"] = ret._return_value if ret.status == JobStatus.COMPLETED else "failed"
+        self.write_manifest()
+        counts = {s: sum(r["status"] == s for r in self.runs)
+                  for s in ("completed", "failed", "diverged", "skipped", "interrupted")}
+        print(f"[sweep {self.name}] {len(self.runs)} runs: "
+              + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "interrupted")
+              + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
+        try:
+            from runner.report import write_report
+
+            write_report(self.dir)
+        except Exception as e:  # the runs' results stand; say why the report is missing
+            print(f"[sweep {self.name}] report failed: {e}", file=sys.stderr)
+        if counts["failed"] or counts["interrupted"]:
+            sys.exit(1)  # so scripts notice; every result is already written
+
+
+@contextmanager
+def device_slot(cfg: DictConfig, sweep_dir: Path):
+    """Under launcher=parallel, hold a device slot for the run and pin it there; yield the
+    config to run and how many jobs may share its device."""
+    if cfg.launcher.name != "parallel":
+        yield cfg, 1
+        return
+    from runner.slots import DeviceSlots, threads_per_job, visible_devices
+
+    per = cfg.launcher.jobs_per_device
+    slots = DeviceSlots(sweep_dir / ".slots", list(cfg.launcher.devices or visible_devices()), per)
+    with slots.acquire() as slot:
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.device = slot.device
+            if slot.device == "cpu":
+                cfg.threads = threads_per_job(os.cpu_count() or 1, per)
+        yield cfg, per
+
+
+def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
+    """One run of a sweep; returns its status for the summary. Never raises (Ctrl-C aside):
+    Hydra stops at the first job that raises and skips the sweep's closing work."""
+    from runner.run import run
+
+    try:
+        with device_slot(cfg, Path(sweep_dir)) as (job_cfg, sharing):
+            result = run(job_cfg, out_dir, concurrent_jobs=sharing)
+        status = "skipped" if result.get("skipped") else result["status"]
+    except (ConfigError, DataError) as e:  # bad input: nothing was written
+        log.error("%s: %s", out_dir, e)
+        status = "failed"
+    except Exception as e:  # run() has written a failed result with the traceback
+        log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
+        status = "failed"
+    print(progress(Path(sweep_dir)), flush=True)
+    return status
+
+
+def progress(sweep_dir: Path) -> str:
+    """Runs finished / planned, failures, and an ETA from this sitting's pace."""
+    manifest = read_result(sweep_dir / MANIFEST)
+    if not manifest:
+        return f"[sweep {sweep_dir.name}] (no manifest)"
+    results = [read_result(sweep_dir / r["dir"] / RESULT_FILE) or {} for r in manifest["runs"]]
+    done = [r for r in results if r.get("status") in FINISHED]
+    failed = sum(r.get("status") == "failed" for r in results)
+    started = manifest["started_at"]  # ISO 8601 UTC strings compare in time order
+    ended = [r for r in results if r.get("status") in (*FINISHED, "failed")]
+    fresh = [r for r in ended if r.get("finished_at", "") >= started]
+    left = len(results) - len(ended)
+    elapsed = time.time() - datetime.fromisoformat(started).timestamp()
+    eta = f"{elapsed / len(fresh) * left:.0f}s" if fresh and left else "-"
+    return (f"[sweep {sweep_dir.name}] {len(done)}/{len(results)} done, {failed} failed, "
+            f"ETA {eta}")

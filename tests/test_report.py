@@ -1,0 +1,232 @@
+"""The aggregator: reading a folder of results, statistics per point, tables, the CLI."""
+import copy
+import json
+import logging
+import math
+import uuid
+
+import pandas as pd
+import pytest
+
+from runner.report import load_results, main, swept_params, t975, tidy, write_report
+from runner.result import validate_result, write_json_atomic
+
+T2 = 4.302653  # Student's t 0.975 quantile, 2 degrees of freedom
+CONFIG = {
+    "model": {"_target_": "models.LanguageModel", "cell": "rnn", "num_hiddens": 32,
+              "num_layers": 1, "bidirectional": False, "dropout": 0.0, "embed_size": None,
+              "nonlinearity": "tanh"},
+    "data": {"name": "timemachine", "file": "timemachine.txt", "sha1": "0" * 40,
+             "root": "/data", "download": True, "token": "char", "max_tokens": 10000,
+             "val_tokens": 2000, "min_freq": 0, "batch_size": 32, "num_steps": 35,
+             "sampling": "sequential"},
+    "init": {"_target_": "models.init_weights", "_partial_": True, "scheme": "default"},
+    "optim": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 1.0},
+    "train": {"num_epochs": 5, "grad_clip": 1.0, "warmup": 0.0, "eval_every": 5},
+    "sample": {"prefix": "time traveller", "num_preds": 10},
+    "seed": 0, "device": "cpu", "threads": None, "quiet": True, "overwrite": False,
+    "launcher": {"n_jobs": 2}, "sweep_name": "test",
+}
+
+
+def make_result(status="completed", ppl=5.0, val=6.0, tps=1000.0, **config) -> dict:
+    """A schema-valid result; `config` overrides dotted keys, e.g. **{"model.cell": "gru"}."""
+    cfg = copy.deepcopy(CONFIG)
+    for key, value in config.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    if cfg["model"]["cell"] != "rnn":  # as the real configs: only rnn cells have it
+        del cfg["model"]["nonlinearity"]
+    result = {
+        "schema_version": 1, "run_id": uuid.uuid4().hex[:12],
+        "task": "language_model", "status": status, "config": cfg,
+        "dataset": {"file": "/data/timemachine.txt", "sha1": "0" * 40, "token": "char",
+                    "corpus_tokens": 170000, "train_tokens": 10000, "val_tokens": 2000,
+                    "vocab_size": 28, "val_unk_tokens": 0},
+        "sees_future": False,
+        "environment": {"python": "3.12", "torch": "2.13.0", "device": "cpu",
+                        "device_name": "AMD EPYC", "threads": 2, "concurrent_jobs": 1,
+                        "git_commit": None, "git_dirty": None},
+        "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:01:00+00:00",
+        "metrics": {"train_perplexity": ppl, "best_train_perplexity": ppl,
+                    "val_perplexity": val, "best_val_perplexity": val, "tokens_per_sec": tps,
+                    "tokens_per_sec_epoch_median": tps, "train_tokens": 50000,
+                    "train_seconds": 50.0, "wall_seconds": 60.0, "epochs_done": 5,
+                    "diverged_epoch": None, "num_params": 2876, "peak_memory_bytes": 1,
+                    "peak_memory_kind": "process_max_rss"},
+        "curves": {"epoch": [1], "train_perplexity": [ppl], "tokens_per_sec": [tps],
+                   "train_seconds": [1.0], "train_tokens": [1000], "lr": [1.0],
+                   "val_epoch": [1], "val_perplexity": [val]},
+    }
+    if status == "completed":
+        result["sample"] = {"prefix": "time traveller", "num_preds": 10, "text": "time t"}
+    if status in ("failed", "interrupted"):
+        result["error"] = {"type": "RuntimeError", "message": "boom", "traceback_tail": ["x"]}
+    if status == "diverged":
+        result["metrics"]["diverged_epoch"] = 3
+    validate_result(result)
+    return result
+
+
+def write_runs(folder, results):
+    for i, r in enumerate(results):
+        write_json_atomic(folder / "multirun" / str(i) / "result.json", r)
+    return folder
+
+
+def one_factor_runs():
+    """num_hiddens 32: perplexities 2, 4, 6 over three seeds, plus a failed and a diverged run
+    (whose numbers must not count); 64: one run; 128: two runs."""
+    runs = [make_result(ppl=p, val=p + 1, tps=t, seed=s, **{"data.root": f"/m{s}"})
+            for s, (p, t) in enumerate([(2, 1000), (4, 2000), (6, 3000)])]
+    runs += [make_result("failed", ppl=100.0, val=100.0, tps=9e9, seed=3),
+             make_result("diverged", ppl=None, val=None, tps=500.0, seed=4)]
+    runs += [make_result(ppl=10.0, val=11.0, tps=4000.0, **{"model.num_hiddens": 64})]
+    runs += [make_result(ppl=p, val=p, tps=5000.0, seed=s, **{"model.num_hiddens": 128})
+             for s, p in enumerate([8.0, 9.0])]
+    return runs
+
+
+def test_summary_csv_has_exact_statistics_and_counts(tmp_path):
+    write_report(write_runs(tmp_path, one_factor_runs()))
+    s = pd.read_csv(tmp_path / "summary.csv").set_index("model.num_hiddens")
+    assert list(s.index) == [32, 64, 128]
+    assert list(s.loc[32, ["n", "failed", "diverged", "interrupted"]]) == [3, 1, 1, 0]
+    assert s.loc[32, "train_perplexity_mean"] == pytest.approx(4.0)
+    assert s.loc[32, "train_perplexity_std"] == pytest.approx(2.0)
+    assert s.loc[32, "train_perplexity_ci95"] == pytest.approx(T2 * 2 / math.sqrt(3))
+    assert s.loc[32, "val_perplexity_mean"] == pytest.approx(5.0)
+    assert s.loc[32, "tokens_per_sec_mean"] == pytest.approx(2000.0)  # not 9e9, not 500
+    assert s.loc[32, "tokens_per_sec_std"] == pytest.approx(1000.0)
+    assert s.loc[64, "n"] == 1 and s.loc[64, "train_perplexity_mean"] == 10.0
+    assert math.isnan(s.loc[64, "train_perplexity_std"])  # one run: no spread, no interval
+    assert math.isnan(s.loc[64, "train_perplexity_ci95"])
+    assert s.loc[128, "train_perplexity_std"] == pytest.approx(math.sqrt(0.5))
+    assert s.loc[128, "train_perplexity_ci95"] == pytest.approx(12.706205 * math.sqrt(0.5)
+                                                                / math.sqrt(2))
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 8 and set(runs["path"]) == {f"multirun/{i}" for i in range(8)}
+    for column in ["run_id", "status", "model.cell", "model.num_hiddens", "data.batch_size",
+                   "optim.lr", "optim._target_", "train.num_epochs", "seed",
+                   "train_perplexity", "best_val_perplexity", "tokens_per_sec_epoch_median",
+                   "num_params", "environment.device", "environment.concurrent_jobs"]:
+        assert column in runs.columns
+    for dropped in ["data.root", "data.download", "device", "threads", "quiet", "overwrite",
+                    "launcher.n_jobs", "sweep_name"]:
+        assert dropped not in runs.columns
+
+
+def test_swept_params_are_the_varied_keys_never_seed():
+    runs = [make_result(seed=s, device=f"cuda:{s}", threads=s + 1,  # execution, not identity
+                        **{"model.num_hiddens": h, "optim.lr": lr, "data.root": f"/{s}"})
+            for s, (h, lr) in enumerate([(32, 1.0), (64, 1.0), (32, 0.1)])]
+    assert swept_params(tidy(runs)) == ["model.num_hiddens", "optim.lr"]
+    assert swept_params(tidy(runs[:1])) == []
+    # model x num_hiddens: model.nonlinearity (rnn only) follows from model.cell, no factor
+    cells = [make_result(**{"model.cell": c, "model.num_hiddens": h})
+             for c in ["rnn", "lstm", "gru"] for h in [32, 64]]
+    assert swept_params(tidy(cells)) == ["model.cell", "model.num_hiddens"]
+    # but a null that is a value of its own (one-hot vs an embedding) is a factor
+    embed = [make_result(**{"model.embed_size": e}) for e in [None, 16]]
+    assert swept_params(tidy(embed)) == ["model.embed_size"]
+
+
+def test_bad_files_are_skipped_with_one_warning_each(tmp_path, caplog):
+    write_runs(tmp_path, [make_result()])
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "result.json").write_text("{not json")
+    (tmp_path / "truncated").mkdir()
+    text = json.dumps(make_result())
+    (tmp_path / "truncated" / "result.json").write_text(text[: len(text) // 2])
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "result.json").write_text('{"accuracy": 0.9}')
+    (tmp_path / "manifest.json").write_text('{"runs": 1}')  # not a result: skipped silently
+    with caplog.at_level(logging.WARNING, logger="runner.report"):
+        results, counts = load_results(tmp_path)
+    assert len(results) == 1 and results[0]["_path"] == "multirun/0"
+    assert counts == {"read": 1, "skipped": 3, "completed": 1, "diverged": 0, "failed": 0,
+                      "interrupted": 0}
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3 and all("\n" not in m for m in messages)
+    for name in ["corrupt", "truncated", "foreign"]:
+        assert sum(f"{name}/result.json" in m for m in messages) == 1
+    assert not any("manifest" in m for m in messages)
+
+
+def markdown_tables_of(path):
+    """The summary.md tables, as lists of rows of stripped cells."""
+    tables, current = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("|"):
+            if current is None:
+                current = []
+                tables.append(current)
+            if not line.startswith("| ---"):
+                current.append([c.strip() for c in line.strip("|").split("|")])
+        else:
+            current = None
+    return tables
+
+
+def test_markdown_one_factor_has_the_studys_shape(tmp_path):
+    write_report(write_runs(tmp_path, one_factor_runs()))
+    [table] = markdown_tables_of(tmp_path / "summary.md")
+    assert table[0] == ["metric", "32", "64", "128"]  # numeric order, not text order
+    assert [row[0] for row in table[1:]] == ["training perplexity", "held-out perplexity",
+                                             "tokens/sec"]
+    assert table[1][1:] == ["4.00 ± 4.97", "10.00", "8.50 ± 6.35"]
+    assert table[3][1:3] == ["2,000 ± 2,484", "4,000"]
+    assert "32: 3 (+1 failed, 1 diverged)" in (tmp_path / "summary.md").read_text()
+
+
+def test_markdown_model_by_factor_has_one_table_per_metric(tmp_path):
+    runs = [make_result(ppl=float(h) / 8, **{"model.cell": c, "model.num_hiddens": h})
+            for c in ["rnn", "gru"] for h in [64, 32]]
+    write_report(write_runs(tmp_path, runs))
+    tables = markdown_tables_of(tmp_path / "summary.md")
+    assert len(tables) == 4  # three metrics and the run counts
+    for table in tables:
+        assert table[0] == ["model", "32", "64"]
+        assert [row[0] for row in table[1:]] == ["gru", "rnn"]
+    assert tables[0][1] == ["gru", "4.00", "8.00"]
+    text = (tmp_path / "summary.md").read_text()
+    assert "### training perplexity by model.num_hiddens" in text
+
+
+def test_markdown_other_sweeps_get_a_row_per_point(tmp_path):
+    runs = [make_result(**{"model.num_hiddens": h, "optim.lr": lr, "data.batch_size": b})
+            for h, lr, b in [(32, 1.0, 16), (64, 0.5, 16), (32, 1.0, 32)]]
+    write_report(write_runs(tmp_path / "three", runs))
+    [table] = markdown_tables_of(tmp_path / "three" / "summary.md")
+    assert table[0][:4] == ["model.num_hiddens", "data.batch_size", "optim.lr", "runs"]
+    assert len(table) == 4
+    write_report(write_runs(tmp_path / "none", runs[:1] * 2))
+    [table] = markdown_tables_of(tmp_path / "none" / "summary.md")
+    assert table[0][:2] == ["point", "runs"] and table[1][:2] == ["all runs", "2"]
+
+
+def test_t_quantile_beyond_the_table():
+    assert t975(2) == T2
+    assert t975(31) == pytest.approx(2.039513, abs=1e-6)
+    assert t975(100) == pytest.approx(1.983972, abs=1e-6)
+    assert t975(10**6) == pytest.approx(1.959966, abs=1e-6)
+
+
+def test_cli_writes_three_files_and_fails_clearly_on_an_empty_folder(tmp_path, capsys):
+    folder = write_runs(tmp_path / "sweep", one_factor_runs())
+    assert main([str(folder)]) == 0
+    for name in ["runs.csv", "summary.csv", "summary.md"]:
+        assert (folder / name).is_file()
+    out = capsys.readouterr().out
+    assert out == (f"report: 8 runs read (6 completed, 1 failed, 1 diverged, 0 skipped) "
+                   f"-> {folder / 'summary.md'}\n")
+    assert main([str(folder)]) == 0  # again: the report's own files are not results
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "empty" in err and "result.json" in err
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err

@@ -5,7 +5,7 @@ ARGS   ?=
 export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test lint bench report clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -27,10 +27,13 @@ test: install ## the test suite (fast, CPU, no network)
 	$(PY) -m pytest
 
 lint: install ## ruff over the code
-	$(VENV)/bin/ruff check runner models data tests bench
+	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins
 
 bench: install ## tokens/sec of rnn, lstm, gru (+ fused) at num_hiddens 32, 256, 1024; ARGS="--d2l PY"
 	$(PY) -m bench.throughput $(ARGS)
+
+report: install ## the report of every sweep folder under results/ (runs.csv, summary.csv/.md)
+	@for d in results/*/; do [ -f "$$d/manifest.json" ] && $(PY) -m runner.report "$$d"; done; true
 
 clean: ## remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -137,3 +137,11 @@ def test_every_named_sweep_composes_in_multirun_mode(name):
     cfg = compose_config(f"sweep={name}", hydra_node=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert cfg.sweep_name == name and cfg.hydra.sweeper.params
+
+
+def test_slurm_launcher_settings_reach_submitit():
+    hydra = compose_config("launcher=slurm", "launcher.partition=gpu", "launcher.gpus_per_job=2",
+                           hydra_node=True).hydra
+    assert hydra.launcher._target_.endswith("SlurmLauncher")
+    assert (hydra.launcher.partition, hydra.launcher.gpus_per_node) == ("gpu", 2)
+    assert hydra.launcher.timeout_min == 120 and hydra.launcher.array_parallelism == 64

@@ -2,10 +2,12 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
+REPEATS ?= 20
+EPOCHS  ?= 500
 export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench report clean
+.PHONY: help install run test lint bench report reproduce reproduce-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -29,11 +31,18 @@ test: install ## the test suite (fast, CPU, no network)
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins
 
-bench: install ## tokens/sec of rnn, lstm, gru (+ fused) at num_hiddens 32, 256, 1024; ARGS="--d2l PY"
+bench: install ## tokens/sec of rnn, lstm, gru (+ fused) at 32/256/1024 (ARGS="--d2l PY"); report speed
 	$(PY) -m bench.throughput $(ARGS)
+	$(PY) -m bench.report_speed
 
 report: install ## the report of every sweep folder under results/ (runs.csv, summary.csv/.md)
 	@for d in results/*/; do [ -f "$$d/manifest.json" ] && $(PY) -m runner.report "$$d"; done; true
+
+reproduce: install ## the study in full (GPUs advised): REPEATS=20 EPOCHS=500 -> results/reproduce/
+	$(PY) -m runner.reproduce --repeats $(REPEATS) --epochs $(EPOCHS) --out results/reproduce $(ARGS)
+
+reproduce-quick: install ## the study reduced (2 seeds, 20 epochs) on a 2-core CPU -> results/reproduce-quick/
+	$(PY) -m runner.reproduce --quick --out results/reproduce-quick $(ARGS)
 
 clean: ## remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -23,6 +23,9 @@ import jsonschema
 import numpy as np
 import pandas as pd
 
+from runner.page import environment_lines, page_markdown, samples, warnings_for, write_page
+from runner.plots import write_plots
+from runner.reference import reference_for, reference_series
 from runner.result import (
     EXECUTION_KEYS,
     RESULT_FILE,
@@ -187,18 +190,62 @@ def _levels(summary: pd.DataFrame, column: str) -> list[str]:
     return [_label(v) for v in summary[column].drop_duplicates().sort_values(na_position="last")]
 
 
-def markdown_tables(summary: pd.DataFrame, by: list[str]) -> str:
+def _study_rows(reference, factor: str, metric: str, values: list[str],
+                models: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """The study's numbers for one metric as cells under `values` (labels), formatted like
+    _cell, blank where it has none: (model, cells) for each model with any (all of
+    reference's models, or `models`)."""
+    if reference is None or reference.empty or factor not in reference.columns:
+        return []
+    from runner.reference import value_key  # 1, 1.0 and "1" alike
+
+    fmt = "{:,.0f}" if metric == "tokens_per_sec" else "{:.2f}"
+    ref = reference[reference["metric"] == metric]
+    found = []
+    for model in ref["model.cell"].drop_duplicates() if models is None else models:
+        mine = ref[ref["model.cell"] == model]
+        numbers = {value_key(v): fmt.format(x) for v, x in zip(mine[factor], mine["reference"])}
+        cells = [numbers.get(value_key(v), "") for v in values]
+        if any(cells):
+            found.append((model, cells))
+    return found
+
+
+def _study_note(reference, factor: str) -> str:
+    """One line naming the study's tables shown and what they held ("" when none)."""
+    if reference is None or reference.empty or factor not in reference.columns:
+        return ""
+    tables = reference[["table", "setting"]].drop_duplicates()
+    names = "; ".join(f"Table{'s' * ('-' in t)} {t} ({s})"
+                      for t, s in zip(tables["table"], tables["setting"]))
+    cpu = (" Their tokens/sec were measured on a personal CPU."
+           if (reference["metric"] == "tokens_per_sec").any() else "")
+    return f"\nThe study: {names}.{cpu}\n"
+
+
+def markdown_tables(summary: pd.DataFrame, by: list[str],
+                    reference: pd.DataFrame | None = None) -> str:
     """The study's layout: one factor -> rows are metrics, columns the factor's sorted values;
     model x factor -> one table per metric, a row per model; anything else -> a row per point.
     Cells are "mean ± ci95" over completed runs. The runs per point come with every layout:
-    a mean over 1 run and one over 5 read the same."""
+    a mean over 1 run and one over 5 read the same. `reference` (runner.reference's
+    reference_for) adds the study's own numbers: a "<metric> (the study)" row under each metric
+    it published, or a "<model> (the study)" row under each model, and a line naming its
+    tables; None or empty changes nothing."""
     stats = [m for m in STATISTICS if f"{m}_mean" in summary.columns]
     points = {tuple(_label(row[c]) for c in by): row for row in summary.to_dict("records")}
     if len(by) == 1:
         values = _levels(summary, by[0])
-        rows = [[STATISTICS[m], *(_cell(points[(v,)], m) for v in values)] for m in stats]
+        rows = []
+        for m in stats:
+            rows.append([STATISTICS[m], *(_cell(points[(v,)], m) for v in values)])
+            study = _study_rows(reference, by[0], m, values)
+            for model, cells in study:  # one model, unless reference holds several
+                who = "the study" if len(study) == 1 else f"the study, {model}"
+                rows.append([f"{STATISTICS[m]} ({who})", *cells])
         runs = ", ".join(f"{v}: {_runs(points[(v,)])}" for v in values)
-        return f"{_table(['metric', *values], rows)}\n\nCompleted runs: {runs}.\n"
+        return (f"{_table(['metric', *values], rows)}\n\nCompleted runs: {runs}.\n"
+                + _study_note(reference, by[0]))
     if len(by) == 2 and "model.cell" in by:
         factor = by[1 - by.index("model.cell")]
         models, values = _levels(summary, "model.cell"), _levels(summary, factor)
@@ -210,10 +257,15 @@ def markdown_tables(summary: pd.DataFrame, by: list[str]) -> str:
 
         parts = []
         for m in [*stats, None]:
-            rows = [[model, *(text(model, v, m) for v in values)] for model in models]
+            study = dict(_study_rows(reference, factor, m, values, models)) if m else {}
+            rows = []
+            for model in models:
+                rows.append([model, *(text(model, v, m) for v in values)])
+                if model in study:
+                    rows.append([f"{model} (the study)", *study[model]])
             title = STATISTICS[m] if m else "completed runs"
             parts.append(f"### {title} by {factor}\n\n{_table(['model', *values], rows)}\n")
-        return "\n".join(parts)
+        return "\n".join(parts) + _study_note(reference, factor)
     if not by:  # nothing swept: all runs are repeats of one point
         points = {("all runs",): summary.to_dict("records")[0]}
     header = [*(by or ["point"]), "runs", *(STATISTICS[m] for m in stats)]
@@ -233,18 +285,27 @@ def write_report(folder: Path) -> dict:
     df = tidy(results)
     by = swept_params(df)
     summary = summarize(df, by)
+    reference = reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
     paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md")}
     write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
     write_text_atomic(paths["summary.csv"], summary.to_csv(index=False))
     tally = ", ".join(f"{counts[s]} {s}" for s in ("completed", "failed", "diverged"))
-    write_text_atomic(paths["summary.md"], (
-        f"# {folder.name}\n\n{counts['read']} runs read ({tally}, {counts['skipped']} skipped); "
-        f"swept: {', '.join(by) or 'nothing'}. Cells: mean ± 95% CI half-width (Student's t) "
-        f"over completed runs; failed and diverged runs are counted, never averaged.\n\n"
-        + markdown_tables(summary, by)))
+    intro = (f"{counts['read']} runs read ({tally}, {counts['skipped']} skipped); swept: "
+             f"{', '.join(by) or 'nothing'}. Cells: mean ± 95% CI half-width (Student's t) "
+             f"over completed runs; failed and diverged runs are counted, never averaged.")
+    tables = markdown_tables(summary, by, reference)
+    write_text_atomic(paths["summary.md"], f"# {folder.name}\n\n{intro}\n\n{tables}")
+    factor = next((k for k in by if k != "model.cell"), None)
+    series = pd.concat([reference_series(reference, factor, m)
+                        for m in ("train_perplexity", "tokens_per_sec")]) if factor else None
+    plots = write_plots(folder, results, df, summary, by, reference=series)
+    page = page_markdown(folder.name, intro, tables, plots, environment_lines(results),
+                         warnings_for(results, counts), samples(results, by, flatten))
+    paths["report.md"], paths["report.html"] = write_page(folder, page, folder.name)
     print(f"report: {counts['read']} runs read ({tally}, {counts['skipped']} skipped) "
-          f"-> {paths['summary.md']}")
-    return {**counts, "swept": by, **{name: str(p) for name, p in paths.items()}}
+          f"-> {paths['report.html']}")
+    return {**counts, "swept": by, "plots": [str(p) for p in plots],
+            **{name: str(p) for name, p in paths.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

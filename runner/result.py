@@ -1,5 +1,6 @@
 """The one JSON result a run leaves behind: building blocks, schema and atomic writing."""
 import copy
+import functools
 import json
 import math
 import os
@@ -84,7 +85,18 @@ def error_record(exc: BaseException, tail_lines: int = 20) -> dict:
 
 def validate_result(obj: dict) -> None:
     """Raise jsonschema.ValidationError if `obj` does not follow the documented schema."""
-    import jsonschema  # lazily: only readers of results need it
+    from jsonschema.exceptions import best_match  # lazily: only readers of results need it
 
-    with open(SCHEMA_FILE) as f:
-        jsonschema.validate(obj, json.load(f))
+    if error := best_match(_validator().iter_errors(obj)):
+        raise error
+
+
+@functools.cache
+def _validator():
+    """Checking the schema itself costs ~50 ms: once per process, not once per result."""
+    from jsonschema.validators import validator_for
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)

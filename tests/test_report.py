@@ -175,10 +175,14 @@ def test_markdown_one_factor_has_the_studys_shape(tmp_path):
     write_report(write_runs(tmp_path, one_factor_runs()))
     [table] = markdown_tables_of(tmp_path / "summary.md")
     assert table[0] == ["metric", "32", "64", "128"]  # numeric order, not text order
-    assert [row[0] for row in table[1:]] == ["training perplexity", "held-out perplexity",
-                                             "tokens/sec"]
+    # nn.RNN over num_hiddens is the study's Table 12: its numbers stand under ours
+    assert [row[0] for row in table[1:]] == [
+        "training perplexity", "training perplexity (the study)", "held-out perplexity",
+        "tokens/sec", "tokens/sec (the study)"]
     assert table[1][1:] == ["4.00 ± 4.97", "10.00", "8.50 ± 6.35"]
-    assert table[3][1:3] == ["2,000 ± 2,484", "4,000"]
+    assert table[2][1:] == ["5.21", "3.69", "1.98"]
+    assert table[4][1:3] == ["2,000 ± 2,484", "4,000"]
+    assert table[5][1:] == ["289,066", "182,857", "160,003"]
     assert "32: 3 (+1 failed, 1 diverged)" in (tmp_path / "summary.md").read_text()
 
 
@@ -188,10 +192,12 @@ def test_markdown_model_by_factor_has_one_table_per_metric(tmp_path):
     write_report(write_runs(tmp_path, runs))
     tables = markdown_tables_of(tmp_path / "summary.md")
     assert len(tables) == 4  # three metrics and the run counts
-    for table in tables:
+    study = ["gru", "gru (the study)", "rnn", "rnn (the study)"]  # Tables 16-19
+    for table, rows in zip(tables, [study, ["gru", "rnn"], study, ["gru", "rnn"]]):
         assert table[0] == ["model", "32", "64"]
-        assert [row[0] for row in table[1:]] == ["gru", "rnn"]
+        assert [row[0] for row in table[1:]] == rows
     assert tables[0][1] == ["gru", "4.00", "8.00"]
+    assert tables[0][2] == ["gru (the study)", "3.70", "1.70"]
     text = (tmp_path / "summary.md").read_text()
     assert "### training perplexity by model.num_hiddens" in text
 
@@ -218,11 +224,11 @@ def test_t_quantile_beyond_the_table():
 def test_cli_writes_three_files_and_fails_clearly_on_an_empty_folder(tmp_path, capsys):
     folder = write_runs(tmp_path / "sweep", one_factor_runs())
     assert main([str(folder)]) == 0
-    for name in ["runs.csv", "summary.csv", "summary.md"]:
+    for name in ["runs.csv", "summary.csv", "summary.md", "report.md", "report.html"]:
         assert (folder / name).is_file()
     out = capsys.readouterr().out
     assert out == (f"report: 8 runs read (6 completed, 1 failed, 1 diverged, 0 skipped) "
-                   f"-> {folder / 'summary.md'}\n")
+                   f"-> {folder / 'report.html'}\n")
     assert main([str(folder)]) == 0  # again: the report's own files are not results
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2

@@ -1,0 +1,307 @@
+"""Figures of a sweep, drawn from the tables runner.report builds.
+
+    metric_figure      one metric's mean over completed runs against the swept factor, 95% CI bars
+    dual_axis_figure   training perplexity (left) and tokens/sec (right): the study's Figure 23
+    curves_figure      training perplexity per epoch, mean over seeds with a min..max band
+    write_plots        the figures a sweep folder gets, as plot_*.png and plot_*.svg
+
+Figures are matplotlib.figure.Figure objects, never pyplot: no global state and no GUI backend,
+so drawing works the same in a sweep's process, a test or a headless cluster node, and a figure
+is freed like any object. Only save() and write_plots() touch the disk.
+"""
+import json
+import math
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, StrMethodFormatter
+
+LABELS = {"train_perplexity": "training perplexity (per epoch, last epoch)",
+          "val_perplexity": "held-out perplexity", "tokens_per_sec": "tokens/sec (training)",
+          "bleu": "BLEU"}
+# Knobs the study sweeps in doublings: their points are evenly spaced on a log2 axis only.
+SIZE_KNOBS = ("num_hiddens", "batch_size", "num_steps", "num_epochs")
+FAILED = "failed/diverged (no completed run)"
+# Colour families of the curves' points: the first four match C0..C3, the series colours of the
+# metric figures, so a model has the same hue in every figure of a sweep.
+FAMILIES = ["Blues", "Oranges", "Greens", "Reds", "Purples", "Greys"]
+CI_NOTE = "mean over completed runs, bars: 95% CI (Student's t)"
+
+
+def _number(value) -> bool:
+    return (isinstance(value, int | float | np.integer | np.floating)
+            and not isinstance(value, bool) and math.isfinite(value))
+
+
+def _order(value) -> tuple:
+    """Sort key across mixed types: numbers by value (not as text), then text, null last."""
+    if _number(value):
+        return (0, float(value), "")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (2, 0.0, "")
+    return (1, 0.0, str(value))
+
+
+def _label(value) -> str:
+    """A value as one types it in an override (256, 0.001, true, null). Labels are also the keys
+    behind _key: NaN never equals itself, and 32 and 32.0 both read "32"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+
+
+def _key(value) -> str:
+    """What places a value on the axis: its label, numeric text read as a number, so that the
+    study's "0.5" or "32.0" lands on our 0.5 or 32."""
+    if isinstance(value, str):
+        try:
+            return _label(float(value))
+        except ValueError:
+            pass
+    return _label(value)
+
+
+def _x_axis(ax, values: pd.Series, factor: str) -> dict[str, float]:
+    """Lay the factor's values out on ax's x axis; returns label -> x position. Size knobs (or
+    any positive numbers spanning 8x or more) go on a log2 axis, other numbers on a linear one,
+    anything else (sampling schemes, init names, null) on evenly spaced, labelled ticks."""
+    levels = sorted(pd.unique(values), key=_order)
+    labels = [_label(v) for v in levels]
+    if all(_number(v) for v in levels):
+        xs = [float(v) for v in levels]
+        if min(xs) > 0 and (factor.rsplit(".", 1)[-1] in SIZE_KNOBS or max(xs) / min(xs) >= 8):
+            ax.set_xscale("log", base=2)
+    else:
+        xs = list(range(len(levels)))
+        ax.set_xlim(-0.5, len(levels) - 0.5)
+    ax.set_xticks(xs, labels)  # a tick per point, labelled as the override spells it
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.minorticks_off()
+    ax.set_xlabel(factor)
+    return dict(zip(map(_key, levels), xs))
+
+
+def _lines(table: pd.DataFrame, column: str | None) -> list[tuple]:
+    """(value, rows) per line: one per value of `column` in sorted order, or one for all rows."""
+    if column is None:
+        return [(None, table)]
+    keys = sorted(pd.unique(table[column]), key=_order)
+    return [(k, table[table[column].map(_key) == _key(k)]) for k in keys]
+
+
+def _draw_metric(ax, summary, factor, metric, series, pos, fmt="o-", suffix="", first_color=0,
+                 mark_lost=True) -> None:
+    """Mean ± ci95 against x, one line per series value. A point whose runs all failed or
+    diverged (n == 0) has no mean: it gets an "x" at the axis bottom rather than a number, and
+    the line joins its neighbours; a point with some failures plots its completed runs' mean."""
+    lost_labelled = False
+    for i, (key, rows) in enumerate(_lines(summary, series)):
+        color = f"C{(i + first_color) % 10}"
+        rows = rows.assign(_x=[pos[_key(v)] for v in rows[factor]]).sort_values("_x")
+        done = rows[(rows["n"] > 0) & rows[f"{metric}_mean"].notna()]
+        label = ", ".join(p for p in (None if key is None else _label(key), suffix) if p)
+        if len(done):  # a NaN ci95 (one run) draws no bar
+            ax.errorbar(done["_x"], done[f"{metric}_mean"], yerr=done[f"{metric}_ci95"], fmt=fmt,
+                        color=color, capsize=3, label=label or "mean of completed runs")
+        lost = rows[rows["n"] == 0]
+        if mark_lost and len(lost):
+            # x in data, y in axes coordinates: stays at the bottom whatever the y range.
+            ax.plot(lost["_x"], [0.03] * len(lost), "x", color=color, ms=9, mew=2,
+                    transform=ax.get_xaxis_transform(), clip_on=False,
+                    label="_nolegend_" if lost_labelled else FAILED)
+            lost_labelled = True
+
+
+def _legend(ax, *more_axes) -> None:
+    """One legend for ax and its twins, the failure marker last; none for a lone line. Beyond 6
+    entries it goes below the axes, where it cannot hide the data."""
+    pairs = [pair for a in (ax, *more_axes) for pair in zip(*a.get_legend_handles_labels())]
+    pairs.sort(key=lambda pair: pair[1] == FAILED)  # stable: the rest keep their order
+    if len(pairs) > 6:
+        ax.figure.legend(*zip(*pairs), loc="outside lower center", ncol=3, fontsize=8)
+    elif len(pairs) > 1:
+        ax.legend(*zip(*pairs), fontsize=8)
+
+
+def _y_axis(ax, metric: str) -> None:
+    ax.set_ylabel(LABELS.get(metric, metric))
+    if metric == "tokens_per_sec":  # 400,000 reads faster than 400000 or 4e5
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
+def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str | None = None,
+                  reference: pd.DataFrame | None = None) -> Figure:
+    """`metric`'s mean against `factor` with 95% CI bars, a line per value of `series`.
+
+    `reference`, optional: the study's numbers as a long table with columns "value" (a value of
+    `factor`), "series" (a value of `series`; leave it out, or null, for one line) and one column
+    named `metric` (runner.reference.reference_series's answer; tables of several metrics may
+    be stacked, a row counting for the metrics it has a number for). Each series is drawn dashed
+    grey, labelled "<series> (the study)"; values not among the factor's points are left out,
+    and a value matches as a number where it reads as one ("32" is 32).
+    """
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    pos = _x_axis(ax, summary[factor], factor)
+    _draw_metric(ax, summary, factor, metric, series, pos)
+    if reference is not None and metric in reference.columns:
+        ref = reference[reference["value"].map(_key).isin(pos) & reference[metric].notna()]
+        groups = _lines(ref, "series" if "series" in ref.columns else None)
+        for marker, (key, rows) in zip("svD^<>p*h+", groups):
+            rows = rows.assign(_x=[pos[_key(v)] for v in rows["value"]]).sort_values("_x")
+            unnamed = key is None or _label(key) == "null"
+            name = "the study" if unnamed else f"{_label(key)} (the study)"
+            ax.plot(rows["_x"], rows[metric], linestyle="--", marker=marker, color="grey",
+                    alpha=0.8, label=name)
+    _y_axis(ax, metric)
+    ax.set_title(CI_NOTE, fontsize=9)
+    _legend(ax)
+    return fig
+
+
+def dual_axis_figure(summary: pd.DataFrame, factor: str, series: str | None = None) -> Figure:
+    """Training perplexity (left axis, solid) and tokens/sec (right axis, dashed) against
+    `factor`, both mean ± 95% CI: the study's Figure 23, the price of a knob in speed."""
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    pos = _x_axis(ax, summary[factor], factor)
+    right = ax.twinx()  # shares x, scale included
+    _draw_metric(ax, summary, factor, "train_perplexity", series, pos, "o-", "perplexity")
+    # A series keeps its colour on both axes (style tells the metrics apart); a lone pair of
+    # lines gets two colours as well. The "x" of a lost point is on the left axis already.
+    _draw_metric(right, summary, factor, "tokens_per_sec", series, pos, "s--", "tokens/sec",
+                 first_color=1 if series is None else 0, mark_lost=False)
+    _y_axis(ax, "train_perplexity")
+    _y_axis(right, "tokens_per_sec")
+    ax.set_title(CI_NOTE, fontsize=9)
+    _legend(ax, right)
+    return fig
+
+
+def _lookup(config: dict, key: str):
+    """A dotted key's value in a nested config, as runner.report.flatten spells it (lists as JSON
+    text, so they can be grouped); None when the key is absent (an rnn-only knob on an lstm)."""
+    node = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return json.dumps(node) if isinstance(node, list) else node
+
+
+def curves_figure(results: list[dict], by: list[str]) -> Figure:
+    """Training perplexity per epoch of completed runs, a line per point (the `by` keys of each
+    result's config): the mean over seeds epoch by epoch, with a band from the seeds' min to max.
+    Diverged, failed and interrupted runs are left out (their curves stop early) and counted in
+    the title."""
+    groups, left_out = {}, Counter()
+    for r in results:
+        if r["status"] != "completed":
+            left_out[r["status"]] += 1
+            continue
+        ppl = [math.nan if v is None else v for v in r["curves"]["train_perplexity"]]
+        curve = pd.Series(ppl, index=r["curves"]["epoch"], dtype=float)
+        groups.setdefault(tuple(_lookup(r["config"], k) for k in by), []).append(curve)
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    extent = []  # every seed's lowest and highest perplexity, to choose the y scale
+    keys = sorted(groups, key=lambda k: [_order(v) for v in k])
+    for key, color in zip(keys, _curve_colors(keys, by)):
+        table = pd.concat(groups[key], axis=1).sort_index()  # a column per seed, by epoch
+        if len(by) == 1:
+            name = _label(key[0])
+        else:
+            name = ", ".join(f"{k.rsplit('.', 1)[-1]}={_label(v)}" for k, v in zip(by, key))
+        ax.plot(table.index, table.mean(axis=1), color=color,
+                label=f"{name or 'all runs'} (n={table.shape[1]})")
+        ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=color,
+                        alpha=0.15, linewidth=0)
+        extent += [table.min(axis=1).min(), table.max(axis=1).max()]
+    if extent and min(extent) > 0 and max(extent) / min(extent) >= 10:
+        # Perplexity falls fast early on: a log axis keeps the tail legible; base 2 gives
+        # ticks (1, 2, 4, ... 32) that a reader can label without exponents.
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    if not groups:
+        ax.text(0.5, 0.5, "no completed run", ha="center", va="center", transform=ax.transAxes)
+    skipped = ", ".join(f"{n} {s}" for s, n in sorted(left_out.items()))
+    ax.set_title("mean over seeds, band: min..max over seeds"
+                 + (f"; left out: {skipped}" if skipped else ""), fontsize=9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training perplexity (per epoch)")
+    if len(groups) > 6:  # a model x size sweep has ~18 points: beside the axes, not on them
+        fig.set_figwidth(9)
+        fig.legend(loc="outside right upper", fontsize=7)
+    elif groups:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _curve_colors(keys: list[tuple], by: list[str]) -> list:
+    """A colour per point. With two keys, one (model.cell if swept, else the one with fewer
+    values) picks a colour family and the other a shade, darker for larger values: 18 lines of
+    a model x size sweep stay readable. Otherwise the colour cycle."""
+    if len(by) != 2:
+        return [f"C{i % 10}" for i in range(len(keys))]
+    fam = by.index("model.cell") if "model.cell" in by else min(
+        (0, 1), key=lambda j: len({k[j] for k in keys}))
+    families = sorted({k[fam] for k in keys}, key=_order)
+    shades = sorted({k[1 - fam] for k in keys}, key=_order)
+    return [colormaps[FAMILIES[families.index(k[fam]) % len(FAMILIES)]](
+        0.45 + 0.55 * shades.index(k[1 - fam]) / max(len(shades) - 1, 1)) for k in keys]
+
+
+def save(fig: Figure, path_without_suffix: Path) -> list[Path]:
+    """Write `fig` as PNG (dpi 120) and SVG; each goes to a temp file in the same folder, then
+    os.replace: a reader, or a crash at any moment, sees the old file or the new one."""
+    base = Path(path_without_suffix)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("png", "svg"):
+        path = base.with_name(f"{base.name}.{fmt}")  # with_suffix would eat a dotted name
+        fd, tmp = tempfile.mkstemp(dir=base.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                # No date in the SVG: the same figure gives the same bytes.
+                fig.savefig(f, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg"
+                            else None)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(path)
+    return written
+
+
+def write_plots(folder: Path, results: list[dict], runs: pd.DataFrame, summary: pd.DataFrame,
+                by: list[str], reference: pd.DataFrame | None = None) -> list[Path]:
+    """The figures of a sweep, in `folder`: plot_<metric> for every metric with a value in
+    `runs` (train_perplexity, val_perplexity, tokens_per_sec, bleu), plot_perplexity_vs_tokens_
+    per_sec, and plot_curves; each as .png and .svg. The factor (x axis) is the swept key other
+    than model.cell, and model.cell, when swept, the series; of two other keys, the one with
+    more values is the factor. Nothing swept, or more than two keys: plot_curves only.
+    `reference`: see metric_figure. Returns the paths written."""
+    folder = Path(folder)
+    written = []
+    if 1 <= len(by) <= 2:
+        keys = sorted(by, key=lambda k: (k == "model.cell", -summary[k].nunique(dropna=False)))
+        factor, series = keys[0], (keys[1] if len(keys) == 2 else None)
+        metrics = [m for m in LABELS if m in runs.columns and f"{m}_mean" in summary.columns
+                   and pd.to_numeric(runs[m], errors="coerce").notna().any()]
+        for m in metrics:
+            fig = metric_figure(summary, factor, m, series, reference)
+            written += save(fig, folder / f"plot_{m}")
+        if {"train_perplexity", "tokens_per_sec"} <= set(metrics):
+            written += save(dual_axis_figure(summary, factor, series),
+                            folder / "plot_perplexity_vs_tokens_per_sec")
+    written += save(curves_figure(results, by), folder / "plot_curves")
+    return written

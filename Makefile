@@ -10,7 +10,7 @@ export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 .PHONY: help install run test lint bench report reproduce reproduce-quick clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "  variables: ARGS='model=gru train.num_epochs=20' (run), RUNNER_DATA_DIR=<folder with corpora>"
 
 install: $(VENV)/.installed ## make .venv with CPU torch 2.13.0 and the project (editable, with dev tools)

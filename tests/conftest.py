@@ -48,3 +48,18 @@ def corpus_dir(tmp_path) -> Path:
 def tiny_cfg(corpus_dir):
     """The real config, shrunk to the tiny corpus; extra overrides as arguments."""
     return lambda *extra: compose_config(*tiny_overrides(corpus_dir), *extra)
+
+
+def tables_in(text: str) -> list[list[list[str]]]:
+    """Markdown tables as lists of rows of stripped cells (the separator row dropped)."""
+    tables, current = [], None
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if current is None:
+                current = []
+                tables.append(current)
+            if not line.startswith("| ---"):
+                current.append([c.strip() for c in line.strip("|").split("|")])
+        else:
+            current = None
+    return tables

@@ -10,6 +10,7 @@ from runner.reference import (
     value_key,
 )
 from runner.report import markdown_tables, summarize
+from tests.conftest import tables_in
 
 SIZES = [32, 64, 128, 256, 512, 1024]
 
@@ -19,21 +20,6 @@ def summary_of(by: list[str], points: list[tuple]) -> pd.DataFrame:
     rows = [dict(zip(by, p[:-2]), status="completed", train_perplexity=p[-2],
                  val_perplexity=p[-2] + 1, tokens_per_sec=p[-1]) for p in points]
     return summarize(pd.DataFrame(rows), by)
-
-
-def tables_in(text: str) -> list[list[list[str]]]:
-    """Markdown tables as lists of rows of stripped cells (the separator row dropped)."""
-    tables, current = [], None
-    for line in text.splitlines():
-        if line.startswith("|"):
-            if current is None:
-                current = []
-                tables.append(current)
-            if not line.startswith("| ---"):
-                current.append([c.strip() for c in line.strip("|").split("|")])
-        else:
-            current = None
-    return tables
 
 
 def published(table, cell, metric, value):

@@ -10,6 +10,7 @@ import pytest
 
 from runner.report import load_results, main, swept_params, t975, tidy, write_report
 from runner.result import validate_result, write_json_atomic
+from tests.conftest import tables_in
 
 T2 = 4.302653  # Student's t 0.975 quantile, 2 degrees of freedom
 CONFIG = {
@@ -157,18 +158,7 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path, caplog):
 
 
 def markdown_tables_of(path):
-    """The summary.md tables, as lists of rows of stripped cells."""
-    tables, current = [], None
-    for line in path.read_text().splitlines():
-        if line.startswith("|"):
-            if current is None:
-                current = []
-                tables.append(current)
-            if not line.startswith("| ---"):
-                current.append([c.strip() for c in line.strip("|").split("|")])
-        else:
-            current = None
-    return tables
+    return tables_in(path.read_text())
 
 
 def test_markdown_one_factor_has_the_studys_shape(tmp_path):

@@ -1,6 +1,7 @@
 """Every ablation of the study, one sweep each, then one combined report.
 
-    python -m runner.reproduce [--repeats 20] [--epochs 500] [--out results/reproduce]
+    python -m runner.reproduce [--repeats 20] [--epochs 500] [--out results/reproduce] \
+        [launcher=parallel launcher.jobs_per_device=4 ...]   # overrides for every sweep
     python -m runner.reproduce --quick         # reduced: every table's shape on a 2-core CPU
 
 Each experiment is an ordinary sweep (`python -m runner ... hydra.sweep.dir=OUT/NAME`) in its
@@ -33,11 +34,11 @@ QUICK = {"repeats": 2, "epochs": 20, "num_epochs": "train.num_epochs=5,10,20,40"
 
 
 def command(overrides: list[str], name: str, out: Path, repeats: int, epochs: int,
-            quick: bool) -> list[str]:
+            quick: bool, extra: list[str]) -> list[str]:
     epoch_args = ([QUICK["num_epochs"]] if quick else []) if name == "num_epochs" else [
         f"train.num_epochs={epochs}"]
     return [sys.executable, "-m", "runner", "-m", *overrides, *epoch_args, f"repeats={repeats}",
-            "quiet=true", f"hydra.sweep.dir={out / name}"]
+            "quiet=true", f"hydra.sweep.dir={out / name}", *extra]
 
 
 def combined_report(out: Path, done: list[tuple[str, str, int]]) -> Path:
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("results/reproduce"))
     p.add_argument("--quick", action="store_true", help=f"reduced: {QUICK}")
     p.add_argument("--only", help="comma-separated experiment names")
+    p.add_argument("overrides", nargs="*", help="runner overrides for every sweep, e.g. "
+                   "launcher=parallel launcher.jobs_per_device=4")
     args = p.parse_args(argv)
     repeats, epochs = ((QUICK["repeats"], QUICK["epochs"]) if args.quick
                        else (args.repeats, args.epochs))
@@ -74,7 +77,7 @@ def main(argv=None) -> int:
         if name in chosen:
             print(f"== {title}", flush=True)
             code = subprocess.run(command(overrides, name, args.out, repeats, epochs,
-                                          args.quick)).returncode
+                                          args.quick, args.overrides)).returncode
             done.append((name, title, code))
     print(f"combined report -> {combined_report(args.out, done)}")
     return max(code for *_, code in done)

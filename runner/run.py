@@ -13,11 +13,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from data import ensure_file, load_lm_data
-from models import generate, num_params
-from runner.config import check_fits_data, validate
+from models import num_params
+from runner.config import validate
 from runner.environment import environment, peak_memory, resolve_device
 from runner.errors import ConfigError
+from runner.lm import LanguageModelTask
 from runner.result import (
     FINISHED,
     RESULT_FILE,
@@ -27,9 +27,10 @@ from runner.result import (
     run_identity,
     write_json_atomic,
 )
-from runner.train import History, train
+from runner.train import History, fit
 
 log = logging.getLogger(__name__)
+TASKS = {"language_model": LanguageModelTask}  # data.task -> the task's data, model, outputs
 
 
 def now() -> str:
@@ -104,18 +105,15 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    d = cfg.data
-    path = ensure_file(Path(d.root), d.file, d.url, d.sha1, d.download)
-    data = load_lm_data(path, d.token, d.max_tokens, d.val_tokens, d.min_freq)
-    check_fits_data(cfg, len(data.train), len(data.val))
+    task = TASKS[cfg.data.task](cfg)  # loads and checks the data: bad input stops here
 
     result = {
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex[:12],
-        "task": "language_model",
+        "task": cfg.data.task,
         "status": "failed",
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "dataset": data.provenance,
+        "dataset": task.provenance,
         "sees_future": cfg.model.bidirectional,
         "environment": environment(device, concurrent_jobs),
         "started_at": started_at,
@@ -123,12 +121,12 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     bar, on_epoch = progress_bar(cfg)
     history, model = History(), None
     try:  # from here on, any failure (out of memory included) is recorded in the result
-        model, optimizer, generator = build(cfg, data, device)
+        model, optimizer = build(cfg, task, device)
         log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
                  device, num_params(model), out_dir)
-        train(model, optimizer, data, cfg, device, generator, history, on_epoch)
+        fit(model, optimizer, task, cfg, device, history, on_epoch)
         result["status"] = "diverged" if history.diverged_epoch else "completed"
-        result["sample"] = sample(model, data.vocab, cfg, device)
+        result.update(task.outputs(model, device))
     except BaseException as e:  # record the failure with the curves so far, then re-raise
         result["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         result["error"] = error_record(e)
@@ -145,28 +143,17 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     return result
 
 
-def build(cfg: DictConfig, data, device):
-    """Seeded model (initialised, on the device), optimizer, and the minibatch generator."""
+def build(cfg: DictConfig, task, device):
+    """The task's model, seeded, initialised and on the device, and its optimizer."""
     torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)  # minibatch offsets and order
-    model = instantiate(cfg.model, vocab_size=len(data.vocab))
+    model = task.build(device)
     instantiate(cfg.init)(model)
     model.to(device)
     optimizer = instantiate(cfg.optim)(params=model.parameters())
-    data.train, data.val = data.train.to(device), data.val.to(device)
     if model.sees_future:
         warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
                       "tokens it predicts, so its perplexity is not a language-model score",
                       stacklevel=2)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    return model, optimizer, generator
-
-
-def sample(model, vocab, cfg, device) -> dict:
-    prefix = cfg.sample.prefix
-    tokens = list(prefix) if cfg.data.token == "char" else prefix.split()
-    ids = generate(model, vocab.indices(tokens), cfg.sample.num_preds, device)
-    joiner = "" if cfg.data.token == "char" else " "
-    return {"prefix": prefix, "num_preds": cfg.sample.num_preds,
-            "text": joiner.join([*tokens, *vocab.to_tokens(ids)])}
+    return model, optimizer

@@ -59,7 +59,7 @@ def test_failure_is_recorded_then_raised(tiny_cfg, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("out of memory (simulated)")
 
-    monkeypatch.setattr("runner.run.train", boom)
+    monkeypatch.setattr("runner.run.fit", boom)
     with pytest.raises(RuntimeError, match="simulated"):
         run(tiny_cfg(), tmp_path)
     result = json.loads((tmp_path / RESULT_FILE).read_text())
@@ -75,8 +75,8 @@ def test_ctrl_c_is_recorded_as_interrupted_with_the_epochs_so_far(tiny_cfg, tmp_
         if len(history.epoch) == 2:
             raise KeyboardInterrupt
 
-    real_train = runner.run.train
-    monkeypatch.setattr("runner.run.train", lambda *args: real_train(*args[:-1],
+    real_fit = runner.run.fit
+    monkeypatch.setattr("runner.run.fit", lambda *args: real_fit(*args[:-1],
                                                                      ctrl_c_after_two_epochs))
     with pytest.raises(KeyboardInterrupt):
         run(tiny_cfg("train.num_epochs=5"), tmp_path)
@@ -89,7 +89,7 @@ def test_ctrl_c_is_recorded_as_interrupted_with_the_epochs_so_far(tiny_cfg, tmp_
 def test_finished_result_is_resumed_never_lost(tiny_cfg, tmp_path, monkeypatch):
     first = run(tiny_cfg("train.num_epochs=1"), tmp_path)
     # Same experiment, other execution settings: skipped, nothing trains, nothing is written.
-    monkeypatch.setattr("runner.run.train", lambda *a: pytest.fail("trained a finished run"))
+    monkeypatch.setattr("runner.run.fit", lambda *a: pytest.fail("trained a finished run"))
     again = run(tiny_cfg("train.num_epochs=1", "quiet=false", "threads=1"), tmp_path)
     assert again["skipped"] is True and again["run_id"] == first["run_id"]
     monkeypatch.undo()

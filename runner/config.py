@@ -54,13 +54,9 @@ RULES = [
     ("model.bidirectional", _bool, "true or false", "false"),
     ("model.dropout", _number(0, 1), "a number in [0, 1)", "0.1"),
     ("model.embed_size", _optional(_int(1)), "null (one-hot) or an integer >= 1", "32"),
-    ("data.token", _one_of(TOKEN_KINDS), f"one of {', '.join(TOKEN_KINDS)}", "char"),
-    ("data.max_tokens", _optional(_int(1)), "null (whole corpus) or an integer >= 1", "10000"),
-    ("data.val_tokens", _int(2), "an integer >= 2", "2000"),
     ("data.min_freq", _int(0), "an integer >= 0", "0"),
     ("data.batch_size", _int(1), "an integer >= 1", "32"),
     ("data.num_steps", _int(1), "an integer >= 1", "35"),
-    ("data.sampling", _one_of(SAMPLINGS), f"one of {', '.join(SAMPLINGS)}", "random"),
     ("data.download", _bool, "true or false", "false"),
     ("data.sha1", _optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}", v)),
      "null or 40 lowercase hex digits", "null"),
@@ -79,11 +75,30 @@ RULES = [
     ("quiet", _bool, "true or false", "true"),
     ("overwrite", _bool, "true or false", "true"),
 ]
+TASK_RULES = {
+    "language_model": [
+        ("data.token", _one_of(TOKEN_KINDS), f"one of {', '.join(TOKEN_KINDS)}", "char"),
+        ("data.max_tokens", _optional(_int(1)), "null (whole corpus) or an integer >= 1", "10000"),
+        ("data.val_tokens", _int(2), "an integer >= 2", "2000"),
+        ("data.sampling", _one_of(SAMPLINGS), f"one of {', '.join(SAMPLINGS)}", "random"),
+    ],
+    "translation": [
+        ("data.num_examples", _int(0), "an integer >= 0 (0 = every pair)", "600"),
+        ("data.val_fraction", _number(0, 1, lo_open=True), "a fraction in (0, 1)", "0.1"),
+        ("data.split_seed", _int(0), "an integer >= 0", "0"),
+        ("model.attention", _bool, "true or false", "true"),
+        ("model.bidirectional", lambda v: v is False, "false (translation)", "false"),
+    ],
+}
 
 
 def validate(cfg: DictConfig) -> None:
     problems = []
-    for key, ok, allowed, example in RULES:
+    task = OmegaConf.select(cfg, "data.task", default="language_model")
+    if task not in TASK_RULES:
+        raise ConfigError(f"invalid config:\n  data.task={task!r} is not allowed: it must be one "
+                          f"of {', '.join(TASK_RULES)} (e.g. data=tatoeba)")
+    for key, ok, allowed, example in RULES + TASK_RULES[task]:
         value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
         if value is _ABSENT:
             problems.append(f"{key} is missing: it must be {allowed} (add +{key}={example})")

@@ -62,11 +62,11 @@ class LanguageModelTask:
             loss_sum += F.cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1))
         return perplexity(float(loss_sum) / len(X))
 
-    def outputs(self, model, device) -> dict:
-        """A greedy continuation of the configured prefix."""
+    def outputs(self, model, device) -> tuple[dict, dict]:
+        """A greedy continuation of the configured prefix (no extra metrics)."""
         s, vocab = self.cfg.sample, self.data.vocab
         tokens = list(s.prefix) if self.cfg.data.token == "char" else s.prefix.split()
         ids = generate(model, vocab.indices(tokens), s.num_preds, device)
         joiner = "" if self.cfg.data.token == "char" else " "
         return {"sample": {"prefix": s.prefix, "num_preds": s.num_preds,
-                           "text": joiner.join([*tokens, *vocab.to_tokens(ids)])}}
+                           "text": joiner.join([*tokens, *vocab.to_tokens(ids)])}}, {}

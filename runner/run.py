@@ -28,9 +28,10 @@ from runner.result import (
     write_json_atomic,
 )
 from runner.train import History, fit
+from runner.translation import TranslationTask
 
 log = logging.getLogger(__name__)
-TASKS = {"language_model": LanguageModelTask}  # data.task -> the task's data, model, outputs
+TASKS = {"language_model": LanguageModelTask, "translation": TranslationTask}  # by data.task
 
 
 def now() -> str:
@@ -119,14 +120,15 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         "started_at": started_at,
     }
     bar, on_epoch = progress_bar(cfg)
-    history, model = History(), None
+    history, model, task_metrics = History(), None, {}
     try:  # from here on, any failure (out of memory included) is recorded in the result
         model, optimizer = build(cfg, task, device)
         log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
                  device, num_params(model), out_dir)
         fit(model, optimizer, task, cfg, device, history, on_epoch)
         result["status"] = "diverged" if history.diverged_epoch else "completed"
-        result.update(task.outputs(model, device))
+        outputs, task_metrics = task.outputs(model, device)
+        result.update(outputs)
     except BaseException as e:  # record the failure with the curves so far, then re-raise
         result["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         result["error"] = error_record(e)
@@ -134,6 +136,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     finally:
         bar.close()
         result["metrics"] = metrics_of(history, model, device, time.perf_counter() - wall_start)
+        result["metrics"].update(task_metrics)  # e.g. BLEU
         result["curves"] = {k: v for k, v in vars(history).items() if k != "diverged_epoch"}
         result["finished_at"] = now()
         write_json_atomic(result_path, result)
@@ -150,7 +153,7 @@ def build(cfg: DictConfig, task, device):
     instantiate(cfg.init)(model)
     model.to(device)
     optimizer = instantiate(cfg.optim)(params=model.parameters())
-    if model.sees_future:
+    if cfg.model.bidirectional:  # allowed for language models only (validated)
         warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
                       "tokens it predicts, so its perplexity is not a language-model score",
                       stacklevel=2)

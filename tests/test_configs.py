@@ -3,7 +3,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from models import LanguageModel
+from models import LanguageModel, Seq2Seq
 from runner.config import validate
 from tests.conftest import CONF, compose_config
 
@@ -25,15 +25,36 @@ def test_groups_are_the_registry():
 def test_choice_composes_validates_and_instantiates(group, name):
     cfg = compose_config(f"{group}={name}", "model.num_hiddens=8")
     validate(cfg)
-    model = instantiate(cfg.model, vocab_size=11)
-    assert isinstance(model, LanguageModel)
+    if cfg.data.task == "translation":
+        model = instantiate(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
+        assert isinstance(model, Seq2Seq)
+    else:
+        model = instantiate(cfg.model, vocab_size=11)
+        assert isinstance(model, LanguageModel)
     init = instantiate(cfg.init)
     assert init(model) is model
     optimizer = instantiate(cfg.optim)(params=model.parameters())
     assert isinstance(optimizer, torch.optim.Optimizer)
     assert optimizer.param_groups[0]["lr"] == cfg.optim.lr
-    logits, _ = model(torch.zeros(3, 2, dtype=torch.long), model.begin_state(2))
-    assert logits.shape == (3, 2, 11)
+    tokens = torch.zeros(3, 2, dtype=torch.long)
+    if cfg.data.task == "translation":
+        logits = model(tokens, torch.tensor([3, 2]), tokens)
+        assert logits.shape == (3, 2, 13)
+    else:
+        logits, _ = model(tokens, model.begin_state(2))
+        assert logits.shape == (3, 2, 11)
+
+
+def test_tatoeba_is_the_studys_seq2seq_preset():
+    cfg = compose_config("data=tatoeba", "model=gru")
+    assert (cfg.model.embed_size, cfg.model.num_hiddens, cfg.model.num_layers) == (32, 32, 2)
+    assert cfg.model.dropout == 0.1 and cfg.model.attention is False
+    assert (cfg.data.batch_size, cfg.data.num_steps, cfg.data.num_examples) == (64, 10, 600)
+    assert cfg.optim._target_ == "torch.optim.Adam" and cfg.optim.lr == 0.005
+    assert cfg.train.num_epochs == 300 and cfg.train.grad_clip == 1.0
+    assert cfg.init.scheme == "xavier_uniform"
+    # command-line values still win over the preset
+    assert compose_config("data=tatoeba", "model.num_hiddens=64").model.num_hiddens == 64
 
 
 def test_defaults_are_the_study_baseline():

@@ -1,0 +1,90 @@
+"""The translation task: a recurrent encoder-decoder on Tatoeba English->French, trained with
+teacher forcing on a per-token masked cross-entropy, scored with BLEU."""
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+
+from data import fra_file, load_nmt_data
+from data.tatoeba import truncate_pad
+from models import masked_cross_entropy
+from runner.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
+from runner.train import perplexity, step
+
+
+class TranslationTask:
+    def __init__(self, cfg):
+        """Load and split the pairs: bad input fails here, before any result is written."""
+        d = cfg.data
+        path = fra_file(Path(d.root), d.file, d.url, d.sha1, d.download)
+        # A split fixed by data.split_seed, not by the run's seed: every seed of a sweep point
+        # is scored on the same held-out pairs.
+        self.data = load_nmt_data(path, d.num_examples, d.val_fraction, d.num_steps, d.min_freq,
+                                  d.split_seed)
+        self.cfg, self.provenance = cfg, self.data.provenance
+        self.num_train = len(self.data.train[0])
+        self.steps_per_epoch = -(-self.num_train // d.batch_size)
+        self.bos, self.eos = self.data.tgt_vocab["<bos>"], self.data.tgt_vocab["<eos>"]
+
+    def build(self, device):
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)  # minibatch order
+        self.device = device
+        self.data.train = tuple(t.to(device) for t in self.data.train)
+        self.data.val = tuple(t.to(device) for t in self.data.val)
+        return instantiate(self.cfg.model, src_vocab_size=len(self.data.src_vocab),
+                           tgt_vocab_size=len(self.data.tgt_vocab))
+
+    def batches(self, arrays, order):
+        """Time-major minibatches (src (T, b), src_len (b,), tgt (T, b), tgt_len (b,)), the
+        decoder's input being <bos> then the target shifted right (teacher forcing)."""
+        src, src_len, tgt, tgt_len = arrays
+        for i in range(0, len(order), self.cfg.data.batch_size):
+            idx = order[i:i + self.cfg.data.batch_size]
+            y = tgt[idx].T
+            dec_in = torch.cat([torch.full_like(y[:1], self.bos), y[:-1]])
+            yield src[idx].T, src_len[idx], dec_in, y, tgt_len[idx]
+
+    def train_epoch(self, model, optimizer, scheduler):
+        """Returns (mean loss per target token, target tokens) as device tensors."""
+        order = torch.randperm(self.num_train, generator=self.generator).to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        clip = self.cfg.train.grad_clip
+        loss_sum = count = torch.zeros((), device=self.device)
+        for x, x_len, dec_in, y, y_len in self.batches(self.data.train, order):
+            total, n = masked_cross_entropy(model(x, x_len, dec_in), y, y_len)
+            step(total / n, params, optimizer, scheduler, clip)
+            loss_sum, count = loss_sum + total.detach(), count + n
+        return loss_sum / count, count
+
+    def evaluate(self, model) -> float:
+        """Held-out perplexity per target token, teacher-forced as in training."""
+        order = torch.arange(len(self.data.val[0]), device=self.device)
+        loss_sum = count = torch.zeros((), device=self.device)
+        for x, x_len, dec_in, y, y_len in self.batches(self.data.val, order):
+            total, n = masked_cross_entropy(model(x, x_len, dec_in), y, y_len)
+            loss_sum, count = loss_sum + total, count + n
+        return perplexity(float(loss_sum / count))
+
+    def translate(self, model, tokens: list[str]) -> str:
+        """Greedy translation of tokenized English, as d2l's predict_seq2seq."""
+        num_steps, vocab = self.cfg.data.num_steps, self.data.src_vocab
+        ids = vocab.indices(tokens) + [vocab["<eos>"]]
+        src = torch.tensor(truncate_pad(ids, num_steps, vocab["<pad>"]), device=self.device)
+        out, _ = model.translate(src, min(len(ids), num_steps), self.bos, self.eos, num_steps)
+        return " ".join(self.data.tgt_vocab.to_tokens(out))
+
+    def outputs(self, model, device) -> tuple[dict, dict]:
+        """Corpus BLEU on the held-out pairs, and the study's four sentences with its BLEU."""
+        pairs = self.data.val_pairs
+        bleu = corpus_bleu([self.translate(model, src) for src, _ in pairs],
+                           [" ".join(tgt) for _, tgt in pairs])
+        held_out = {" ".join(src) for src, _ in pairs}
+        sentences = []
+        for english, french in STUDY_SENTENCES:
+            translation = self.translate(model, english.split())
+            sentences.append({"source": english, "reference": french,
+                              "translation": translation,
+                              "study_bleu": study_bleu(translation, french, k=2),
+                              "held_out": english in held_out})  # never trained on
+        return ({"translations": {"corpus_bleu": bleu, "study_sentences": sentences}},
+                {"bleu": bleu["score"]})

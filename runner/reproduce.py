@@ -29,14 +29,19 @@ EXPERIMENTS = [
     ("bidirectional", "The bidirectional misuse: a 2-layer, 256-unit LSTM that sees the future",
      ["model=lstm", "model.num_layers=2", "model.num_hiddens=256",
       "model.bidirectional=false,true"]),
+    ("seq2seq", "Seq2seq on Tatoeba English-French (the GRU preset, 300 epochs), with BLEU",
+     ["data=tatoeba", "model=gru"]),
 ]
-QUICK = {"repeats": 2, "epochs": 20, "num_epochs": "train.num_epochs=5,10,20,40"}
+QUICK = {"repeats": 2, "epochs": 20, "num_epochs": "train.num_epochs=5,10,20,40",
+         "seq2seq": "train.num_epochs=50"}
 
 
 def command(overrides: list[str], name: str, out: Path, repeats: int, epochs: int,
             quick: bool, extra: list[str]) -> list[str]:
-    epoch_args = ([QUICK["num_epochs"]] if quick else []) if name == "num_epochs" else [
-        f"train.num_epochs={epochs}"]
+    if name in ("num_epochs", "seq2seq"):  # the sweep's own epochs, or the preset's 300
+        epoch_args = [QUICK[name]] if quick else []
+    else:
+        epoch_args = [f"train.num_epochs={epochs}"]
     return [sys.executable, "-m", "runner", "-m", *overrides, *epoch_args, f"repeats={repeats}",
             "quiet=true", f"hydra.sweep.dir={out / name}", *extra]
 

@@ -6,6 +6,7 @@ import math
 import os
 import tempfile
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -19,6 +20,11 @@ FINISHED = ("completed", "diverged")  # re-running either gives the same result:
 # to its slot; the device a run used is in environment.device.
 EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "quiet", "overwrite",
                   "repeats", "launcher", "sweep_name")
+
+
+def now() -> str:
+    """A result's timestamps: UTC, ISO 8601, to the second (they sort as strings)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def finite_or_none(obj):

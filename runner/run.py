@@ -5,7 +5,6 @@ import sys
 import time
 import uuid
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from runner.result import (
     RESULT_FILE,
     SCHEMA_VERSION,
     error_record,
+    now,
     read_result,
     run_identity,
     write_json_atomic,
@@ -33,9 +33,6 @@ from runner.translation import TranslationTask
 log = logging.getLogger(__name__)
 TASKS = {"language_model": LanguageModelTask, "translation": TranslationTask}  # by data.task
 
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def steady_state_median(tokens_per_sec: list[float]) -> float | None:

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, open_dict
 
 from data import DataError
 from runner.errors import ConfigError
-from runner.result import FINISHED, RESULT_FILE, read_result, write_json_atomic
+from runner.result import FINISHED, RESULT_FILE, now, read_result, write_json_atomic
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -39,9 +39,6 @@ def size_launcher(config: DictConfig) -> None:
         with open_dict(config):
             config.hydra.launcher.n_jobs = len(devices) * config.launcher.jobs_per_device
 
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Sweep:

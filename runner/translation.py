@@ -38,8 +38,9 @@ class TranslationTask:
         """Time-major minibatches (src (T, b), src_len (b,), tgt (T, b), tgt_len (b,)), the
         decoder's input being <bos> then the target shifted right (teacher forcing)."""
         src, src_len, tgt, tgt_len = arrays
-        for i in range(0, len(order), self.cfg.data.batch_size):
-            idx = order[i:i + self.cfg.data.batch_size]
+        batch_size = self.cfg.data.batch_size  # one config look-up, not one per batch
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
             y = tgt[idx].T
             dec_in = torch.cat([torch.full_like(y[:1], self.bos), y[:-1]])
             yield src[idx].T, src_len[idx], dec_in, y, tgt_len[idx]

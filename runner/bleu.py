@@ -48,5 +48,6 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> dict:
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     bleu = BLEU(tokenize="none")
     result = bleu.corpus_score(hypotheses, [references])
-    return {"score": float(result.score), "signature": str(bleu.get_signature()),
+    # sacrebleu's float arithmetic can land a perfect score at 100.00000000000004
+    return {"score": round(float(result.score), 6), "signature": str(bleu.get_signature()),
             "n": len(hypotheses)}

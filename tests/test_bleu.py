@@ -74,3 +74,9 @@ def test_corpus_bleu_of_identical_corpora_is_100():
 def test_corpus_bleu_needs_one_reference_per_hypothesis():
     with pytest.raises(ValueError):
         corpus_bleu(HYPS, REFS[:2])
+
+
+def test_a_perfect_corpus_scores_exactly_100():
+    """Float noise in sacrebleu must not push a perfect score past the schema's 100."""
+    sentences = ["il est calme .", "je suis chez moi .", "nous sommes prêts ."] * 7
+    assert corpus_bleu(sentences, sentences)["score"] == 100.0

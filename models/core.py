@@ -1,13 +1,18 @@
 """The recurrent core of a model, chosen by name: torch.nn's layers (cuDNN on GPU), their
-scratch twins, or fused twins of rnn and gru (hand-written BPTT, faster on CPU)."""
+scratch twins, fused twins of rnn and gru (hand-written BPTT, faster on CPU), SRU and ON-LSTM;
+stacked plainly, or with residual or dense connections between layers (models/stack.py)."""
 from torch import nn
 
 from models.fused import FusedRNN
+from models.onlstm import ONLSTM
 from models.scratch import ScratchRNN
+from models.sru import SRU
+from models.stack import SKIPS, Stack, layer_input_sizes
 
 CELLS = ("rnn", "lstm", "gru", "rnn_scratch", "lstm_scratch", "gru_scratch",
-         "rnn_fused", "gru_fused")
+         "rnn_fused", "gru_fused", "sru", "onlstm")
 NONLINEARITIES = ("tanh", "relu")
+ONE_WAY = ("sru", "onlstm")  # single-direction layers only
 
 
 def cell_mode(cell: str) -> str:
@@ -15,17 +20,51 @@ def cell_mode(cell: str) -> str:
     return cell.removesuffix("_scratch").removesuffix("_fused")
 
 
-def make_core(cell: str, input_size: int, num_hiddens: int, num_layers: int = 1,
-              bidirectional: bool = False, dropout: float = 0.0,
-              nonlinearity: str = "tanh") -> nn.Module:
+def has_memory_cell(cell: str) -> bool:
+    """Whether the cell's state is a tuple (h, c) rather than one tensor."""
+    return cell_mode(cell) in ("lstm", "onlstm")
+
+
+def check_cell_options(cell: str, bidirectional: bool, nonlinearity: str, skip: str,
+                       chunk_size: int | None) -> None:
     if cell not in CELLS:
         raise ValueError(f"model.cell={cell!r} is not a recurrent cell; use one of {CELLS}")
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"model.nonlinearity={nonlinearity!r}; use one of {NONLINEARITIES}")
-    mode = cell_mode(cell)
-    if nonlinearity != "tanh" and mode != "rnn":
+    if nonlinearity != "tanh" and cell_mode(cell) != "rnn":
         raise ValueError(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, "
                          f"not {cell!r}; drop it")
+    if skip not in SKIPS:
+        raise ValueError(f"model.skip={skip!r} is not a connection; use one of {SKIPS}")
+    if bidirectional and cell in ONE_WAY:
+        raise ValueError(f"model.bidirectional=true is not available for {cell!r}, whose "
+                         f"layers run one way; drop it or use rnn, lstm or gru")
+    if (chunk_size is None) != (cell != "onlstm"):
+        raise ValueError(f"model.chunk_size={chunk_size!r}: onlstm needs it (e.g. "
+                         f"model.chunk_size=8) and other cells take none")
+
+
+def make_core(cell: str, input_size: int, num_hiddens: int, num_layers: int = 1,
+              bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
+              skip: str = "none", chunk_size: int | None = None) -> nn.Module:
+    check_cell_options(cell, bidirectional, nonlinearity, skip, chunk_size)
+    if skip == "none" and cell not in ONE_WAY:  # torch.nn stacks its own layers (cuDNN)
+        return _layers(cell, input_size, num_hiddens, num_layers, bidirectional, dropout,
+                       nonlinearity, chunk_size)
+    D = 2 if bidirectional else 1
+    sizes = layer_input_sizes(input_size, D * num_hiddens, num_layers, skip)
+    layers = [_layers(cell, size, num_hiddens, 1, bidirectional, 0.0, nonlinearity, chunk_size)
+              for size in sizes]
+    return Stack(layers, skip, dropout, D)
+
+
+def _layers(cell, input_size, num_hiddens, num_layers, bidirectional, dropout, nonlinearity,
+            chunk_size) -> nn.Module:
+    if cell == "sru":
+        return SRU(input_size, num_hiddens)
+    if cell == "onlstm":
+        return ONLSTM(input_size, num_hiddens, chunk_size)
+    mode = cell_mode(cell)
     if cell != mode:  # a _scratch or _fused twin
         layer = ScratchRNN if cell.endswith("_scratch") else FusedRNN
         return layer(mode, input_size, num_hiddens, num_layers, nonlinearity, dropout,

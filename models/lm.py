@@ -4,16 +4,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.core import cell_mode, make_core
+from models.core import has_memory_cell, make_core
+from models.stack import output_size
 
 
 class LanguageModel(nn.Module):
     def __init__(self, vocab_size: int, cell: str, num_hiddens: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
-                 embed_size: int | None = None, nonlinearity: str = "tanh"):
+                 embed_size: int | None = None, nonlinearity: str = "tanh", skip: str = "none",
+                 chunk_size: int | None = None):
         super().__init__()
         self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
-        self.is_lstm = cell_mode(cell) == "lstm"
+        self.has_memory_cell = has_memory_cell(cell)
         self.num_state_layers = num_layers * (2 if bidirectional else 1)
         # A bidirectional core reads the tokens it is asked to predict: a misuse the study shows.
         self.sees_future = bidirectional
@@ -22,12 +24,13 @@ class LanguageModel(nn.Module):
         else:  # one-hot as a lookup into a fixed identity: one op, float output, no int64 copy
             self.register_buffer("one_hot", torch.eye(vocab_size), persistent=False)
         self.core = make_core(cell, embed_size or vocab_size, num_hiddens, num_layers,
-                              bidirectional, dropout, nonlinearity)
-        self.head = nn.Linear(num_hiddens * (2 if bidirectional else 1), vocab_size)
+                              bidirectional, dropout, nonlinearity, skip, chunk_size)
+        width = num_hiddens * (2 if bidirectional else 1)
+        self.head = nn.Linear(output_size(width, num_layers, skip), vocab_size)
 
     def begin_state(self, batch_size: int, device=None):
         h = torch.zeros(self.num_state_layers, batch_size, self.num_hiddens, device=device)
-        return (h, torch.zeros_like(h)) if self.is_lstm else h
+        return (h, torch.zeros_like(h)) if self.has_memory_cell else h
 
     def forward(self, inputs, state):
         table = self.embedding.weight if hasattr(self, "embedding") else self.one_hot

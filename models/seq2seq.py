@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.core import cell_mode, make_core
+from models.core import has_memory_cell, make_core
+from models.stack import output_size
 
 
 def _top(state) -> torch.Tensor:
@@ -45,7 +46,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, cell: str, num_hiddens: int,
                  num_layers: int = 1, dropout: float = 0.0, embed_size: int | None = 32,
                  attention: bool = False, bidirectional: bool = False,
-                 nonlinearity: str = "tanh"):
+                 nonlinearity: str = "tanh", skip: str = "none", chunk_size: int | None = None):
         super().__init__()
         if bidirectional:
             # The decoder is initialised with the encoder's (L, B, H) state and its context is
@@ -54,22 +55,25 @@ class Seq2Seq(nn.Module):
                              "(the encoder-decoder is unidirectional, as d2l's); drop it")
         embed_size = embed_size or num_hiddens
         self.cell, self.num_hiddens, self.attention = cell, num_hiddens, attention
-        self.is_lstm = cell_mode(cell) == "lstm"
+        self.has_memory_cell = has_memory_cell(cell)
         self.src_embedding = nn.Embedding(src_vocab_size, embed_size)
         self.encoder = make_core(cell, embed_size, num_hiddens, num_layers, False, dropout,
-                                 nonlinearity)
+                                 nonlinearity, skip, chunk_size)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embed_size)
-        # Either way the decoder reads an H-vector context next to each embedded token.
-        self.decoder = make_core(cell, embed_size + num_hiddens, num_hiddens, num_layers, False,
-                                 dropout, nonlinearity)
+        # The decoder reads a context next to each embedded token: the encoder's top state (H),
+        # or with attention a weighted sum of its outputs (width: H, or L*H with dense skips).
+        width = output_size(num_hiddens, num_layers, skip)
+        context_size = width if attention else num_hiddens
+        self.decoder = make_core(cell, embed_size + context_size, num_hiddens, num_layers,
+                                 False, dropout, nonlinearity, skip, chunk_size)
         if attention:
-            self.attn = AdditiveAttention(num_hiddens, num_hiddens, num_hiddens, dropout)
-        self.dense = nn.Linear(num_hiddens, tgt_vocab_size)
+            self.attn = AdditiveAttention(width, num_hiddens, num_hiddens, dropout)
+        self.dense = nn.Linear(width, tgt_vocab_size)
         self.attention_weights = None  # (T_tgt, B, T_src) of the last forward, with attention
 
     def begin_state(self, batch_size: int, device=None):
         h = torch.zeros(self.encoder.num_layers, batch_size, self.num_hiddens, device=device)
-        return (h, torch.zeros_like(h)) if self.is_lstm else h
+        return (h, torch.zeros_like(h)) if self.has_memory_cell else h
 
     def encode(self, src):
         """src (T_src, B) -> outputs (T_src, B, H), final state (L, B, H) or (h, c)."""

@@ -9,12 +9,15 @@ from numbers import Real
 from omegaconf import DictConfig, OmegaConf
 
 from data.iterators import SAMPLINGS, min_tokens
-from data.timemachine import TOKEN_KINDS
-from models.core import CELLS, NONLINEARITIES
+from data.timemachine import TOKEN_KINDS, tokenize
+from models.core import CELLS, NONLINEARITIES, ONE_WAY
 from models.init import SCHEMES
+from models.stack import SKIPS
+from models.transformer import POSITIONALS
 from runner.errors import ConfigError
 
 _ABSENT = object()
+MODELS = (*CELLS, "transformer")  # model.cell names the model in results and reports
 
 
 def _int(lo):
@@ -48,12 +51,10 @@ def _device(v):
 
 # key, check, what is allowed, an example value
 RULES = [
-    ("model.cell", _one_of(CELLS), f"one of {', '.join(CELLS)}", "gru"),
+    ("model.cell", _one_of(MODELS), f"one of {', '.join(MODELS)}", "gru"),
     ("model.num_hiddens", _int(1), "an integer >= 1", "256"),
     ("model.num_layers", _int(1), "an integer >= 1", "2"),
-    ("model.bidirectional", _bool, "true or false", "false"),
     ("model.dropout", _number(0, 1), "a number in [0, 1)", "0.1"),
-    ("model.embed_size", _optional(_int(1)), "null (one-hot) or an integer >= 1", "32"),
     ("data.min_freq", _int(0), "an integer >= 0", "0"),
     ("data.batch_size", _int(1), "an integer >= 1", "32"),
     ("data.num_steps", _int(1), "an integer >= 1", "35"),
@@ -86,6 +87,27 @@ TASK_RULES = {
         ("data.num_examples", _int(0), "an integer >= 0 (0 = every pair)", "600"),
         ("data.val_fraction", _number(0, 1, lo_open=True), "a fraction in (0, 1)", "0.1"),
         ("data.split_seed", _int(0), "an integer >= 0", "0"),
+    ],
+}
+# by model family (the transformer, or a recurrent cell), then by (task, family)
+FAMILY_RULES = {
+    "recurrent": [
+        ("model.bidirectional", _bool, "true or false", "false"),
+        ("model.embed_size", _optional(_int(1)), "null (one-hot) or an integer >= 1", "32"),
+        ("model.skip", _one_of(SKIPS), f"one of {', '.join(SKIPS)}", "residual"),
+    ],
+    "transformer": [
+        ("model.num_heads", _int(1), "an integer >= 1 dividing model.num_hiddens", "4"),
+        ("model.ffn_num_hiddens", _int(1), "an integer >= 1", "1024"),
+        ("model.positional", _one_of(POSITIONALS), f"one of {', '.join(POSITIONALS)}",
+         "learned"),
+        ("model.norm_first", _bool, "true (pre-LN) or false (post-LN)", "true"),
+        ("model.max_len", _int(1), "an integer >= 1", "1024"),
+    ],
+    ("language_model", "transformer"): [
+        ("model.context", _int(0), "an integer >= 0 (past tokens kept as state)", "35"),
+    ],
+    ("translation", "recurrent"): [
         ("model.attention", _bool, "true or false", "true"),
         ("model.bidirectional", lambda v: v is False, "false (translation)", "false"),
     ],
@@ -98,19 +120,66 @@ def validate(cfg: DictConfig) -> None:
     if task not in TASK_RULES:
         raise ConfigError(f"invalid config:\n  data.task={task!r} is not allowed: it must be one "
                           f"of {', '.join(TASK_RULES)} (e.g. data=tatoeba)")
-    for key, ok, allowed, example in RULES + TASK_RULES[task]:
-        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    family = "transformer" if _get(cfg, "model.cell") == "transformer" else "recurrent"
+    rules = (RULES + TASK_RULES[task] + FAMILY_RULES[family]
+             + FAMILY_RULES.get((task, family), []))
+    for key, ok, allowed, example in rules:
+        value = _get(cfg, key)
         if value is _ABSENT:
             problems.append(f"{key} is missing: it must be {allowed} (add +{key}={example})")
         elif not ok(value):
             problems.append(f"{key}={value!r} is not allowed: it must be {allowed} "
                             f"(e.g. {key}={example})")
-    nonlinearity = OmegaConf.select(cfg, "model.nonlinearity", default="tanh")
+    if not problems:  # the checks between keys assume each key is valid on its own
+        problems += (_transformer_problems(cfg, task) if family == "transformer"
+                     else _recurrent_problems(cfg))
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _get(cfg, key):
+    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+
+
+def _recurrent_problems(cfg) -> list[str]:
+    m, problems = cfg.model, []
+    nonlinearity = m.get("nonlinearity", "tanh")
     if nonlinearity not in NONLINEARITIES:
         problems.append(f"model.nonlinearity={nonlinearity!r} is not allowed: it must be one "
                         f"of {', '.join(NONLINEARITIES)} (e.g. model.nonlinearity=relu)")
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    elif nonlinearity != "tanh" and not m.cell.startswith("rnn"):
+        problems.append(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, not "
+                        f"{m.cell} (e.g. ~model.nonlinearity)")
+    if m.bidirectional and m.cell in ONE_WAY:
+        problems.append(f"model.bidirectional=true is not available for {m.cell}, whose layers "
+                        f"run one way (e.g. model.bidirectional=false, or model=gru)")
+    chunk = m.get("chunk_size")
+    if m.cell != "onlstm" and chunk is not None:
+        problems.append(f"model.chunk_size={chunk!r} applies to onlstm only: drop it "
+                        f"(e.g. ~model.chunk_size)")
+    elif m.cell == "onlstm" and not (_int(1)(chunk) and m.num_hiddens % chunk == 0):
+        problems.append(f"model.chunk_size={chunk!r} is not allowed: it must be an integer >= 1 "
+                        f"dividing model.num_hiddens={m.num_hiddens} (e.g. model.chunk_size=8)")
+    return problems
+
+
+def _transformer_problems(cfg, task) -> list[str]:
+    m, problems = cfg.model, []
+    if m.num_hiddens % m.num_heads:
+        problems.append(f"model.num_heads={m.num_heads} is not allowed: it must divide "
+                        f"model.num_hiddens={m.num_hiddens} (e.g. model.num_heads=4)")
+    if task == "language_model":
+        window = m.context + cfg.data.num_steps
+        prefix = len(tokenize([cfg.sample.prefix], cfg.data.token))
+        if m.max_len < max(window, prefix):
+            problems.append(
+                f"model.max_len={m.max_len} is too short: it must be at least model.context + "
+                f"data.num_steps = {window} and the sample prefix's {prefix} tokens (e.g. "
+                f"model.max_len={max(window, prefix)})")
+    elif m.max_len < cfg.data.num_steps:
+        problems.append(f"model.max_len={m.max_len} is too short: it must be at least "
+                        f"data.num_steps={cfg.data.num_steps} (e.g. model.max_len=1024)")
+    return problems
 
 
 def check_fits_data(cfg: DictConfig, train_tokens: int, val_tokens: int) -> None:

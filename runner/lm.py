@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 
 from data import ensure_file, load_lm_data
 from data.iterators import epoch_batches, partition
+from data.timemachine import tokenize
 from models import detach, generate
 from runner.config import check_fits_data
 from runner.train import perplexity, step
@@ -65,7 +66,7 @@ class LanguageModelTask:
     def outputs(self, model, device) -> tuple[dict, dict]:
         """A greedy continuation of the configured prefix (no extra metrics)."""
         s, vocab = self.cfg.sample, self.data.vocab
-        tokens = list(s.prefix) if self.cfg.data.token == "char" else s.prefix.split()
+        tokens = tokenize([s.prefix], self.cfg.data.token)
         ids = generate(model, vocab.indices(tokens), s.num_preds, device)
         joiner = "" if self.cfg.data.token == "char" else " "
         return {"sample": {"prefix": s.prefix, "num_preds": s.num_preds,

@@ -56,6 +56,11 @@ def previous_result(path: Path, cfg: DictConfig) -> dict | None:
     return existing
 
 
+def sees_future(cfg: DictConfig) -> bool:
+    """A bidirectional recurrent language model reads the tokens it predicts."""
+    return bool(OmegaConf.select(cfg, "model.bidirectional", default=False))
+
+
 def metrics_of(history, model, device, wall_seconds) -> dict:
     train_ppl = [p for p in history.train_perplexity if p is not None]
     seconds, tokens = sum(history.train_seconds), sum(history.train_tokens)
@@ -112,7 +117,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         "status": "failed",
         "config": OmegaConf.to_container(cfg, resolve=True),
         "dataset": task.provenance,
-        "sees_future": cfg.model.bidirectional,
+        "sees_future": sees_future(cfg),
         "environment": environment(device, concurrent_jobs),
         "started_at": started_at,
     }
@@ -150,7 +155,7 @@ def build(cfg: DictConfig, task, device):
     instantiate(cfg.init)(model)
     model.to(device)
     optimizer = instantiate(cfg.optim)(params=model.parameters())
-    if cfg.model.bidirectional:  # allowed for language models only (validated)
+    if sees_future(cfg):  # allowed for language models only (validated)
         warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
                       "tokens it predicts, so its perplexity is not a language-model score",
                       stacklevel=2)

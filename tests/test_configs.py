@@ -3,7 +3,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from models import LanguageModel, Seq2Seq
+from models import LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
 from runner.config import validate
 from tests.conftest import CONF, compose_config
 
@@ -27,10 +27,10 @@ def test_choice_composes_validates_and_instantiates(group, name):
     validate(cfg)
     if cfg.data.task == "translation":
         model = instantiate(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
-        assert isinstance(model, Seq2Seq)
+        assert isinstance(model, Seq2Seq | TransformerSeq2Seq)
     else:
         model = instantiate(cfg.model, vocab_size=11)
-        assert isinstance(model, LanguageModel)
+        assert isinstance(model, LanguageModel | TransformerLM)
     init = instantiate(cfg.init)
     assert init(model) is model
     optimizer = instantiate(cfg.optim)(params=model.parameters())
@@ -43,6 +43,36 @@ def test_choice_composes_validates_and_instantiates(group, name):
     else:
         logits, _ = model(tokens, model.begin_state(2))
         assert logits.shape == (3, 2, 11)
+
+
+MODEL_CLASSES = {("language_model", False): LanguageModel, ("translation", False): Seq2Seq,
+                 ("language_model", True): TransformerLM, ("translation", True): TransformerSeq2Seq}
+
+
+@pytest.mark.parametrize("data", ["timemachine", "tatoeba"])
+@pytest.mark.parametrize("model", GROUPS["model"])
+def test_every_model_builds_for_every_data_set(model, data):
+    """conf/preset/<family>/<data>.yaml gives each model the class its data set's task needs."""
+    cfg = compose_config(f"model={model}", f"data={data}", "model.num_hiddens=8")
+    validate(cfg)
+    kind = MODEL_CLASSES[cfg.data.task, model == "transformer"]
+    sizes = ({"src_vocab_size": 11, "tgt_vocab_size": 13} if cfg.data.task == "translation"
+             else {"vocab_size": 11})
+    assert type(instantiate(cfg.model, **sizes)) is kind
+    assert cfg.model.cell == model  # the name reports use
+
+
+def test_transformer_brings_adam_and_warmup_and_yields_to_the_command_line():
+    cfg = compose_config("model=transformer")
+    assert cfg.optim._target_ == "torch.optim.Adam" and cfg.optim.lr == 0.001
+    assert cfg.train.warmup == 0.01 and cfg.model.context == cfg.data.num_steps == 35
+    cfg = compose_config("model=transformer", "optim=sgd", "optim.lr=0.1", "train.warmup=0")
+    assert cfg.optim._target_ == "torch.optim.SGD" and cfg.optim.lr == 0.1
+    assert cfg.train.warmup == 0
+    mt = compose_config("model=transformer", "data=tatoeba")
+    assert (mt.model.num_hiddens, mt.model.num_layers, mt.model.ffn_num_hiddens) == (32, 2, 64)
+    assert mt.optim.lr == 0.005  # the data set's preset comes last
+    assert compose_config("model=gru").optim._target_ == "torch.optim.SGD"
 
 
 def test_tatoeba_is_the_studys_seq2seq_preset():

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
     ("model.num_hiddens=true", "model.num_hiddens=True is not allowed"),
     ("optim.lr=-1", "optim.lr=-1 is not allowed: it must be a number > 0"),
     ("model.dropout=1.5", "model.dropout=1.5 is not allowed: it must be a number in [0, 1)"),
-    ("model.cell=transformer", "model.cell='transformer' is not allowed: it must be one of rnn"),
+    ("model.cell=lstmx", "model.cell='lstmx' is not allowed: it must be one of rnn"),
+    ("model.skip=highway", "model.skip='highway' is not allowed: it must be one of none, residual"),
     ("data.sampling=shuffled", "data.sampling='shuffled' is not allowed"),
     ("train.grad_clip=0", "train.grad_clip=0 is not allowed: it must be null (off)"),
     ("train.warmup=1.0", "train.warmup=1.0 is not allowed"),
@@ -41,6 +42,28 @@ def test_bad_value_is_named_with_what_is_allowed(override, expected):
     assert message.count("\n") == 1  # one problem, one line
 
 
+@pytest.mark.parametrize("overrides,expected", [
+    (["model=transformer", "model.num_heads=3"],
+     "model.num_heads=3 is not allowed: it must divide model.num_hiddens=256"),
+    (["model=transformer", "model.positional=rotary"], "model.positional='rotary' is not allowed"),
+    (["model=transformer", "model.max_len=40"],
+     "model.max_len=40 is too short: it must be at least model.context + data.num_steps = 70"),
+    (["model=transformer", "model.norm_first=maybe"], "model.norm_first='maybe' is not allowed"),
+    (["model=onlstm", "model.chunk_size=7"],
+     "model.chunk_size=7 is not allowed: it must be an integer >= 1 dividing "
+     "model.num_hiddens=512"),
+    (["model=gru", "+model.chunk_size=8"], "model.chunk_size=8 applies to onlstm only"),
+    (["model=sru", "model.bidirectional=true"],
+     "model.bidirectional=true is not available for sru"),
+    (["model=gru", "+model.nonlinearity=relu"], "applies to rnn cells only, not gru"),
+])
+def test_bad_model_option_is_named_with_the_fix(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        validate(compose_config(*overrides))
+    assert expected in str(info.value)
+    assert "(e.g. " in str(info.value)
+
+
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as info:
         validate(compose_config("model.num_hiddens=0", "optim.lr=-1"))
@@ -49,7 +72,7 @@ def test_every_problem_is_reported_at_once():
 
 def test_unknown_model_file_lists_the_models():
     with pytest.raises(MissingConfigException, match="gru_scratch"):
-        compose_config("model=transformer")
+        compose_config("model=transformerx")
 
 
 def test_num_steps_longer_than_the_corpus_fails_before_training(tiny_cfg, tmp_path):

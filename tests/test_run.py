@@ -132,3 +132,22 @@ def test_warmup_ramps_the_learning_rate(tiny_cfg, tmp_path):
     result = run(tiny_cfg("train.warmup=0.75", "train.num_epochs=4", "optim.lr=0.5"), tmp_path)
     lrs = result["curves"]["lr"]  # the lr of each epoch's last step
     assert lrs == pytest.approx([0.5 / 3, 0.5 * 2 / 3, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("model", [
+    ["model=sru"], ["model=onlstm", "model.chunk_size=4"], ["model=gru", "model.num_layers=3",
+                                                            "model.skip=dense"],
+    ["model=transformer", "model.num_heads=2", "model.ffn_num_hiddens=32", "model.num_layers=2"],
+], ids=["sru", "onlstm", "gru-dense", "transformer"])
+def test_every_model_family_runs_learns_and_counts_its_parameters(tiny_cfg, tmp_path, model):
+    cfg = tiny_cfg(*model, "optim=adam", "optim.lr=0.01", "train.num_epochs=6")
+    result = run(cfg, tmp_path)
+    validate_result(json.loads((tmp_path / RESULT_FILE).read_text()))
+    assert result["status"] == "completed"
+    curve = result["curves"]["train_perplexity"]
+    assert curve[-1] < 0.7 * curve[0]
+    task = runner.run.TASKS["language_model"](cfg)
+    built = task.build("cpu")
+    assert result["metrics"]["num_params"] == sum(p.numel() for p in built.parameters()) > 0
+    text = result["sample"]["text"]  # generation works with every model's state
+    assert text.startswith("time traveller") and len(text) == len("time traveller") + 10

@@ -76,3 +76,14 @@ def test_a_tatoeba_sweep_reports_bleu(fra_dir, tmp_path):
     summary = (out / "summary.md").read_text()
     assert "| BLEU |" in summary
     assert (out / "plot_bleu.png").exists()
+
+
+def test_a_transformer_encoder_decoder_learns_and_reports_bleu(fra_dir, tmp_path):
+    cfg = compose_config(*overrides(fra_dir), "model=transformer", "train.num_epochs=20",
+                         "optim.lr=0.005")
+    result = run(cfg, tmp_path / "out")
+    validate_result(json.loads((tmp_path / "out" / RESULT_FILE).read_text()))
+    assert result["config"]["model"]["_target_"] == "models.TransformerSeq2Seq"
+    assert result["status"] == "completed" and result["metrics"]["bleu"] > 30
+    curve = result["curves"]["train_perplexity"]
+    assert curve[-1] < 0.3 * curve[0]

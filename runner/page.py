@@ -56,11 +56,13 @@ def samples(results: list[dict], by: list[str], flat) -> list[str]:
 
 
 def page_markdown(title: str, intro: str, tables: str, plots: list[Path], env: list[str],
-                  warns: list[str], texts: list[str]) -> str:
+                  warns: list[str], texts: list[str], findings: list[str] = ()) -> str:
     parts = [f"# {title}\n", intro + "\n"]
     if warns:
         parts.append("## Warnings\n\n" + "\n".join(f"- {w}" for w in warns) + "\n")
     parts.append("## Tables\n\n" + tables)
+    if findings:
+        parts.append("## The companion note's findings\n\n" + "\n\n".join(findings) + "\n")
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:
         parts.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n")

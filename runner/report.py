@@ -23,6 +23,7 @@ import jsonschema
 import numpy as np
 import pandas as pd
 
+from runner.findings import companion_findings
 from runner.page import environment_lines, page_markdown, samples, warnings_for, write_page
 from runner.plots import write_plots
 from runner.reference import reference_for, reference_series
@@ -42,7 +43,7 @@ METRICS = [*json.loads(SCHEMA_FILE.read_text())["properties"]["metrics"]["requir
 ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs"]
 RUN_COLUMNS = ["run_id", "status", "path", "sees_future"]
 STATISTICS = {"train_perplexity": "training perplexity", "val_perplexity": "held-out perplexity",
-              "tokens_per_sec": "tokens/sec", "bleu": "BLEU"}
+              "tokens_per_sec": "tokens/sec", "bleu": "BLEU", "num_params": "parameters"}
 # Student's t 0.975 quantiles for df 1..30, exact to 6 decimals (checked against mpmath's
 # incomplete beta); beyond 30, the Cornish-Fisher expansion around the normal quantile
 # (Abramowitz & Stegun 26.7.5, four terms) is within 3e-8.
@@ -122,8 +123,10 @@ def tidy(results: list[dict]) -> pd.DataFrame:
 
 def swept_params(df: pd.DataFrame) -> list[str]:
     """Config columns that vary across runs, seed aside (repeats of a point, not a factor).
-    A key that exists only for some runs (model.nonlinearity: rnn cells only) is left out when
-    the other swept keys already tell its runs apart: it follows from them, it is no factor."""
+    A key that follows from the other swept keys is left out: it tells no runs apart (a key
+    only some models have, like model.nonlinearity, or a model's own preset, like the
+    transformer's optim.lr when model is swept). model.cell is the last to be left out, so the
+    model names the rows."""
     config = [c for c in df.columns if c not in {*RUN_COLUMNS, *METRICS, "seed"}
               and not c.startswith("environment.")]
     swept = [c for c in config if df[c].nunique(dropna=False) > 1]
@@ -131,9 +134,9 @@ def swept_params(df: pd.DataFrame) -> list[str]:
     def groups(cols):
         return df.groupby(cols, dropna=False).ngroups if cols else 1
 
-    for c in reversed(list(swept)):
+    for c in sorted(reversed(swept), key=lambda c: c == "model.cell"):
         rest = [k for k in swept if k != c]
-        if df[c].isna().any() and groups(rest) == groups(swept):
+        if groups(rest) == groups(swept):
             swept.remove(c)
     return swept
 
@@ -169,9 +172,11 @@ def _label(value) -> str:
 
 def _cell(row, metric: str) -> str:
     mean, ci = row[f"{metric}_mean"], row[f"{metric}_ci95"]
-    fmt = "{:,.0f}" if metric == "tokens_per_sec" else "{:.2f}"
+    fmt = "{:,.0f}" if metric in ("tokens_per_sec", "num_params") else "{:.2f}"
     if pd.isna(mean):  # no completed run at this point
         return "—"
+    if metric == "num_params":  # the same for every seed of a point
+        return fmt.format(mean)
     return fmt.format(mean) + ("" if pd.isna(ci) else " ± " + fmt.format(ci))
 
 
@@ -300,7 +305,8 @@ def write_report(folder: Path) -> dict:
                         for m in ("train_perplexity", "tokens_per_sec")]) if factor else None
     plots = write_plots(folder, results, df, summary, by, reference=series)
     page = page_markdown(folder.name, intro, tables, plots, environment_lines(results),
-                         warnings_for(results, counts), samples(results, by, flatten))
+                         warnings_for(results, counts), samples(results, by, flatten),
+                         companion_findings(df, summary, by))
     paths["report.md"], paths["report.html"] = write_page(folder, page, folder.name)
     print(f"report: {counts['read']} runs read ({tally}, {counts['skipped']} skipped) "
           f"-> {paths['report.html']}")

@@ -123,10 +123,10 @@ def tidy(results: list[dict]) -> pd.DataFrame:
 
 def swept_params(df: pd.DataFrame) -> list[str]:
     """Config columns that vary across runs, seed aside (repeats of a point, not a factor).
-    A key that follows from the other swept keys is left out: it tells no runs apart (a key
-    only some models have, like model.nonlinearity, or a model's own preset, like the
-    transformer's optim.lr when model is swept). model.cell is the last to be left out, so the
-    model names the rows."""
+    Left out, as no factor: a key that exists only for some runs (model.nonlinearity: rnn
+    cells only) when the other swept keys already tell its runs apart, and, when model.cell
+    is swept, a key each model holds at one value (a model's own preset, such as the
+    transformer's Adam lr and dropout)."""
     config = [c for c in df.columns if c not in {*RUN_COLUMNS, *METRICS, "seed"}
               and not c.startswith("environment.")]
     swept = [c for c in config if df[c].nunique(dropna=False) > 1]
@@ -134,9 +134,13 @@ def swept_params(df: pd.DataFrame) -> list[str]:
     def groups(cols):
         return df.groupby(cols, dropna=False).ngroups if cols else 1
 
-    for c in sorted(reversed(swept), key=lambda c: c == "model.cell"):
+    def per_model(c):
+        return "model.cell" in swept and c != "model.cell" and bool(
+            (df.groupby("model.cell", dropna=False)[c].nunique(dropna=False) == 1).all())
+
+    for c in reversed(list(swept)):
         rest = [k for k in swept if k != c]
-        if groups(rest) == groups(swept):
+        if (df[c].isna().any() and groups(rest) == groups(swept)) or per_model(c):
             swept.remove(c)
     return swept
 

@@ -133,6 +133,16 @@ def test_swept_params_are_the_varied_keys_never_seed():
     # but a null that is a value of its own (one-hot vs an embedding) is a factor
     embed = [make_result(**{"model.embed_size": e}) for e in [None, 16]]
     assert swept_params(tidy(embed)) == ["model.embed_size"]
+    # each model's own preset (the transformer's Adam lr, dropout) is no factor either...
+    presets = {"rnn": (1.0, 0.0), "transformer": (0.001, 0.1)}
+    families = [make_result(**{"model.cell": c, "model.num_hiddens": h, "optim.lr": presets[c][0],
+                               "model.dropout": presets[c][1]})
+                for c in presets for h in [32, 64]]
+    assert swept_params(tidy(families)) == ["model.cell", "model.num_hiddens"]
+    # ...unless it varies within a model: then it was swept
+    swept_lr = [make_result(**{"model.cell": c, "optim.lr": lr})
+                for c in presets for lr in [0.1, 1.0]]
+    assert swept_params(tidy(swept_lr)) == ["model.cell", "optim.lr"]
 
 
 def test_bad_files_are_skipped_with_one_warning_each(tmp_path, caplog):
@@ -168,7 +178,8 @@ def test_markdown_one_factor_has_the_studys_shape(tmp_path):
     # nn.RNN over num_hiddens is the study's Table 12: its numbers stand under ours
     assert [row[0] for row in table[1:]] == [
         "training perplexity", "training perplexity (the study)", "held-out perplexity",
-        "tokens/sec", "tokens/sec (the study)"]
+        "tokens/sec", "tokens/sec (the study)", "parameters"]
+    assert table[6][1:] == ["2,876"] * 3  # one count per point, no interval
     assert table[1][1:] == ["4.00 ± 4.97", "10.00", "8.50 ± 6.35"]
     assert table[2][1:] == ["5.21", "3.69", "1.98"]
     assert table[4][1:3] == ["2,000 ± 2,484", "4,000"]
@@ -181,7 +192,7 @@ def test_markdown_model_by_factor_has_one_table_per_metric(tmp_path):
             for c in ["rnn", "gru"] for h in [64, 32]]
     write_report(write_runs(tmp_path, runs))
     tables = markdown_tables_of(tmp_path / "summary.md")
-    assert len(tables) == 4  # three metrics and the run counts
+    assert len(tables) == 5  # four metrics (parameters included) and the run counts
     study = ["gru", "gru (the study)", "rnn", "rnn (the study)"]  # Tables 16-19
     for table, rows in zip(tables, [study, ["gru", "rnn"], study, ["gru", "rnn"]]):
         assert table[0] == ["model", "32", "64"]

@@ -157,9 +157,13 @@ def _recurrent_problems(cfg) -> list[str]:
     if m.cell != "onlstm" and chunk is not None:
         problems.append(f"model.chunk_size={chunk!r} applies to onlstm only: drop it "
                         f"(e.g. ~model.chunk_size)")
-    elif m.cell == "onlstm" and not (_int(1)(chunk) and m.num_hiddens % chunk == 0):
+    elif m.cell == "onlstm" and not (_int(1)(chunk) and m.num_hiddens % chunk == 0
+                                     and m.num_hiddens // chunk >= 2):
+        # One chunk makes both master gates constant (cumax of one value is 1): the master
+        # input gate is 0 everywhere and the memory is never written.
         problems.append(f"model.chunk_size={chunk!r} is not allowed: it must be an integer >= 1 "
-                        f"dividing model.num_hiddens={m.num_hiddens} (e.g. model.chunk_size=8)")
+                        f"dividing model.num_hiddens={m.num_hiddens} into at least 2 chunks "
+                        f"(e.g. model.chunk_size=8)")
     return problems
 
 

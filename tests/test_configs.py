@@ -23,7 +23,7 @@ def test_groups_are_the_registry():
 
 @pytest.mark.parametrize("group,name", CHOICES)
 def test_choice_composes_validates_and_instantiates(group, name):
-    cfg = compose_config(f"{group}={name}", "model.num_hiddens=8")
+    cfg = compose_config(f"{group}={name}", "model.num_hiddens=16")
     validate(cfg)
     if cfg.data.task == "translation":
         model = instantiate(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
@@ -53,7 +53,7 @@ MODEL_CLASSES = {("language_model", False): LanguageModel, ("translation", False
 @pytest.mark.parametrize("model", GROUPS["model"])
 def test_every_model_builds_for_every_data_set(model, data):
     """conf/preset/<family>/<data>.yaml gives each model the class its data set's task needs."""
-    cfg = compose_config(f"model={model}", f"data={data}", "model.num_hiddens=8")
+    cfg = compose_config(f"model={model}", f"data={data}", "model.num_hiddens=16")
     validate(cfg)
     kind = MODEL_CLASSES[cfg.data.task, model == "transformer"]
     sizes = ({"src_vocab_size": 11, "tgt_vocab_size": 13} if cfg.data.task == "translation"

@@ -52,6 +52,7 @@ def test_bad_value_is_named_with_what_is_allowed(override, expected):
     (["model=onlstm", "model.chunk_size=7"],
      "model.chunk_size=7 is not allowed: it must be an integer >= 1 dividing "
      "model.num_hiddens=512"),
+    (["model=onlstm", "model.chunk_size=512"], "into at least 2 chunks"),
     (["model=gru", "+model.chunk_size=8"], "model.chunk_size=8 applies to onlstm only"),
     (["model=sru", "model.bidirectional=true"],
      "model.bidirectional=true is not available for sru"),

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from models import CELLS, SCHEMES, LanguageModel, detach, generate, init_weights, make_core
+from models.core import ONE_WAY, has_memory_cell
 from models import num_params as count_params
 from models.scratch import ScratchRNN
 
@@ -121,16 +122,20 @@ def test_make_core_relu_only_for_rnn(cell):
 V, H, T, B = 7, 5, 6, 3
 
 
+def _options(cell):
+    return {"chunk_size": 1} if cell == "onlstm" else {}  # 5 chunks; 1 chunk never writes c
+
+
 @pytest.mark.parametrize("embed_size", [None, 4])
 @pytest.mark.parametrize("cell", CELLS)
 def test_lm_logits_and_state_shapes(cell, embed_size):
     torch.manual_seed(0)
-    for layers, bidir in ((1, False), (2, False), (2, True)):
+    for layers, bidir in ((1, False), (2, False), (2, True))[:2 if cell in ONE_WAY else 3]:
         model = LanguageModel(V, cell, H, num_layers=layers, bidirectional=bidir,
-                              embed_size=embed_size)
+                              embed_size=embed_size, **_options(cell))
         D = 2 if bidir else 1
         state = model.begin_state(B)
-        if cell.startswith("lstm"):
+        if has_memory_cell(cell):
             assert isinstance(state, tuple) and len(state) == 2
             assert all(s.shape == (layers * D, B, H) for s in state)
         else:
@@ -177,10 +182,10 @@ def test_gru_one_hot_param_count_closed_form():
         assert sum(p.numel() for p in model.parameters()) == expected
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "lstm_scratch"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "lstm_scratch", "sru", "onlstm"])
 def test_detach_cuts_history_keeps_values(cell):
     torch.manual_seed(0)
-    model = LanguageModel(V, cell, H)
+    model = LanguageModel(V, cell, H, **_options(cell))
     _, state = model(torch.randint(0, V, (T, B)), model.begin_state(B))
     parts = state if isinstance(state, tuple) else (state,)
     assert all(s.grad_fn is not None for s in parts)
@@ -193,10 +198,10 @@ def test_detach_cuts_history_keeps_values(cell):
         assert torch.equal(c, s)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm_scratch"])
+@pytest.mark.parametrize("cell", ["gru", "lstm_scratch", "sru", "onlstm"])
 def test_generate(cell):
     torch.manual_seed(0)
-    model = LanguageModel(V, cell, H, embed_size=3)
+    model = LanguageModel(V, cell, H, embed_size=3, **_options(cell))
     prefix = [1, 4, 2]
     model.train()
     out = generate(model, prefix, 8, "cpu")
@@ -222,8 +227,9 @@ def test_causality(cell):
     x = torch.randint(0, V, (T, B))
     x2 = x.clone()
     x2[t] = (x[t] + 1) % V
-    for bidir in (False, True):
-        model = LanguageModel(V, cell, H, num_layers=2, bidirectional=bidir, embed_size=4)
+    for bidir in (False, True)[:1 if cell in ONE_WAY else 2]:
+        model = LanguageModel(V, cell, H, num_layers=2, bidirectional=bidir, embed_size=4,
+                              **_options(cell))
         with torch.no_grad():
             a, _ = model(x, model.begin_state(B))
             b, _ = model(x2, model.begin_state(B))

@@ -4,8 +4,9 @@ synthetic regression task, so its numbers are not comparable with perplexity; wh
 over is which settings train and which do not.
 
 A point (a setting, over its seeds) counts as trained when every run completed and its mean
-final training perplexity is within TRAINED_RATIO of the best point's in the same comparison;
-a point stuck far above the rest, or with a diverged or failed run, did not train.
+final training perplexity is within TRAINED_RATIO of the best point's among those sharing its
+other swept values (model size, say); a point stuck far above the rest, or with a diverged
+or failed run, did not train.
 """
 import math
 
@@ -33,8 +34,34 @@ def _ppl(row) -> str:
 
 
 def _label(row, keys: list[str]) -> str:
-    return ", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}"
-                     for k in keys)
+    """The point as overrides, keys it does not have (NaN: init.std of a uniform) left out."""
+    values = [(k, row[k]) for k in keys if not (isinstance(row[k], float) and math.isnan(row[k]))]
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values)
+
+
+def _groups(rows: pd.DataFrame, others: list[str]):
+    """(label, rows) per combination of the other swept keys: each is judged on its own, as a
+    small model's perplexity is no measure of a large one's."""
+    if not others:
+        return [("", rows)]
+    return [(f"at {_label(g.iloc[0], others)}: ", g)
+            for _, g in rows.groupby(others, dropna=False, sort=True)]
+
+
+def _warmup_verdict(rows: pd.DataFrame) -> tuple[bool, str] | None:
+    best = rows["train_perplexity_mean"].min()
+    cold, warm = rows[rows["train.warmup"] == 0], rows[rows["train.warmup"] > 0]
+    if cold.empty or warm.empty:
+        return None
+    cold_ok = all(_trained(r, best) for _, r in cold.iterrows())
+    rescued = any(_trained(r, best) for _, r in warm.iterrows())
+    verdict = ("holds: without warm-up the model does not train, with it it does"
+               if not cold_ok and rescued else
+               "does not hold: without warm-up the model trains as well as with it" if cold_ok
+               else "does not hold: no warm-up setting trains")
+    detail = "; ".join(f"warm-up {r['train.warmup']:g}: {_ppl(r)}"
+                       for _, r in rows.sort_values("train.warmup").iterrows())
+    return not cold_ok and rescued, f"{verdict} (final training perplexity {detail})"
 
 
 def warmup_check(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> str | None:
@@ -43,42 +70,34 @@ def warmup_check(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> str 
     rows, lr = summary, df["optim.lr"].iloc[0]
     if "optim.lr" in by:  # the note's finding is about lr 1e-3
         rows, lr = summary[summary["optim.lr"] == NOTE_LR], NOTE_LR
-    if rows.empty:
-        return None
-    best = rows["train_perplexity_mean"].min()
-    cold = rows[rows["train.warmup"] == 0]
-    warm = rows[rows["train.warmup"] > 0]
-    if cold.empty or warm.empty:
-        return None
-    cold_ok = all(_trained(r, best) for _, r in cold.iterrows())
-    rescued = [r for _, r in warm.iterrows() if _trained(r, best)]
-    holds = not cold_ok and bool(rescued)
     others = [k for k in by if k not in ("train.warmup", "optim.lr")]
-    detail = "; ".join(f"warm-up {r['train.warmup']:g}"
-                       + (f" ({_label(r, others)})" if others else "") + f": {_ppl(r)}"
-                       for _, r in rows.sort_values("train.warmup").iterrows())
-    verdict = ("holds: without warm-up the model does not train, with it it does" if holds
-               else "does not hold here: without warm-up the model trains as well as with it"
-               if cold_ok else "does not hold here: no warm-up setting trains")
-    return (f"**Warm-up rescues lr 1e-3** (the note: {NOTE_WARMUP}): {verdict}. Final training "
-            f"perplexity at lr {lr:g}: {detail}.")
+    judged = [(where, _warmup_verdict(g)) for where, g in _groups(rows, others)]
+    judged = [(where, v) for where, v in judged if v]
+    if not judged:
+        return None
+    lines = [f"{where}{text}" for where, (_, text) in judged]
+    return (f"**Warm-up rescues lr 1e-3** (the note: {NOTE_WARMUP}), judged at lr {lr:g}: "
+            + "; ".join(lines) + ".")
+
+
+def _init_verdict(rows: pd.DataFrame, keys: list[str]) -> str:
+    best = rows["train_perplexity_mean"].min()
+    failed = [_label(r, keys) for _, r in rows.iterrows() if not _trained(r, best)]
+    verdict = (f"{'holds' if len(failed) >= 2 else 'does not hold'}: {len(failed)} of "
+               f"{len(rows)} settings fail to train" + (f" ({'; '.join(failed)})" if failed else ""))
+    ranked = "; ".join(f"{_label(r, keys)}: {_ppl(r)}" for _, r in
+                       rows.sort_values("train_perplexity_mean").iterrows())
+    return f"{verdict}; final training perplexity, best first: {ranked}"
 
 
 def init_check(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> str | None:
     if "init.scheme" not in by or not (df["model.cell"] == "transformer").all():
         return None
-    best = summary["train_perplexity_mean"].min()
-    failed = [r for _, r in summary.iterrows() if not _trained(r, best)]
-    holds = len(failed) >= 2
-    names = [_label(r, by) for r in failed]
-    verdict = (f"holds: {len(failed)} of {len(summary)} settings fail to train"
-               if holds else f"does not hold here: {len(failed)} of {len(summary)} settings "
-               f"fail to train")
-    trained = "; ".join(f"{_label(r, by)}: {_ppl(r)}" for _, r in
-                        summary.sort_values("train_perplexity_mean").iterrows())
-    return (f"**Several initialisations fail to train** (the note: {NOTE_INIT}): {verdict}"
-            + (f" ({'; '.join(names)})" if names else "") + f". Final training perplexity, "
-            f"best first: {trained}.")
+    keys = [k for k in by if k.startswith("init.")]
+    others = [k for k in by if k not in keys]
+    lines = [f"{where}{_init_verdict(g, keys)}" for where, g in _groups(summary, others)]
+    return f"**Several initialisations fail to train** (the note: {NOTE_INIT}): " + \
+        "; ".join(lines) + "."
 
 
 def companion_findings(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> list[str]:
@@ -87,5 +106,6 @@ def companion_findings(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -
     if not any(found):
         return []
     rule = (f"A setting counts as trained when all its runs completed and its mean final "
-            f"training perplexity is within {TRAINED_RATIO}x of the best setting's.")
+            f"training perplexity is within {TRAINED_RATIO}x of the best setting's with the "
+            f"same other swept values.")
     return [f for f in found if f] + [rule]

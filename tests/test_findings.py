@@ -24,7 +24,7 @@ def test_warmup_rescue_holds_when_only_the_cold_start_fails():
 def test_warmup_rescue_fails_when_the_cold_start_trains_too():
     summary = _summary([{"train.warmup": 0.0, "train_perplexity_mean": 7.3},
                         {"train.warmup": 0.01, "train_perplexity_mean": 7.2}])
-    assert "does not hold here: without warm-up the model trains as well" in warmup_check(
+    assert "does not hold: without warm-up the model trains as well" in warmup_check(
         _runs(), summary, ["train.warmup"])
 
 
@@ -45,8 +45,25 @@ def test_init_check_names_the_settings_that_fail():
     text = init_check(_runs(), summary, ["init.scheme"])
     assert "holds: 2 of 4 settings fail to train" in text
     assert "init.scheme=kaiming_normal; init.scheme=normal" in text
+    params = _summary([{"init.scheme": "normal", "init.std": 0.1, "train_perplexity_mean": 17.0},
+                       {"init.scheme": "uniform", "init.std": float("nan"),
+                        "train_perplexity_mean": 17.0},
+                       {"init.scheme": "default", "init.std": float("nan"),
+                        "train_perplexity_mean": 7.0}])
+    text = init_check(_runs(), params, ["init.scheme", "init.std"])
+    assert "(init.scheme=normal, init.std=0.1; init.scheme=uniform)" in text  # no "std=nan"
     one_bad = summary.assign(train_perplexity_mean=[7.0, 7.5, 8.0, 16.5])
-    assert "does not hold here: 1 of 4" in init_check(_runs(), one_bad, ["init.scheme"])
+    assert "does not hold: 1 of 4" in init_check(_runs(), one_bad, ["init.scheme"])
+
+
+def test_each_model_size_is_judged_against_its_own_best():
+    """A small model's perplexity is no failure next to a large one's."""
+    summary = _summary([
+        {"train.warmup": w, "model.num_hiddens": h, "train_perplexity_mean": p}
+        for w, h, p in [(0.0, 64, 7.3), (0.01, 64, 7.2), (0.0, 256, 17.0), (0.01, 256, 3.5)]])
+    text = warmup_check(_runs(), summary, ["train.warmup", "model.num_hiddens"])
+    assert "at model.num_hiddens=64: does not hold" in text
+    assert "at model.num_hiddens=256: holds" in text
 
 
 def test_nothing_to_say_for_recurrent_models_or_other_sweeps():

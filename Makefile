@@ -31,7 +31,7 @@ test: install ## the test suite (fast, CPU, no network)
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins
 
-bench: install ## tokens/sec of rnn, lstm, gru (+ fused) at 32/256/1024 (ARGS="--d2l PY"); report speed
+bench: install ## tokens/sec of rnn, lstm, gru (+ fused), sru, onlstm at 32/256/1024 (ARGS="--d2l PY"); report speed
 	$(PY) -m bench.throughput $(ARGS)
 	$(PY) -m bench.report_speed
 

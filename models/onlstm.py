@@ -37,10 +37,12 @@ def nearest_divisor(n: int, k: int) -> int:
 class ONLSTM(nn.Module):
     def __init__(self, input_size: int, num_hiddens: int, chunk_size: int):
         super().__init__()
-        if chunk_size < 1 or num_hiddens % chunk_size:
+        if chunk_size < 1 or num_hiddens % chunk_size or num_hiddens // chunk_size < 2:
+            # One chunk makes both master gates constant (cumax of one value is 1): the master
+            # input gate is 0 and the memory is never written.
             raise ValueError(f"model.chunk_size={chunk_size} must divide model.num_hiddens="
-                             f"{num_hiddens}{' and be positive' if chunk_size < 1 else ''} (e.g. "
-                             f"model.chunk_size={nearest_divisor(num_hiddens, chunk_size)})")
+                             f"{num_hiddens} into at least 2 chunks (e.g. model.chunk_size="
+                             f"{nearest_divisor(num_hiddens // 2, chunk_size)})")
         self.input_size, self.num_hiddens, self.chunk_size = input_size, num_hiddens, chunk_size
         self.num_chunks = num_hiddens // chunk_size
         gates = 4 * num_hiddens + 2 * self.num_chunks

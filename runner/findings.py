@@ -84,7 +84,8 @@ def _init_verdict(rows: pd.DataFrame, keys: list[str]) -> str:
     best = rows["train_perplexity_mean"].min()
     failed = [_label(r, keys) for _, r in rows.iterrows() if not _trained(r, best)]
     verdict = (f"{'holds' if len(failed) >= 2 else 'does not hold'}: {len(failed)} of "
-               f"{len(rows)} settings fail to train" + (f" ({'; '.join(failed)})" if failed else ""))
+               f"{len(rows)} settings fail to train")
+    verdict += f" ({'; '.join(failed)})" if failed else ""
     ranked = "; ".join(f"{_label(r, keys)}: {_ppl(r)}" for _, r in
                        rows.sort_values("train_perplexity_mean").iterrows())
     return f"{verdict}; final training perplexity, best first: {ranked}"

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from models import CELLS, SCHEMES, LanguageModel, detach, generate, init_weights, make_core
-from models.core import ONE_WAY, has_memory_cell
 from models import num_params as count_params
+from models.core import ONE_WAY, has_memory_cell
 from models.scratch import ScratchRNN
 
 TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from data.iterators import SAMPLINGS, min_tokens
 from data.timemachine import TOKEN_KINDS, tokenize
-from models.core import CELLS, NONLINEARITIES, ONE_WAY
+from models.core import CELLS, NONLINEARITIES, ONE_WAY, cell_mode
 from models.init import SCHEMES
 from models.stack import SKIPS
 from models.transformer import POSITIONALS
@@ -147,7 +147,7 @@ def _recurrent_problems(cfg) -> list[str]:
     if nonlinearity not in NONLINEARITIES:
         problems.append(f"model.nonlinearity={nonlinearity!r} is not allowed: it must be one "
                         f"of {', '.join(NONLINEARITIES)} (e.g. model.nonlinearity=relu)")
-    elif nonlinearity != "tanh" and not m.cell.startswith("rnn"):
+    elif nonlinearity != "tanh" and cell_mode(m.cell) != "rnn":
         problems.append(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, not "
                         f"{m.cell} (e.g. ~model.nonlinearity)")
     if m.bidirectional and m.cell in ONE_WAY:

@@ -14,15 +14,17 @@ Where it pays (CPU, 2 threads, batch 32, 35 steps, one training step): rnn and g
 on CPU already runs as one oneDNN kernel per layer (aten::mkldnn_rnn_layer), and a version
 written this way was slower (~0.55x at 32, ~0.7x at 256 and 1024). On GPU, use torch.nn (cuDNN).
 
-Parameters, layout and forward contract are those of models.scratch.ScratchRNN and torch.nn
-(names, shapes, gate order, default init), so state_dicts move freely between them.
+Parameters and forward contract are torch.nn's (names, shapes, gate order, default init), so
+state_dicts move freely between a fused layer and its torch.nn twin, and so does what they
+compute (tests/test_fused.py). (The `_scratch` cells are another model: d2l's, models/scratch.py.)
 Time-major: input (T, B, I); state (L*D, B, H); output (T, B, D*H).
 """
+import math
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.autograd.function import once_differentiable
-
-from models.scratch import ScratchRNN
 
 # Notation: T steps, B batch, I input size, H hidden size, G gates (1 rnn, 3 gru).
 # Each Function fills hs (T+1, B, H) = (h0, h_1, ..., h_T), so the previous state of every
@@ -132,19 +134,36 @@ class _GRU(torch.autograd.Function):
                       dh[0] if need_h0 else None)
 
 
-class FusedRNN(ScratchRNN):
-    """Drop-in for torch.nn.RNN/GRU (time-major), with ScratchRNN's parameters."""
+class FusedRNN(nn.Module):
+    """Drop-in for torch.nn.RNN/GRU (time-major), with their parameters: weight_ih_l{k} (G*H, I),
+    weight_hh_l{k} (G*H, H), bias_ih_l{k}, bias_hh_l{k} (G*H,), `_reverse` for the backward
+    direction, gates in torch.nn's order (r, z, n for gru), all drawn from U(-1/sqrt(H),
+    1/sqrt(H)) as torch.nn does."""
 
-    MODES = ("rnn", "gru")
+    GATES = {"rnn": 1, "gru": 3}
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False):
-        if mode not in self.MODES:
-            raise ValueError(f"no fused {mode!r} layer; fused layers exist for {self.MODES} "
+        super().__init__()
+        if mode not in self.GATES:
+            raise ValueError(f"no fused {mode!r} layer; fused layers exist for {tuple(self.GATES)} "
                              f"(torch.nn's lstm is already fused on CPU: use model=lstm)")
-        super().__init__(mode, input_size, hidden_size, num_layers, nonlinearity, dropout,
-                         bidirectional)
+        self.mode, self.hidden_size, self.num_layers = mode, hidden_size, num_layers
+        self.dropout, self.num_directions = dropout, 2 if bidirectional else 1
         self.relu = nonlinearity == "relu"
+        gates = self.GATES[mode] * hidden_size
+        bound = 1 / math.sqrt(hidden_size)  # torch.nn's default: U(-1/sqrt(H), 1/sqrt(H))
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 else hidden_size * self.num_directions
+            for suffix in self._suffixes(layer):
+                for name, shape in (("weight_ih", (gates, in_size)),
+                                    ("weight_hh", (gates, hidden_size)),
+                                    ("bias_ih", (gates,)), ("bias_hh", (gates,))):
+                    param = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+                    self.register_parameter(name + suffix, param)
+
+    def _suffixes(self, layer):
+        return [f"_l{layer}", f"_l{layer}_reverse"][:self.num_directions]
 
     def forward(self, x, h0):
         h_n = []

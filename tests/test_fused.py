@@ -80,6 +80,19 @@ def test_dropout_train_is_applied(mode):
         assert not torch.equal(fused(x, h)[0], fused.eval()(x, h)[0])
 
 
+@pytest.mark.parametrize("mode", NN)
+def test_init_is_torch_nns_own(mode):
+    """Same seed, same numbers: the fused layer draws torch.nn's U(-1/sqrt(H), 1/sqrt(H)) for
+    every parameter, in torch.nn's order, so init=default means the same for both."""
+    torch.manual_seed(0)
+    ref = NN[mode](IN, H, num_layers=2, bidirectional=True)
+    torch.manual_seed(0)
+    fused = FusedRNN(mode, IN, H, num_layers=2, bidirectional=True)
+    assert list(fused.state_dict()) == list(ref.state_dict())
+    for name, p in ref.state_dict().items():
+        assert torch.equal(fused.state_dict()[name], p), name
+
+
 def test_no_fused_lstm():
     with pytest.raises(ValueError, match="use model=lstm"):
         FusedRNN("lstm", IN, H)

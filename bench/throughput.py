@@ -7,8 +7,9 @@ a table and saved as JSON.
 With --d2l, the study's own implementation (d2l 0.17.6 train_ch8, through
 ../shared/tools/d2l_reference.py in that interpreter) runs on the same configurations in the
 same sitting, one after the other, and the table gains its figures and our speed-up
-(a `_scratch` or `_fused` cell is compared with d2l's torch.nn cell of the same kind; sru,
-onlstm and transformer have none, so their d2l columns stay blank).
+(a `_fused` cell is compared with d2l's torch.nn cell of the same kind; so is a `_scratch`
+cell, as d2l_reference.py runs no d2l scratch model: there only the speed compares, the model
+differs; sru, onlstm and transformer have none, so their d2l columns stay blank).
 
 Figures: `ours` is the median over epochs 2..N of (training tokens / training seconds) of one
 epoch; d2l's is its own timer over its last epoch (the same interval). Each is the median of

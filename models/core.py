@@ -1,6 +1,8 @@
-"""The recurrent core of a model, chosen by name: torch.nn's layers (cuDNN on GPU), their
-scratch twins, fused twins of rnn and gru (hand-written BPTT, faster on CPU), SRU and ON-LSTM;
-stacked plainly, or with residual or dense connections between layers (models/stack.py)."""
+"""The recurrent core of a model, chosen by name: torch.nn's layers (cuDNN on GPU), d2l's
+from-scratch models (`_scratch`: another model, not torch.nn's written out; models/scratch.py),
+fused twins of rnn and gru (torch.nn's function with hand-written BPTT, faster on CPU), SRU and
+ON-LSTM; stacked plainly, or with residual or dense connections between layers
+(models/stack.py)."""
 from torch import nn
 
 from models.fused import FusedRNN
@@ -65,7 +67,7 @@ def _layers(cell, input_size, num_hiddens, num_layers, bidirectional, dropout, n
     if cell == "onlstm":
         return ONLSTM(input_size, num_hiddens, chunk_size)
     mode = cell_mode(cell)
-    if cell != mode:  # a _scratch or _fused twin
+    if cell != mode:  # d2l's _scratch model or a _fused twin of torch.nn's
         layer = ScratchRNN if cell.endswith("_scratch") else FusedRNN
         return layer(mode, input_size, num_hiddens, num_layers, nonlinearity, dropout,
                      bidirectional)

@@ -1,10 +1,14 @@
 """A recurrent language model: token ids -> one-hot (as d2l) or embedding -> recurrent core ->
-linear head over the vocabulary. Layout: time-major, inputs (T, B) -> logits (T, B, V)."""
+linear head over the vocabulary. Layout: time-major, inputs (T, B) -> logits (T, B, V).
+
+With a `_scratch` cell and one-hot input this is d2l's RNNModelScratch: the head is its output
+layer H W_hq + b_q, with its init (models/scratch.py)."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.core import has_memory_cell, make_core
+from models.scratch import d2l_output_layer
 from models.stack import output_size
 
 
@@ -26,7 +30,9 @@ class LanguageModel(nn.Module):
         self.core = make_core(cell, embed_size or vocab_size, num_hiddens, num_layers,
                               bidirectional, dropout, nonlinearity, skip, chunk_size)
         width = num_hiddens * (2 if bidirectional else 1)
-        self.head = nn.Linear(output_size(width, num_layers, skip), vocab_size)
+        # d2l's W_hq, b_q belong to its scratch models' params, drawn with the rest: their init
+        head = d2l_output_layer if cell.endswith("_scratch") else nn.Linear
+        self.head = head(output_size(width, num_layers, skip), vocab_size)
 
     def begin_state(self, batch_size: int, device=None):
         h = torch.zeros(self.num_state_layers, batch_size, self.num_hiddens, device=device)

@@ -1,64 +1,129 @@
-"""Recurrent layers written out with their gate equations, for the study's scratch vs torch.nn
-comparison. Parameters carry torch.nn's names, shapes and gate order (weight_ih_l{k},
-weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, `_reverse` for the backward direction), so a
-state_dict moves freely between a scratch layer and its torch.nn twin.
+"""d2l 0.17.6's recurrent networks from scratch, the subject of the study's Tables 9-10 "from
+scratch" rows: RNNModelScratch with get_params / init_rnn_state / rnn (d2l section 8.5), and
+get_params / gru (9.1) and get_lstm_params / lstm (9.2). In d2l's notation, per time step,
+X (B, I), H (B, H):
 
-Layout: time-major. Input (T, B, I); state (num_layers * num_directions, B, H), for LSTM a
+    rnn   H = tanh(X W_xh + H W_hh + b_h)
+    gru   Z = sigmoid(X W_xz + H W_hz + b_z);  R = sigmoid(X W_xr + H W_hr + b_r)
+          H~ = tanh(X W_xh + (R * H) W_hh + b_h);  H = Z * H + (1 - Z) * H~
+    lstm  I, F, O = sigmoid(X W_x. + H W_h. + b_.) for . = i, f, o
+          C~ = tanh(X W_xc + H W_hc + b_c);  C = F * C + I * C~;  H = O * tanh(C)
+
+and the output layer Y = H W_hq + b_q, which is the language model's head (models/lm.py; built
+by d2l_output_layer below when the cell is a scratch cell).
+
+These are not torch.nn's layers written out, and do not compute what torch.nn computes:
+- one bias per gate (b_z, ...), where torch.nn has two (b_ih and b_hh), so fewer parameters
+  (291,356 for the study's rnn at vocabulary 28, 512 hidden, against nn.RNN's 291,868);
+- the GRU's reset gate scales the state before W_hh, (R * H) W_hh, where torch.nn scales the
+  product after it, r * (W_hn h + b_hn);
+- weights drawn from N(0, 0.01^2) (d2l: torch.randn(shape) * 0.01), biases zero, where torch.nn
+  draws every parameter from U(-1/sqrt(H), 1/sqrt(H)). This is the models' own init, so
+  init=default keeps it; any other scheme (models/init.py) replaces it.
+
+Parameters are d2l's tensors, in d2l's shapes and drawing order: for each gate g (rnn: h; gru:
+z, r, h; lstm: i, f, o, c) weight_x{g}_l{k} (I, H), weight_h{g}_l{k} (H, H) and bias_{g}_l{k}
+(H,), `_reverse` for a backward direction. So a one-layer one-hot language model, seeded as
+d2l's get_params is, starts from the very same numbers, and a named init scheme fills d2l's own
+matrices (torch.nn.init reads fan-in from dim 1: kaiming_* scale W_x. (I, H) by H, as they
+would d2l's, where a torch.nn cell's (H, I) gets I).
+
+Beyond d2l, which has one layer, one direction and tanh: layers stack as torch.nn's do (each
+reads the one below, dropout between them), a backward direction has its own tensors, and rnn
+may use relu; every layer and direction follows the equations above.
+
+Layout: time-major. Input (T, B, I); state (num_layers * num_directions, B, H), for lstm a
 tuple (h, c); output (T, B, num_directions * H).
 """
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+GATES = {"rnn": "h", "gru": "zrh", "lstm": "ifoc"}  # d2l's gate names, in get_params' order
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
-def rnn_step(x_proj, h, c, w_hh, b_hh, act):
-    """h' = act(W_ih x + b_ih + W_hh h + b_hh); x_proj already holds W_ih x + b_ih."""
-    return act(x_proj + F.linear(h, w_hh, b_hh)), None
+def d2l_normal(*shape) -> torch.Tensor:
+    """d2l's `normal(shape)`: torch.randn(size=shape) * 0.01."""
+    return torch.randn(size=shape) * 0.01
 
 
-def lstm_step(x_proj, h, c, w_hh, b_hh, act):
-    i, f, g, o = (x_proj + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
-    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-    c = f * c + i * g  # forget part of the memory, write the candidate through the input gate
+def d2l_output_layer(num_hiddens: int, vocab_size: int) -> nn.Linear:
+    """d2l's output layer Y = H W_hq + b_q, as an nn.Linear (weight = W_hq^T: the same function
+    and parameter count) with d2l's init: W_hq drawn in d2l's (H, V) shape, b_q zero."""
+    # skip_init: nn.Linear's own init would draw numbers only to be overwritten, and move the
+    # random stream off d2l's, which draws W_hq right after the recurrent weights.
+    layer = nn.utils.skip_init(nn.Linear, num_hiddens, vocab_size)
+    with torch.no_grad():
+        layer.weight.copy_(d2l_normal(num_hiddens, vocab_size).T)
+        layer.bias.zero_()
+    return layer
+
+
+# One time step of each cell. `a` (B, G*H) holds X W_x + b for all gates, computed for every
+# step at once before the loop; `w_h` the H-side weights: rnn (W_hh,), lstm (W_h[ifoc],),
+# gru (W_h[zr], W_hh), W_hh apart as it multiplies R * H rather than H.
+
+
+def rnn_step(a, h, c, w_h, act):
+    return act(torch.addmm(a, h, w_h[0])), None
+
+
+def gru_step(a, h, c, w_h, act):
+    w_zr, w_hh = w_h
+    H = h.shape[-1]
+    z, r = torch.sigmoid(torch.addmm(a[:, :2 * H], h, w_zr)).chunk(2, dim=-1)
+    h_tilda = torch.tanh(torch.addmm(a[:, 2 * H:], r * h, w_hh))  # reset before W_hh, as d2l
+    return z * h + (1 - z) * h_tilda, None
+
+
+def lstm_step(a, h, c, w_h, act):
+    H = h.shape[-1]
+    gates = torch.addmm(a, h, w_h[0])  # (B, 4H)
+    i, f, o = torch.sigmoid(gates[:, :3 * H]).chunk(3, dim=-1)
+    c = f * c + i * torch.tanh(gates[:, 3 * H:])
     return o * torch.tanh(c), c
 
 
-def gru_step(x_proj, h, c, w_hh, b_hh, act):
-    x_r, x_z, x_n = x_proj.chunk(3, dim=-1)
-    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
-    r = torch.sigmoid(x_r + h_r)  # reset gate
-    z = torch.sigmoid(x_z + h_z)  # update gate
-    n = torch.tanh(x_n + r * h_n)  # candidate; torch.nn applies r after the b_hn bias
-    return (1 - z) * n + z * h, None
+STEPS = {"rnn": rnn_step, "gru": gru_step, "lstm": lstm_step}
 
 
-STEPS = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}
+def _cat(tensors):
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=-1)
 
 
 class ScratchRNN(nn.Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", dropout: float = 0.0, bidirectional: bool = False):
         super().__init__()
+        if mode not in GATES:
+            raise ValueError(f"no scratch {mode!r} layer; d2l has scratch {tuple(GATES)}")
         self.mode, self.hidden_size, self.num_layers = mode, hidden_size, num_layers
         self.dropout, self.num_directions = dropout, 2 if bidirectional else 1
-        self.act = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
-        gates = GATES[mode] * hidden_size
-        bound = 1 / math.sqrt(hidden_size)  # torch.nn's default: U(-1/sqrt(H), 1/sqrt(H))
+        self.act = ACTIVATIONS[nonlinearity]
         for layer in range(num_layers):
             in_size = input_size if layer == 0 else hidden_size * self.num_directions
             for suffix in self._suffixes(layer):
-                for name, shape in (("weight_ih", (gates, in_size)),
-                                    ("weight_hh", (gates, hidden_size)),
-                                    ("bias_ih", (gates,)), ("bias_hh", (gates,))):
-                    param = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
-                    self.register_parameter(name + suffix, param)
+                for g in GATES[mode]:  # d2l's three(): W_x (I, H), W_h (H, H), b (H,) zero
+                    self.register_parameter(f"weight_x{g}{suffix}",
+                                            nn.Parameter(d2l_normal(in_size, hidden_size)))
+                    self.register_parameter(f"weight_h{g}{suffix}",
+                                            nn.Parameter(d2l_normal(hidden_size, hidden_size)))
+                    self.register_parameter(f"bias_{g}{suffix}",
+                                            nn.Parameter(torch.zeros(hidden_size)))
 
     def _suffixes(self, layer):
         return [f"_l{layer}", f"_l{layer}_reverse"][:self.num_directions]
+
+    def _weights(self, suffix):
+        """W_x (I, G*H) and b (G*H,) of all gates side by side, and the H-side weights."""
+        gates = GATES[self.mode]
+        w_x = _cat([getattr(self, f"weight_x{g}{suffix}") for g in gates])
+        b = _cat([getattr(self, f"bias_{g}{suffix}") for g in gates])
+        w_h = [getattr(self, f"weight_h{g}{suffix}") for g in gates]
+        if self.mode == "gru":
+            return w_x, b, (_cat(w_h[:2]), w_h[2])
+        return w_x, b, (_cat(w_h),)
 
     def forward(self, x, state):
         h0, c0 = state if self.mode == "lstm" else (state, None)
@@ -68,13 +133,14 @@ class ScratchRNN(nn.Module):
             for d, suffix in enumerate(self._suffixes(layer)):
                 k = layer * self.num_directions + d
                 seq = x.flip(0) if d else x
-                # Input projections for all time steps in one matmul; only W_hh h loops.
-                x_proj = F.linear(seq, getattr(self, "weight_ih" + suffix),
-                                  getattr(self, "bias_ih" + suffix))  # (T, B, G*H)
-                w_hh, b_hh = getattr(self, "weight_hh" + suffix), getattr(self, "bias_hh" + suffix)
+                w_x, b, w_h = self._weights(suffix)
+                T, B = seq.shape[:2]
+                # X W_x + b for every step in one matmul (the same sums as d2l's, per step);
+                # only the H-dependent part loops.
+                a = torch.addmm(b, seq.reshape(T * B, -1), w_x).view(T, B, -1)  # (T, B, G*H)
                 h, c, out = h0[k], None if c0 is None else c0[k], []
-                for t in range(x_proj.shape[0]):
-                    h, c = step(x_proj[t], h, c, w_hh, b_hh, self.act)
+                for a_t in a.unbind(0):
+                    h, c = step(a_t, h, c, w_h, self.act)
                     out.append(h)
                 out = torch.stack(out)  # (T, B, H)
                 outputs.append(out.flip(0) if d else out)

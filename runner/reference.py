@@ -12,7 +12,7 @@ dropped: "160,003" -> 160003; Table 12 prints the same point as 160,003.4):
     factor      our config key: model.num_hiddens, data.num_steps, data.batch_size, optim.lr,
                 model.num_layers, data.sampling
     value       the factor's value as our config or sweep writes it (text: 32, 0.01, sequential)
-    model.cell  rnn (nn.RNN), lstm, gru, rnn_scratch (d2l's RNN from scratch)
+    model.cell  rnn (nn.RNN), lstm, gru, rnn_scratch (d2l's RNN from scratch, models/scratch.py)
     metric      train_perplexity or tokens_per_sec (the study has no held-out perplexity)
     reference   the number
     setting     what else held, in words

@@ -1,5 +1,6 @@
-"""models/: the scratch recurrent layers against torch.nn, the core factory, the language model
-and the initialisation schemes."""
+"""models/: the core factory, the language model and the initialisation schemes. d2l's
+from-scratch cells are checked against d2l's own code in tests/test_scratch.py, the fused cells
+against torch.nn in tests/test_fused.py."""
 import pytest
 import torch
 from torch import nn
@@ -8,83 +9,6 @@ from models import CELLS, SCHEMES, LanguageModel, detach, generate, init_weights
 from models import num_params as count_params
 from models.core import ONE_WAY, has_memory_cell
 from models.scratch import ScratchRNN
-
-TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-SCRATCH_CASES = [
-    (mode, layers, bidir, "tanh")
-    for mode in ("rnn", "lstm", "gru") for layers in (1, 2) for bidir in (False, True)
-] + [("rnn", layers, bidir, "relu") for layers in (1, 2) for bidir in (False, True)]
-
-
-def _case_id(case):
-    mode, layers, bidir, act = case
-    return f"{mode}-L{layers}-{'bi' if bidir else 'uni'}-{act}"
-
-
-@pytest.mark.parametrize("case", SCRATCH_CASES, ids=_case_id)
-def test_scratch_matches_torch_nn(case):
-    mode, layers, bidir, act = case
-    n_in, H, T, B = 3, 4, 5, 2
-    D = 2 if bidir else 1
-    torch.manual_seed(0)
-    kwargs = {"nonlinearity": act} if mode == "rnn" else {}
-    ref = TORCH_LAYERS[mode](n_in, H, num_layers=layers, bidirectional=bidir, **kwargs)
-    ours = ScratchRNN(mode, n_in, H, layers, act, 0.0, bidir)
-    assert sorted(dict(ours.named_parameters())) == sorted(dict(ref.named_parameters()))
-    ours.load_state_dict(ref.state_dict())  # strict: same names and shapes
-
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(T, B, n_in, generator=g)
-    h0 = torch.randn(layers * D, B, H, generator=g)
-    c0 = torch.randn(layers * D, B, H, generator=g)
-    w_out = torch.randn(T, B, D * H, generator=g)
-    w_h, w_c = torch.randn(2, layers * D, B, H, generator=g)
-
-    results = []
-    for model in (ref, ours):
-        xi = x.clone().requires_grad_()
-        hi = h0.clone().requires_grad_()
-        ci = c0.clone().requires_grad_()
-        out, state = model(xi, (hi, ci) if mode == "lstm" else hi)
-        loss = (out * w_out).sum()
-        if mode == "lstm":
-            assert isinstance(state, tuple) and len(state) == 2
-            loss = loss + (state[0] * w_h).sum() + (state[1] * w_c).sum()
-        else:
-            loss = loss + (state * w_h).sum()
-        loss.backward()
-        grads = {name: p.grad.clone() for name, p in model.named_parameters()}
-        grads["input"], grads["h0"] = xi.grad, hi.grad
-        if mode == "lstm":
-            grads["c0"] = ci.grad
-        results.append((out.detach(), state, grads))
-
-    (out_r, state_r, grads_r), (out_s, state_s, grads_s) = results
-    assert out_s.shape == (T, B, D * H)
-    torch.testing.assert_close(out_s, out_r)
-    if mode == "lstm":
-        torch.testing.assert_close(state_s[0].detach(), state_r[0].detach())
-        torch.testing.assert_close(state_s[1].detach(), state_r[1].detach())
-    else:
-        assert state_s.shape == (layers * D, B, H)
-        torch.testing.assert_close(state_s.detach(), state_r.detach())
-    assert grads_s.keys() == grads_r.keys()
-    for name in grads_r:
-        torch.testing.assert_close(grads_s[name], grads_r[name], msg=name)
-
-
-def test_scratch_relu_really_differs_from_tanh():
-    torch.manual_seed(0)
-    ref = nn.RNN(3, 4)
-    x = torch.randn(5, 2, 3) * 3
-    h = torch.zeros(1, 2, 4)
-    relu, tanh = ScratchRNN("rnn", 3, 4, nonlinearity="relu"), ScratchRNN("rnn", 3, 4)
-    relu.load_state_dict(ref.state_dict())
-    tanh.load_state_dict(ref.state_dict())
-    out_relu, _ = relu(x, h)
-    assert (out_relu >= 0).all() and not torch.allclose(out_relu, tanh(x, h)[0])
-
 
 # --------------------------------------------------------------------------------------------
 # make_core
@@ -98,7 +22,9 @@ def test_make_core_types():
     core = make_core("lstm_scratch", 3, 4, num_layers=2, bidirectional=True)
     assert isinstance(core, ScratchRNN)
     assert (core.mode, core.num_layers, core.num_directions) == ("lstm", 2, 2)
-    assert core.weight_ih_l1_reverse.shape == (16, 8)
+    # d2l's layout: W_x. (inputs, H), W_h. (H, H), b_. (H,) per gate; layer 2 reads 2 x H
+    assert core.weight_xi_l1_reverse.shape == (8, 4)
+    assert core.weight_hc_l0.shape == (4, 4) and core.bias_o_l1.shape == (4,)
 
 
 def test_make_core_unknown_cell_lists_names():
@@ -149,18 +75,6 @@ def test_lm_logits_and_state_shapes(cell, embed_size):
         assert [s.shape for s in new_state] == [s.shape for s in state]
         assert model.sees_future is bidir
         assert hasattr(model, "embedding") is bool(embed_size)
-
-
-def test_lm_scratch_matches_torch_cell():
-    torch.manual_seed(0)
-    ref = LanguageModel(V, "gru", H, num_layers=2, embed_size=4)
-    ours = LanguageModel(V, "gru_scratch", H, num_layers=2, embed_size=4)
-    ours.load_state_dict(ref.state_dict())
-    x = torch.randint(0, V, (T, B))
-    out_r, h_r = ref(x, ref.begin_state(B))
-    out_s, h_s = ours(x, ours.begin_state(B))
-    torch.testing.assert_close(out_s, out_r)
-    torch.testing.assert_close(h_s, h_r)
 
 
 def test_one_hot_input_is_identity_lookup():
@@ -263,12 +177,14 @@ def test_init_schemes_touch_weights_and_zero_biases(scheme, bidir):
     after = dict(model.named_parameters())
     biases = [n for n in before if n.rsplit(".", 1)[-1].startswith("bias")]
     weights = [n for n, p in before.items() if p.dim() >= 2]
-    D = 2 if bidir else 1  # 2 layers x D directions x (W_ih, W_hh, b_ih, b_hh), emb, head
-    assert len(biases) == 4 * D + 1 and len(weights) == 4 * D + 2
-    if scheme == "default":
+    # 2 layers x D directions x (lstm: W_ih, W_hh, b_ih, b_hh; gru_scratch, as d2l: W_x., W_h.,
+    # b_. for each of z, r, h), then embedding and head
+    D, (w, b) = (2, (6, 3)) if bidir else (1, (2, 2))
+    assert len(biases) == 2 * D * b + 1 and len(weights) == 2 * D * w + 2
+    if scheme == "default":  # each model's own init: torch.nn's U(+-1/sqrt(H)), d2l's zeros
         for n in before:
             assert torch.equal(after[n], before[n])
-        assert all(before[n].abs().sum() > 0 for n in biases)
+        assert all((before[n].abs().sum() > 0) != bidir for n in biases)
     else:
         for n in weights:
             assert not torch.equal(after[n], before[n]), n

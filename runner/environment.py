@@ -1,4 +1,7 @@
 """Facts about where a run ran, recorded in its result."""
+import ctypes
+import gc
+import hashlib
 import os
 import platform
 import socket
@@ -27,16 +30,28 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def git_commit() -> dict:
-    def git(*args):
+def code_version() -> dict:
+    """The commit checked out and, when tracked files differ from it, the sha1 of that diff, so
+    that two different uncommitted states of one commit are two versions. Untracked files are
+    not part of it (git status --untracked-files=no)."""
+    def git(*args) -> bytes:
         return subprocess.run(["git", "-C", str(CHECKOUT), *args], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
+                              timeout=10, check=True).stdout
     try:
-        commit = git("rev-parse", "--verify", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        commit = git("rev-parse", "--verify", "HEAD").decode().strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        diff = hashlib.sha1(git("diff", "HEAD", "--binary")).hexdigest() if dirty else None
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
-    return {"git_commit": commit, "git_dirty": dirty}
+        commit, dirty, diff = None, None, None
+    return {"git_commit": commit, "git_dirty": dirty, "git_diff_sha1": diff}
+
+
+def version_label(env: dict) -> str:
+    """A code version as one short string: "8608afc1e2", "8608afc1e2+dirty 3f2a9c1b", "unknown"."""
+    commit, diff = env.get("git_commit"), env.get("git_diff_sha1")
+    if not commit:
+        return "unknown"
+    return commit[:10] + (f"+dirty {diff[:8]}" if diff else "")
 
 
 def device_name(device: torch.device) -> str:
@@ -65,16 +80,60 @@ def environment(device: torch.device, concurrent_jobs: int = 1) -> dict:
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "concurrent_jobs": concurrent_jobs,
-        **git_commit(),
+        **code_version(),
+        "load_avg_start": None,  # set by the run around its training
+        "load_avg_end": None,
     }
 
 
-def peak_memory(device: torch.device) -> dict:
-    """Peak memory, saying which kind: allocated GPU memory, or the process's resident set."""
-    if device.type == "cuda":
-        return {"peak_memory_bytes": torch.cuda.max_memory_allocated(device),
-                "peak_memory_kind": "cuda_max_allocated"}
-    import resource
+def load_average() -> float | None:
+    """The 1-minute system load average (runnable and running tasks), or None where the
+    platform has none."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
-    return {"peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "peak_memory_kind": "process_max_rss"}
+
+def reset_peak_memory(device: torch.device) -> str:
+    """Start a run's peak-memory measurement; returns the kind peak_memory will report.
+
+    On CPU, Linux lets a process reset its own high-water mark (writing 5 to
+    /proc/self/clear_refs); memory freed by an earlier run of the same process (a serial
+    sweep) is first handed back to the OS, so the mark starts near this run's own baseline.
+    Elsewhere the process's lifetime maximum is all there is, and the kind says so."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "cuda_max_allocated"
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed heap pages otherwise
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return "process_peak_rss"
+    except OSError:
+        return "process_max_rss"
+
+
+def peak_memory(device: torch.device, kind: str) -> dict:
+    """Peak memory since reset_peak_memory, of the kind it returned."""
+    if kind == "cuda_max_allocated":
+        peak = torch.cuda.max_memory_allocated(device)
+    elif kind == "process_peak_rss":
+        peak = _status_kib("VmHWM") * 1024
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {"peak_memory_bytes": peak, "peak_memory_kind": kind}
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")

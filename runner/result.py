@@ -9,7 +9,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
 SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
 STATUSES = ("completed", "diverged", "failed", "interrupted")

@@ -14,7 +14,15 @@ from tqdm import tqdm
 
 from models import num_params
 from runner.config import validate
-from runner.environment import environment, peak_memory, resolve_device
+from runner.environment import (
+    code_version,
+    environment,
+    load_average,
+    peak_memory,
+    reset_peak_memory,
+    resolve_device,
+    version_label,
+)
 from runner.errors import ConfigError
 from runner.lm import LanguageModelTask
 from runner.result import (
@@ -42,18 +50,35 @@ def steady_state_median(tokens_per_sec: list[float]) -> float | None:
     return statistics.median(steady) if steady else None
 
 
-def previous_result(path: Path, cfg: DictConfig) -> dict | None:
-    """The finished result already at `path` for this very experiment, if any (resume). A
-    finished result of a different experiment is never silently replaced."""
+def previous_result(path: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
+    """The finished result already at `path` for this very experiment, if any (resume): the
+    same config (execution settings aside), the same data file (by sha1) and the same result
+    format. A finished result of anything else is never silently replaced, nor reused."""
     existing = read_result(path)
     if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
         return None  # missing, failed or interrupted: run (again)
-    if run_identity(existing.get("config", {})) != run_identity(OmegaConf.to_container(
-            cfg, resolve=True)):
-        raise ConfigError(f"{path} holds a finished result (run {existing.get('run_id')}) of a "
-                          f"different config: choose another output folder (hydra.run.dir or "
-                          f"hydra.sweep.dir), or pass overwrite=true to replace it")
-    return existing
+    if existing.get("schema_version") != SCHEMA_VERSION:
+        why = (f"was made by an older runner (result schema_version "
+               f"{existing.get('schema_version')}, now {SCHEMA_VERSION}) whose metrics are "
+               f"computed differently")
+    elif run_identity(existing.get("config", {})) != run_identity(
+            OmegaConf.to_container(cfg, resolve=True)):
+        why = "is of a different config"
+    elif (seen := existing.get("dataset", {}).get("sha1")) != data_sha1:
+        why = (f"was trained on data with sha1 {seen}, but {cfg.data.file} under "
+               f"data.root={cfg.data.root} now has sha1 {data_sha1}")
+    else:
+        return existing
+    raise ConfigError(f"{path} holds a finished result (run {existing.get('run_id')}) that "
+                      f"{why}: choose another output folder (hydra.run.dir or hydra.sweep.dir), "
+                      f"or pass overwrite=true to replace it")
+
+
+def other_code_version(result: dict, current: str | None = None) -> str | None:
+    """The code version that made `result` when it is not `current` (default: the
+    checkout's)."""
+    made_by = version_label(result.get("environment", {}))
+    return made_by if made_by != (current or version_label(code_version())) else None
 
 
 def sees_future(cfg: DictConfig) -> bool:
@@ -61,7 +86,7 @@ def sees_future(cfg: DictConfig) -> bool:
     return bool(OmegaConf.select(cfg, "model.bidirectional", default=False))
 
 
-def metrics_of(history, model, device, wall_seconds) -> dict:
+def metrics_of(history, model, device, memory_kind, val_tokens_scored, wall_seconds) -> dict:
     train_ppl = [p for p in history.train_perplexity if p is not None]
     seconds, tokens = sum(history.train_seconds), sum(history.train_tokens)
     return {
@@ -73,11 +98,14 @@ def metrics_of(history, model, device, wall_seconds) -> dict:
         "tokens_per_sec_epoch_median": steady_state_median(history.tokens_per_sec),
         "train_tokens": tokens,
         "train_seconds": seconds,
+        "train_cpu_seconds": sum(history.train_cpu_seconds),
         "wall_seconds": wall_seconds,
         "epochs_done": len(history.epoch),
         "diverged_epoch": history.diverged_epoch,
         "num_params": num_params(model) if model else None,
-        **peak_memory(device),
+        # the held-out targets every val_perplexity was computed over
+        "val_tokens_scored": val_tokens_scored if history.val_perplexity else None,
+        **peak_memory(device, memory_kind),
     }
 
 
@@ -100,15 +128,18 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     `concurrent_jobs`: how many jobs may share the device (recorded with tokens/sec)."""
     wall_start, started_at = time.perf_counter(), now()
     validate(cfg)
-    result_path = Path(out_dir) / RESULT_FILE
-    if done := previous_result(result_path, cfg):
-        log.info("skipped: %s already holds %s run %s of this config", result_path,
-                 done["status"], done["run_id"])
-        return {**done, "skipped": True}
     device = resolve_device(cfg.device)
+    memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
+    task = TASKS[cfg.data.task](cfg)  # loads and checks the data: bad input stops here
+    result_path = Path(out_dir) / RESULT_FILE
+    if done := previous_result(result_path, cfg, task.provenance["sha1"]):
+        other = other_code_version(done)
+        log.info("skipped: %s already holds %s run %s of this config%s", result_path,
+                 done["status"], done["run_id"], f" (made by code version {other}; "
+                 f"overwrite=true re-runs it)" if other else "")
+        return {**done, "skipped": True}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    task = TASKS[cfg.data.task](cfg)  # loads and checks the data: bad input stops here
 
     result = {
         "schema_version": SCHEMA_VERSION,
@@ -127,7 +158,9 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         model, optimizer = build(cfg, task, device)
         log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
                  device, num_params(model), out_dir)
+        result["environment"]["load_avg_start"] = load_average()
         fit(model, optimizer, task, cfg, device, history, on_epoch)
+        result["environment"]["load_avg_end"] = load_average()
         result["status"] = "diverged" if history.diverged_epoch else "completed"
         outputs, task_metrics = task.outputs(model, device)
         result.update(outputs)
@@ -137,7 +170,9 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         raise
     finally:
         bar.close()
-        result["metrics"] = metrics_of(history, model, device, time.perf_counter() - wall_start)
+        result["metrics"] = metrics_of(history, model, device, memory_kind,
+                                       getattr(task, "val_tokens_scored", None),
+                                       time.perf_counter() - wall_start)
         result["metrics"].update(task_metrics)  # e.g. BLEU
         result["curves"] = {k: v for k, v in vars(history).items() if k != "diverged_epoch"}
         result["finished_at"] = now()
@@ -159,6 +194,4 @@ def build(cfg: DictConfig, task, device):
         warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
                       "tokens it predicts, so its perplexity is not a language-model score",
                       stacklevel=2)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     return model, optimizer

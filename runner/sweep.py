@@ -85,6 +85,7 @@ class Sweep:
                   for s in ("completed", "failed", "diverged", "skipped", "interrupted")}
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "interrupted")
+              + self.other_code_note()
               + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
         try:
             from runner.report import write_report
@@ -94,6 +95,17 @@ class Sweep:
             print(f"[sweep {self.name}] report failed: {e}", file=sys.stderr)
         if counts["failed"] or counts["interrupted"]:
             sys.exit(1)  # so scripts notice; every result is already written
+
+    def other_code_note(self) -> str:
+        """How many skipped runs kept a result made by another code version than this one."""
+        from runner.environment import code_version, version_label
+        from runner.run import other_code_version
+
+        current = version_label(code_version())
+        kept = [r for r in self.runs if r["status"] == "skipped" and other_code_version(
+            read_result(self.dir / r["dir"] / RESULT_FILE) or {}, current)]
+        return (f" ({len(kept)} results from another code version kept; overwrite=true "
+                f"re-runs them)" if kept else "")
 
 
 @contextmanager

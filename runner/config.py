@@ -3,6 +3,8 @@
 Each rule names a key, what it allows, and an example fix; every broken rule is reported in
 one message, one line per key.
 """
+import logging
+import math
 import re
 from numbers import Real
 
@@ -16,6 +18,7 @@ from models.stack import SKIPS
 from models.transformer import POSITIONALS
 from runner.errors import ConfigError
 
+log = logging.getLogger(__name__)
 _ABSENT = object()
 MODELS = (*CELLS, "transformer")  # model.cell names the model in results and reports
 
@@ -123,6 +126,8 @@ def validate(cfg: DictConfig) -> None:
     family = "transformer" if _get(cfg, "model.cell") == "transformer" else "recurrent"
     rules = (RULES + TASK_RULES[task] + FAMILY_RULES[family]
              + FAMILY_RULES.get((task, family), []))
+    problems += [f"{key}={value!r} is not allowed: config numbers must be finite (e.g. "
+                 f"{key}=1)" for key, value in _non_finite(OmegaConf.to_container(cfg))]
     for key, ok, allowed, example in rules:
         value = _get(cfg, key)
         if value is _ABSENT:
@@ -135,6 +140,18 @@ def validate(cfg: DictConfig) -> None:
                      else _recurrent_problems(cfg))
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _non_finite(node, prefix=""):
+    """(dotted key, value) of every inf or NaN in a config: a run would record them as null
+    (JSON has neither), and then fail to recognise its own result."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, dict | list):
+            yield from _non_finite(value, name + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield name, value
 
 
 def _get(cfg, key):
@@ -186,10 +203,11 @@ def _transformer_problems(cfg, task) -> list[str]:
     return problems
 
 
-def check_fits_data(cfg: DictConfig, train_tokens: int, val_tokens: int) -> None:
-    """The corpus must hold at least one full training batch and one held-out sequence."""
+def check_fits_data(cfg: DictConfig, data) -> None:
+    """The corpus must hold at least one full training batch and one held-out sequence, and
+    the vocabulary more than <unk>; a held-out slice shorter than asked is said, not hidden."""
     b, t = cfg.data.batch_size, cfg.data.num_steps
-    need = min_tokens(b, t)
+    need, train_tokens, val_tokens = min_tokens(b, t), len(data.train), len(data.val)
     if train_tokens < need:
         raise ConfigError(
             f"data.num_steps={t} with data.batch_size={b} needs at least {need} training "
@@ -202,3 +220,13 @@ def check_fits_data(cfg: DictConfig, train_tokens: int, val_tokens: int) -> None
             f"{val_tokens} (data.val_tokens={cfg.data.val_tokens}; the corpus has too few "
             f"tokens after the training slice): lower data.num_steps or data.max_tokens, or "
             f"raise data.val_tokens")
+    if len(data.vocab) == 1:  # every token <unk>: perplexity 1 would mean nothing
+        top = data.vocab.token_freqs[0][1] if data.vocab.token_freqs else 0
+        raise ConfigError(
+            f"data.min_freq={cfg.data.min_freq} leaves only <unk> in the vocabulary (the most "
+            f"frequent training token occurs {top} times): lower data.min_freq to at most "
+            f"{top} (e.g. data.min_freq=0)")
+    if val_tokens < cfg.data.val_tokens:
+        log.warning("data.val_tokens=%d, but only %d tokens follow the training slice: the "
+                    "held-out slice has %d (dataset.val_tokens); lower data.max_tokens for a "
+                    "longer one", cfg.data.val_tokens, val_tokens, val_tokens)

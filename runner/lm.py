@@ -1,4 +1,11 @@
-"""The language-model task: next-token prediction over one token stream (The Time Machine)."""
+"""The language-model task: next-token prediction over one token stream (The Time Machine).
+
+Held-out perplexity scores every target of the held-out slice exactly once, by one protocol
+whatever data.batch_size and data.num_steps are: the slice is read as one stream from its
+start, a recurrent model carrying its state across all of it, the Transformer predicting each
+token from the `model.context` tokens before it (fewer at the slice's start). It is the same as
+feeding the slice one token at a time with the state carried (tests/test_heldout.py checks
+that), computed in few calls."""
 from pathlib import Path
 
 import torch
@@ -20,8 +27,9 @@ class LanguageModelTask:
         path = ensure_file(Path(d.root), d.file, d.url, d.sha1, d.download)
         self.cfg, self.data = cfg, load_lm_data(path, d.token, d.max_tokens, d.val_tokens,
                                                 d.min_freq)
-        check_fits_data(cfg, len(self.data.train), len(self.data.val))
+        check_fits_data(cfg, self.data)
         self.provenance = self.data.provenance
+        self.val_tokens_scored = len(self.data.val) - 1  # every token after the first
         self.carry_state = d.sampling == "sequential"
         self.steps_per_epoch = len(partition(self.data.train, 0, d.batch_size, d.num_steps)[0])
 
@@ -51,17 +59,8 @@ class LanguageModelTask:
         return loss_sum / len(X), X.numel()  # batches hold B*T tokens each: the token mean
 
     def evaluate(self, model) -> float:
-        """Held-out perplexity, the stream partitioned sequentially from its start."""
-        corpus, num_steps = self.data.val, self.cfg.data.num_steps
-        batch_size = min(self.cfg.data.batch_size, (len(corpus) - 1) // num_steps)
-        X, Y = partition(corpus, 0, batch_size, num_steps)
-        loss_sum, state = torch.zeros((), device=corpus.device), None
-        for x, y in zip(X, Y):
-            if state is None or not self.carry_state:
-                state = model.begin_state(batch_size, corpus.device)
-            logits, state = model(x, state)
-            loss_sum += F.cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1))
-        return perplexity(float(loss_sum) / len(X))
+        """Held-out perplexity over every target of the held-out slice (module docstring)."""
+        return perplexity(float(stream_nll(model, self.data.val)) / self.val_tokens_scored)
 
     def outputs(self, model, device) -> tuple[dict, dict]:
         """A greedy continuation of the configured prefix (no extra metrics)."""
@@ -71,3 +70,32 @@ class LanguageModelTask:
         joiner = "" if self.cfg.data.token == "char" else " "
         return {"sample": {"prefix": s.prefix, "num_preds": s.num_preds,
                            "text": joiner.join([*tokens, *vocab.to_tokens(ids)])}}, {}
+
+
+def stream_nll(model, ids: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """The summed cross-entropy of every target ids[1:], reading `ids` (N,) as one stream from
+    its start. A recurrent model carries its state through `chunk`-step calls (the chunk length
+    bounds the logits' memory and changes nothing else). A window model (the Transformer, whose
+    state is its last `context` ids) scores target j + 1 from ids[max(0, j - context) : j + 1]:
+    the first context + 1 targets in one causal pass, the rest as a batch of full windows."""
+    x, y = ids[:-1], ids[1:]
+    context = getattr(model, "context", None)
+    if context is None:
+        parts, state = [], model.begin_state(1, ids.device)
+        for i in range(0, len(x), chunk):
+            logits, state = model(x[i:i + chunk, None], state)  # (T, 1, V)
+            parts.append(F.cross_entropy(logits[:, 0], y[i:i + chunk], reduction="sum"))
+        return torch.stack(parts).sum()
+    head = min(context + 1, len(x))  # targets whose window starts at the stream's start
+    logits, _ = model(x[:head, None], model.begin_state(1, ids.device))
+    total = F.cross_entropy(logits[:, 0], y[:head], reduction="sum")
+    if len(x) == head:
+        return total
+    windows = x.unfold(0, context + 1, 1)[1:]  # (N - 2 - C, C + 1); row k: target head + k
+    per_call = chunk // (context + 1) + 1
+    for i in range(0, len(windows), per_call):
+        w = windows[i:i + per_call].T  # (context + 1, b)
+        logits, _ = model(w[-1:], w[:-1])  # (1, b, V): the last id, the context as its state
+        total = total + F.cross_entropy(logits[0], y[head + i:head + i + w.shape[1]],
+                                        reduction="sum")
+    return total

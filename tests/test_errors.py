@@ -126,3 +126,38 @@ def test_cuda_without_a_gpu_fails_before_training(tiny_cfg, tmp_path):
                                           "use device=cpu or device=auto"):
         run(tiny_cfg("device=cuda"), tmp_path)
     assert not (tmp_path / RESULT_FILE).exists()
+
+
+@pytest.mark.parametrize("override, key", [("optim.lr=inf", "optim.lr=inf"),
+                                           ("train.warmup=nan", "train.warmup=nan"),
+                                           ("+optim.weight_decay=-inf", "optim.weight_decay=-inf")])
+def test_non_finite_numbers_are_refused(override, key):
+    """inf would be accepted as an lr > 0, then recorded as null (JSON has no inf), and the
+    run would refuse its own identical re-run."""
+    with pytest.raises(ConfigError, match=f"{key} is not allowed: config numbers must be finite"):
+        validate(compose_config(override))
+
+
+def test_cli_lr_inf_exits_2_before_work(corpus_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = cli(*tiny_overrides(corpus_dir), "optim.lr=inf", f"hydra.run.dir={out}")
+    assert proc.returncode == 2
+    assert "optim.lr=inf is not allowed" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (out / RESULT_FILE).exists()
+
+
+def test_a_vocabulary_of_unk_alone_is_refused(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.min_freq=100000 leaves only <unk> in the "
+                                          r"vocabulary \(the most frequent training token occurs "
+                                          r"\d+ times\): lower data.min_freq"):
+        run(tiny_cfg("data.min_freq=100000"), tmp_path)
+    assert not (tmp_path / RESULT_FILE).exists()
+
+
+def test_a_held_out_slice_shorter_than_asked_is_said(tiny_cfg, tmp_path, caplog):
+    result = run(tiny_cfg("data.val_tokens=100000",
+                          "train.num_epochs=1"), tmp_path)
+    available = result["dataset"]["val_tokens"]
+    assert 11 <= available < 100000
+    assert (f"data.val_tokens=100000, but only {available} tokens follow the training slice"
+            in caplog.text)

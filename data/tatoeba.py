@@ -1,11 +1,13 @@
-"""The Tatoeba English->French data set for seq2seq models, with d2l 0.17.6's preprocessing,
-tokenization and padding, plus a seeded held-out split that the d2l book does not have."""
+"""The Tatoeba English->French data set for seq2seq models: d2l 0.17.6's preprocessing,
+tokenization, padding and training pairs, plus a held-out set whose English sources the model
+never trained on (the d2l book has none)."""
 import os
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -17,14 +19,23 @@ ZIP_MEMBER = "fra-eng/fra.txt"
 RESERVED = ["<pad>", "<bos>", "<eos>"]  # after <unk>: <unk>=0, <pad>=1, <bos>=2, <eos>=3
 
 
+class Pair(NamedTuple):
+    line: int  # 0-based line of the file, as d2l's enumerate(text.split('\n')) counts it
+    src: str   # preprocessed English, tokens separated by single spaces
+    tgt: str   # preprocessed French
+
+
 @dataclass
 class NMTData:
     src_vocab: Vocab
     tgt_vocab: Vocab
-    # (src (N, T), src_valid_len (N,), tgt (N, T), tgt_valid_len (N,)), all int64
+    # (src (N, T), src_valid_len (N,), tgt (N, T), tgt_valid_len (N,)), all int64. Training
+    # rows are cut or padded to num_steps (d2l); held-out rows are never cut: sources are padded
+    # to max(num_steps, the longest), targets to the longest.
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # the held-out pairs
-    val_pairs: list[tuple[list[str], list[str]]]  # held-out tokens, untruncated: BLEU refs
+    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    val_sentences: list[tuple[list[str], list[str]]]  # held-out tokens, whole: BLEU refs
+    train_sources: frozenset[str]  # every training source, as preprocessed text
     provenance: dict
 
 
@@ -37,27 +48,45 @@ def preprocess_nmt(text: str) -> str:
     return "".join(out)
 
 
-def read_pairs(path: Path) -> tuple[list[tuple[str, str]], int]:
-    """(english, french) pairs and the number of malformed lines skipped. Anki exports may add
-    a third attribution column, so only the first two fields are used."""
-    lines = Path(path).read_text(encoding="utf-8").split("\n")
+def read_pairs(path: Path) -> tuple[list[Pair], int]:
+    """The file's pairs with their line numbers, and the number of malformed lines skipped.
+
+    The whole text is preprocessed at once, then split into lines, as d2l does. A line is a
+    pair when it has at least two tab-separated fields, both non-empty: Anki exports add a
+    third attribution column, which is ignored (d2l keeps exactly-two-field lines only)."""
+    lines = preprocess_nmt(Path(path).read_text(encoding="utf-8")).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()  # a file's trailing newline(s) are not malformed lines
     pairs, malformed = [], 0
-    for line in lines:
-        parts = preprocess_nmt(line).split("\t")
+    for i, line in enumerate(lines):
+        parts = line.split("\t")
         if len(parts) >= 2 and parts[0].strip() and parts[1].strip():
-            pairs.append((parts[0], parts[1]))
+            pairs.append(Pair(i, parts[0], parts[1]))
         else:
             malformed += 1
     return pairs, malformed
 
 
-def tokenize(pairs, num_examples: int) -> tuple[list[list[str]], list[list[str]]]:
-    """d2l's tokenize_nmt: split on single spaces. Takes exactly the first `num_examples` pairs
-    (0 = all); d2l's own loop (`i > num_examples`) keeps one more."""
-    pairs = pairs[:num_examples] if num_examples else pairs
-    return [en.split(" ") for en, _ in pairs], [fr.split(" ") for _, fr in pairs]
+def split_pairs(pairs: list[Pair], num_examples: int,
+                val_pairs: int) -> tuple[list[Pair], list[Pair], int]:
+    """(training pairs, held-out pairs, held-out candidates skipped).
+
+    Training: the pairs on file lines 0..num_examples, as d2l's tokenize_nmt, whose loop stops
+    at `i > num_examples`: num_examples=600 trains on 601 pairs of a clean file.
+    Held-out: the next `val_pairs` pairs of the file, in file order, whose English source is no
+    training source. Tatoeba lists several French translations of one sentence, so a later
+    pair may repeat a training source; such a candidate is skipped and counted. The file is
+    sorted by length, so the held-out sentences look like the training ones."""
+    train = [p for p in pairs if p.line <= num_examples]
+    seen, val, skipped = {p.src for p in train}, [], 0
+    for p in pairs[len(train):]:
+        if len(val) == val_pairs:
+            break
+        if p.src in seen:
+            skipped += 1
+        else:
+            val.append(p)
+    return train, val, skipped
 
 
 def truncate_pad(ids: list[int], num_steps: int, pad: int) -> list[int]:
@@ -71,68 +100,99 @@ def build_array(lines: list[list[str]], vocab: Vocab, num_steps: int):
     counts non-<pad> tokens (a truncated line loses its <eos> and has valid_len = num_steps)."""
     rows = [truncate_pad(vocab.indices(line) + [vocab["<eos>"]], num_steps, vocab["<pad>"])
             for line in lines]
-    # reshape keeps the (0, num_steps) shape when there are no lines (val_fraction=0)
+    # reshape keeps the (0, num_steps) shape when there are no lines
     array = torch.tensor(rows, dtype=torch.long).reshape(len(rows), num_steps)
     return array, (array != vocab["<pad>"]).long().sum(1)
 
 
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded shuffle into (train, held-out) indices, each kept in file order. The held-out
-    share is floor(val_fraction * n), at least 1 when val_fraction > 0 and at most n - 1, so
-    training is never empty."""
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    n_val = min(max(int(val_fraction * n), 1), n - 1) if val_fraction > 0 else 0
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return sorted(perm[n_val:]), sorted(perm[:n_val])
+def longest(lines: list[list[str]]) -> int:
+    """The positions the longest line needs, its <eos> included."""
+    return max(len(line) for line in lines) + 1
 
 
-def load_nmt_data(path: Path, num_examples: int, val_fraction: float, num_steps: int,
-                  min_freq: int, seed: int) -> NMTData:
+def load_nmt_data(path: Path, num_examples: int, val_pairs: int, num_steps: int,
+                  min_freq: int) -> NMTData:
+    if num_examples < 1 or val_pairs < 1:
+        raise ValueError(
+            f"data.num_examples={num_examples} and data.val_pairs={val_pairs}: both must be "
+            f">= 1, since the held-out pairs come from the file after the training lines "
+            f"0..num_examples (0, 'every pair', would leave none); e.g. data.num_examples=600 "
+            f"data.val_pairs=500")
     pairs, malformed = read_pairs(path)
-    src, tgt = tokenize(pairs, num_examples)
-    if not src:
-        raise DataError(f"{path} holds no tab-separated English/French pairs.")
-    train_idx, val_idx = split_indices(len(src), val_fraction, seed)
+    train, val, skipped = split_pairs(pairs, num_examples, val_pairs)
+    if not train:
+        raise DataError(f"{path} holds no tab-separated English/French pairs on lines "
+                        f"0..{num_examples} (data.num_examples={num_examples}).")
+    if len(val) < val_pairs:
+        raise DataError(
+            f"data.val_pairs={val_pairs}, but {path} has only {len(val)} pairs after line "
+            f"{num_examples} whose English source is not a training source ({skipped} more "
+            f"repeat one). Lower data.val_pairs to at most {len(val)}, or lower "
+            f"data.num_examples={num_examples} to leave more of the file for held-out pairs.")
+    src, tgt = [p.src.split(" ") for p in train], [p.tgt.split(" ") for p in train]
+    val_src, val_tgt = [p.src.split(" ") for p in val], [p.tgt.split(" ") for p in val]
     # Built from training pairs only: held-out words never seen in training become <unk>.
-    src_vocab = Vocab((t for i in train_idx for t in src[i]), min_freq, RESERVED)
-    tgt_vocab = Vocab((t for i in train_idx for t in tgt[i]), min_freq, RESERVED)
-
-    def arrays(idx):
-        return (*build_array([src[i] for i in idx], src_vocab, num_steps),
-                *build_array([tgt[i] for i in idx], tgt_vocab, num_steps))
-
-    train, val = arrays(train_idx), arrays(val_idx)
+    src_vocab = Vocab((t for line in src for t in line), min_freq, RESERVED)
+    tgt_vocab = Vocab((t for line in tgt for t in line), min_freq, RESERVED)
+    train_arrays = (*build_array(src, src_vocab, num_steps),
+                    *build_array(tgt, tgt_vocab, num_steps))
+    # Held-out rows are never cut, so perplexity scores every target token, <eos> included.
+    val_arrays = (*build_array(val_src, src_vocab, max(num_steps, longest(val_src))),
+                  *build_array(val_tgt, tgt_vocab, longest(val_tgt)))
+    train_sources = frozenset(" ".join(line) for line in src)
     provenance = {
         "file": str(Path(path).resolve()),
         "sha1": sha1_of(path),
         "pairs_in_file": len(pairs),
         "malformed_lines": malformed,
         "num_examples": num_examples,
-        "train_pairs": len(train_idx),
-        "val_pairs": len(val_idx),
+        "train_pairs": len(train),
+        "train_sources": len(train_sources),
+        "val_pairs": len(val),
+        "val_sources": len({p.src for p in val}),
+        "val_last_line": val[-1].line,
+        "val_pairs_skipped_seen_source": skipped,
+        # 0 by construction; counted from the token lists the arrays are built from
+        "val_sources_seen_in_training": sum(" ".join(s) in train_sources for s in val_src),
         "src_vocab_size": len(src_vocab),
         "tgt_vocab_size": len(tgt_vocab),
-        "train_tgt_tokens": int(train[3].sum()),
+        "train_tgt_tokens": int(train_arrays[3].sum()),
+        "val_tgt_tokens": int(val_arrays[3].sum()),
+        # scored like any token (predicting <unk> counts as right): a share worth knowing
+        "val_tgt_unk_tokens": int((val_arrays[2] == tgt_vocab.unk).sum()),
     }
-    val_pairs = [(src[i], tgt[i]) for i in val_idx]
-    return NMTData(src_vocab, tgt_vocab, train, val, val_pairs, provenance)
+    return NMTData(src_vocab, tgt_vocab, train_arrays, val_arrays,
+                   list(zip(val_src, val_tgt)), train_sources, provenance)
 
 
-def fra_file(root: Path, file: str, url: str, sha1: str | None, download: bool) -> Path:
-    """`root/file`, extracting it from the sha1-checked fra-eng.zip (downloaded if allowed, or
-    already in `root`) when missing. A file already there is the user's: used as is."""
+def fra_file(root: Path, file: str, url: str, zip_sha1: str | None, sha1: str | None,
+             download: bool) -> Path:
+    """The path of the text to read: `root/file`, extracted from fra-eng.zip (downloaded if
+    allowed, or already in `root`; checked against `zip_sha1`) when missing. The text itself
+    is checked against `sha1` on every run when one is given; null accepts any file (the
+    local copies differ from the zip's member), whose sha1 the run records anyway."""
     root = Path(root)
     path = root / file
-    if path.is_file():
-        return path
+    if not path.is_file():
+        extract(root, file, url, zip_sha1, download)
+    if sha1 and (found := sha1_of(path)) != sha1:
+        raise DataError(
+            f"{path.resolve()} has sha1 {found}, but data.sha1={sha1}: it is not the text "
+            f"this config names. Point data.root (or {ENV_VAR}) at the folder holding that "
+            f"file, or set data.sha1={found} (or null) to train on this one.")
+    return path
+
+
+def extract(root: Path, file: str, url: str, zip_sha1: str | None, download: bool) -> None:
+    """`root/file` from the zip's member, written atomically."""
+    path = root / file
     if not download and not (root / ZIP_NAME).is_file():
         raise DataError(
             f"{file} is not in the data folder {root.resolve()} and data.download=false. "
             f"Download {url} and unzip it into that folder, or set {ENV_VAR} "
             f"(or data.root=...) to a folder that holds {file}."
         )
-    archive = ensure_file(root, ZIP_NAME, url, sha1, download)
+    archive = ensure_file(root, ZIP_NAME, url, zip_sha1, download)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Extract next to the target, then rename: an interrupted run never leaves a partial file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -145,4 +205,3 @@ def fra_file(root: Path, file: str, url: str, sha1: str | None, download: bool) 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path

@@ -6,7 +6,10 @@ import math
 
 from sacrebleu.metrics import BLEU
 
-# d2l's four English -> French test sentences (engs, fras in its seq2seq section).
+# d2l's four English -> French test sentences (engs, fras in its seq2seq section). They are
+# not held out: with the study's preset on the local fra.txt, three are training sentences (their
+# study BLEU measures recall) and "he's calm ." is in no line of the file. Each result says
+# which were trained on (`in_training`).
 STUDY_SENTENCES = [("go .", "va !"), ("i lost .", "j'ai perdu ."),
                    ("he's calm .", "il est calme ."), ("i'm home .", "je suis chez moi .")]
 

@@ -87,9 +87,13 @@ TASK_RULES = {
         ("data.sampling", _one_of(SAMPLINGS), f"one of {', '.join(SAMPLINGS)}", "random"),
     ],
     "translation": [
-        ("data.num_examples", _int(0), "an integer >= 0 (0 = every pair)", "600"),
-        ("data.val_fraction", _number(0, 1, lo_open=True), "a fraction in (0, 1)", "0.1"),
-        ("data.split_seed", _int(0), "an integer >= 0", "0"),
+        ("data.num_examples", _int(1), "an integer >= 1 (training: the pairs on file lines "
+         "0..N, as d2l; 0 would leave nothing to hold out)", "600"),
+        ("data.val_pairs", _int(1), "an integer >= 1 (held-out pairs, taken after the "
+         "training lines)", "500"),
+        ("data.zip_sha1", _optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}",
+                                                                                 v)),
+         "null or 40 lowercase hex digits", "null"),
     ],
 }
 # by model family (the transformer, or a recurrent cell), then by (task, family)

@@ -9,6 +9,7 @@ from data import fra_file, load_nmt_data
 from data.tatoeba import truncate_pad
 from models import masked_cross_entropy
 from runner.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
+from runner.errors import ConfigError
 from runner.train import perplexity, step
 
 
@@ -16,15 +17,16 @@ class TranslationTask:
     def __init__(self, cfg):
         """Load and split the pairs: bad input fails here, before any result is written."""
         d = cfg.data
-        path = fra_file(Path(d.root), d.file, d.url, d.sha1, d.download)
-        # A split fixed by data.split_seed, not by the run's seed: every seed of a sweep point
-        # is scored on the same held-out pairs.
-        self.data = load_nmt_data(path, d.num_examples, d.val_fraction, d.num_steps, d.min_freq,
-                                  d.split_seed)
+        path = fra_file(Path(d.root), d.file, d.url, d.zip_sha1, d.sha1, d.download)
+        # The held-out pairs follow the training lines in the file: the same for every seed.
+        self.data = load_nmt_data(path, d.num_examples, d.val_pairs, d.num_steps, d.min_freq)
         self.cfg, self.provenance = cfg, self.data.provenance
         self.num_train = len(self.data.train[0])
         self.steps_per_epoch = -(-self.num_train // d.batch_size)
         self.bos, self.eos = self.data.tgt_vocab["<bos>"], self.data.tgt_vocab["<eos>"]
+        # What evaluate() averages over: every held-out target token, <eos> included.
+        self.val_tokens_scored = self.provenance["val_tgt_tokens"]
+        check_fits_model(cfg, self.data.val)
 
     def build(self, device):
         self.generator = torch.Generator().manual_seed(self.cfg.seed)  # minibatch order
@@ -58,12 +60,19 @@ class TranslationTask:
         return loss_sum / count, count
 
     def evaluate(self, model) -> float:
-        """Held-out perplexity per target token, teacher-forced as in training."""
-        order = torch.arange(len(self.data.val[0]), device=self.device)
+        """Held-out perplexity per target token, teacher-forced as in training, over every
+        held-out target token (<eos> included): targets are never cut to num_steps. Each
+        source is read as in training, padded to num_steps, or whole when longer; batches hold
+        sources of one padded length, so none is read with more padding than that."""
+        src, src_len, tgt, tgt_len = self.data.val
+        widths = src_len.clamp(min=self.cfg.data.num_steps)  # (N,) source positions read
         loss_sum = count = torch.zeros((), device=self.device)
-        for x, x_len, dec_in, y, y_len in self.batches(self.data.val, order):
-            total, n = masked_cross_entropy(model(x, x_len, dec_in), y, y_len)
-            loss_sum, count = loss_sum + total, count + n
+        for width in widths.unique().tolist():
+            order = (widths == width).nonzero().squeeze(1)
+            arrays = (src[:, :width], src_len, tgt, tgt_len)
+            for x, x_len, dec_in, y, y_len in self.batches(arrays, order):
+                total, n = masked_cross_entropy(model(x, x_len, dec_in), y, y_len)
+                loss_sum, count = loss_sum + total, count + n
         return perplexity(float(loss_sum / count))
 
     def translate(self, model, tokens: list[str]) -> str:
@@ -75,17 +84,30 @@ class TranslationTask:
         return " ".join(self.data.tgt_vocab.to_tokens(out))
 
     def outputs(self, model, device) -> tuple[dict, dict]:
-        """Corpus BLEU on the held-out pairs, and the study's four sentences with its BLEU."""
-        pairs = self.data.val_pairs
+        """Corpus BLEU on the held-out pairs (references whole, not cut to num_steps), and the
+        study's four sentences with its BLEU. `in_training` says whether a sentence's source
+        is a training source: a study BLEU on such a sentence scores recall of a training
+        pair, not translation of unseen text."""
+        pairs = self.data.val_sentences
         bleu = corpus_bleu([self.translate(model, src) for src, _ in pairs],
                            [" ".join(tgt) for _, tgt in pairs])
-        held_out = {" ".join(src) for src, _ in pairs}
         sentences = []
         for english, french in STUDY_SENTENCES:
             translation = self.translate(model, english.split())
             sentences.append({"source": english, "reference": french,
                               "translation": translation,
                               "study_bleu": study_bleu(translation, french, k=2),
-                              "held_out": english in held_out})  # never trained on
+                              "in_training": english in self.data.train_sources})
         return ({"translations": {"corpus_bleu": bleu, "study_sentences": sentences}},
                 {"bleu": bleu["score"]})
+
+
+def check_fits_model(cfg, val) -> None:
+    """A Transformer's positions stop at model.max_len; held-out rows are never cut, so the
+    longest must fit, or evaluation would fail after training."""
+    max_len = cfg.model.get("max_len")
+    need = max(val[0].shape[1], val[2].shape[1])
+    if max_len is not None and need > max_len:
+        raise ConfigError(f"model.max_len={max_len} is too short for the longest held-out "
+                          f"sentence ({need} positions, <eos> included): raise model.max_len "
+                          f"to at least {need}, or lower data.val_pairs")

@@ -287,13 +287,15 @@ def write_plots(folder: Path, results: list[dict], runs: pd.DataFrame, summary: 
     """The figures of a sweep, in `folder`: plot_<metric> for every metric with a value in
     `runs` (train_perplexity, val_perplexity, tokens_per_sec, bleu), plot_perplexity_vs_tokens_
     per_sec, and plot_curves; each as .png and .svg. The factor (x axis) is the swept key other
-    than model.cell, and model.cell, when swept, the series; of two other keys, the one with
+    than model.cell (or task: a folder mixing tasks), and model.cell (or task), when swept, the
+    series, so that no line joins two tasks' perplexities; of two other keys, the one with
     more values is the factor. Nothing swept, or more than two keys: plot_curves only.
     `reference`: see metric_figure. Returns the paths written."""
     folder = Path(folder)
     written = []
     if 1 <= len(by) <= 2:
-        keys = sorted(by, key=lambda k: (k == "model.cell", -summary[k].nunique(dropna=False)))
+        keys = sorted(by, key=lambda k: (k in ("model.cell", "task"),
+                                         -summary[k].nunique(dropna=False)))
         factor, series = keys[0], (keys[1] if len(keys) == 2 else None)
         metrics = [m for m in LABELS if m in runs.columns and f"{m}_mean" in summary.columns
                    and pd.to_numeric(runs[m], errors="coerce").notna().any()]

@@ -2,15 +2,18 @@
 
     python -m runner.report FOLDER        # or write_report(folder) at the end of a multirun
 
-Every result.json under FOLDER (recursively) that follows the schema counts; anything else is
-skipped with one warning line. runs.csv has one row per run: "run_id", "status", "path" (the
-run's folder relative to FOLDER), the config flattened to dotted names ("model.num_hiddens",
-"seed"), "sees_future", the metrics under their own names ("train_perplexity", ...) and
-"environment.device", "environment.device_name", "environment.threads",
-"environment.concurrent_jobs". summary.csv has one row per point (the swept config keys, seed
-aside): "n" (completed runs), "failed", "diverged", "interrupted", then "<metric>_mean",
-"<metric>_std" and "<metric>_ci95" for train_perplexity, val_perplexity, tokens_per_sec (and
-bleu when present). Only completed runs enter the statistics: a diverged run has no perplexity.
+Every result.json under FOLDER (recursively) that follows the schema counts, once per run_id;
+anything else is skipped with one warning line. runs.csv has one row per run: "run_id",
+"status", "path" (the run's folder relative to FOLDER), "task", "sees_future", the config
+flattened to dotted names ("model.num_hiddens", "seed"), the metrics under their own names
+("train_perplexity", ...) and "environment.device", "environment.device_name",
+"environment.threads", "environment.concurrent_jobs". summary.csv has one row per point (the
+swept config keys, seed aside; "task" first when the folder mixes tasks): "n" (completed runs),
+"failed", "diverged", "interrupted", then "<metric>_mean", "<metric>_std" and "<metric>_ci95"
+for train_perplexity, val_perplexity, tokens_per_sec (and bleu when present), then "baseline"
+and each point against it (runner.stats.compare: "<metric>_diff", "_diff_lo", "_diff_hi",
+"_p", "_p_holm", "_significant"). Only completed runs enter the statistics: a diverged run has
+no perplexity.
 """
 import argparse
 import json
@@ -35,54 +38,56 @@ from runner.result import (
     validate_result,
     write_text_atomic,
 )
+from runner.stats import ci95, compare, mark, significance_note, tested
 
 log = logging.getLogger(__name__)
 
 # The schema is the one list of metric names; "bleu" is optional (translation tasks).
 METRICS = [*json.loads(SCHEMA_FILE.read_text())["properties"]["metrics"]["required"], "bleu"]
 ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs"]
-RUN_COLUMNS = ["run_id", "status", "path", "sees_future"]
+RUN_COLUMNS = ["run_id", "status", "path", "task", "sees_future"]
 STATISTICS = {"train_perplexity": "training perplexity", "val_perplexity": "held-out perplexity",
               "tokens_per_sec": "tokens/sec", "bleu": "BLEU", "num_params": "parameters"}
-# Student's t 0.975 quantiles for df 1..30, exact to 6 decimals (checked against mpmath's
-# incomplete beta); beyond 30, the Cornish-Fisher expansion around the normal quantile
-# (Abramowitz & Stegun 26.7.5, four terms) is within 3e-8.
-T975 = [12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
-        2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
-        2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
-        2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272]
-
-
-def t975(dof: int) -> float:
-    if dof <= len(T975):
-        return T975[dof - 1]
-    z, v = 1.959963984540054, dof
-    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
-            + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * v**4))
 
 
 def load_results(folder: Path) -> tuple[list[dict], dict]:
     """Valid results under `folder`, each with "_path" (its folder relative to `folder`) added,
     and the counts. A bad file is a warning, never a crash: one broken run must not hide the
-    others."""
+    others. A run copied twice counts once (its first path in sorted order); results of
+    schema_version 1 are skipped with one warning for all of them (counts["old"])."""
     folder = Path(folder)
-    results, skipped = [], 0
+    results, skipped, old, copies = {}, 0, [], []
     for path in sorted(folder.rglob(RESULT_FILE)):
         try:
             with open(path) as f:
                 obj = json.load(f)
+            if isinstance(obj, dict) and obj.get("schema_version") == 1:
+                old.append(path)
+                continue
             validate_result(obj)
         except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
             why = f"unreadable JSON ({e})"
         except jsonschema.ValidationError as e:  # foreign JSON, or a result missing fields
             why = f"not a valid result, at {e.json_path}: {e.message}"
         else:
-            results.append({**obj, "_path": path.parent.relative_to(folder).as_posix()})
+            where = path.parent.relative_to(folder).as_posix()
+            if obj["run_id"] in results:
+                copies.append((where, results[obj["run_id"]]["_path"]))
+            else:
+                results[obj["run_id"]] = {**obj, "_path": where}
             continue
         skipped += 1
         log.warning("report: skipped %s: %s", path, " ".join(why.split())[:200])
-    counts = {"read": len(results), "skipped": skipped}
+    if old:  # their held-out perplexity scored only part of the held-out tokens
+        log.warning("report: skipped %d result(s) from an older runner (schema_version 1, "
+                    "e.g. %s), whose held-out perplexity scored only part of the held-out "
+                    "tokens: re-run them with overwrite=true to compare them", len(old), old[0])
+    if copies:
+        log.warning("report: %d duplicate result(s) counted once: same run_id as another "
+                    "(e.g. %s is a copy of %s)", len(copies), *copies[0])
+    results = list(results.values())
+    counts = {"read": len(results), "skipped": skipped + len(old), "old": len(old),
+              "duplicates": len(copies)}
     counts |= {s: sum(r["status"] == s for r in results) for s in STATUSES}
     return results, counts
 
@@ -112,7 +117,7 @@ def tidy(results: list[dict]) -> pd.DataFrame:
         config = {k: v for k, v in flatten(r["config"]).items() if not _ignored(k)}
         config_columns |= dict.fromkeys(config)  # first-seen order, across differing configs
         rows.append({"run_id": r["run_id"], "status": r["status"], "path": r.get("_path", ""),
-                     "sees_future": r["sees_future"], **config,
+                     "task": r.get("task"), "sees_future": r["sees_future"], **config,
                      **{m: r["metrics"][m] for m in METRICS if m in r["metrics"]},
                      **{f"environment.{k}": r["environment"].get(k) for k in ENVIRONMENT}})
     metrics = [m for m in METRICS if any(m in r["metrics"] for r in results)]
@@ -157,10 +162,9 @@ def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         row |= {s: int((g["status"] == s).sum()) for s in ("failed", "diverged", "interrupted")}
         for m in stats:
             values = pd.to_numeric(done[m], errors="coerce").dropna()
-            n, std = len(values), values.std(ddof=1)  # NaN for fewer than 2 values
             row[f"{m}_mean"] = values.mean()
-            row[f"{m}_std"] = std
-            row[f"{m}_ci95"] = t975(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+            row[f"{m}_std"] = values.std(ddof=1)  # NaN for fewer than 2 values
+            row[f"{m}_ci95"] = ci95(values)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -174,14 +178,16 @@ def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _cell(row, metric: str) -> str:
+def _cell(row, metric: str, tested: set = frozenset()) -> str:
+    """The cell "mean ± ci95", with runner.stats.mark's sign for the `tested` metrics."""
     mean, ci = row[f"{metric}_mean"], row[f"{metric}_ci95"]
     fmt = "{:,.0f}" if metric in ("tokens_per_sec", "num_params") else "{:.2f}"
     if pd.isna(mean):  # no completed run at this point
         return "—"
     if metric == "num_params":  # the same for every seed of a point
         return fmt.format(mean)
-    return fmt.format(mean) + ("" if pd.isna(ci) else " ± " + fmt.format(ci))
+    return (fmt.format(mean) + ("" if pd.isna(ci) else " ± " + fmt.format(ci))
+            + mark(row, metric, tested))
 
 
 def _runs(row) -> str:
@@ -240,20 +246,27 @@ def markdown_tables(summary: pd.DataFrame, by: list[str],
     a mean over 1 run and one over 5 read the same. `reference` (runner.reference's
     reference_for) adds the study's own numbers: a "<metric> (the study)" row under each metric
     it published, or a "<model> (the study)" row under each model, and a line naming its
-    tables; None or empty changes nothing."""
+    tables; None or empty changes nothing. A summary with runner.stats.compare's columns gets
+    its signs on the cells and one line under each table saying what they mean."""
     stats = [m for m in STATISTICS if f"{m}_mean" in summary.columns]
+    marked = tested(summary, stats)
+
+    def note(metrics):  # "" or the line under a table, with its blank line before
+        line = significance_note(summary, by, metrics, STATISTICS)
+        return f"\n\n{line}" if line else ""
+
     points = {tuple(_label(row[c]) for c in by): row for row in summary.to_dict("records")}
     if len(by) == 1:
         values = _levels(summary, by[0])
         rows = []
         for m in stats:
-            rows.append([STATISTICS[m], *(_cell(points[(v,)], m) for v in values)])
+            rows.append([STATISTICS[m], *(_cell(points[(v,)], m, marked) for v in values)])
             study = _study_rows(reference, by[0], m, values)
             for model, cells in study:  # one model, unless reference holds several
                 who = "the study" if len(study) == 1 else f"the study, {model}"
                 rows.append([f"{STATISTICS[m]} ({who})", *cells])
         runs = ", ".join(f"{v}: {_runs(points[(v,)])}" for v in values)
-        return (f"{_table(['metric', *values], rows)}\n\nCompleted runs: {runs}.\n"
+        return (f"{_table(['metric', *values], rows)}{note(stats)}\n\nCompleted runs: {runs}.\n"
                 + _study_note(reference, by[0]))
     if len(by) == 2 and "model.cell" in by:
         factor = by[1 - by.index("model.cell")]
@@ -262,7 +275,8 @@ def markdown_tables(summary: pd.DataFrame, by: list[str],
         def text(model, value, metric):  # metric None: the run counts
             key = (model, value) if by[0] == "model.cell" else (value, model)
             row = points.get(key)  # a model x value pair that was never run
-            return "—" if row is None else _runs(row) if metric is None else _cell(row, metric)
+            return ("—" if row is None else _runs(row) if metric is None
+                    else _cell(row, metric, marked))
 
         parts = []
         for m in [*stats, None]:
@@ -273,13 +287,15 @@ def markdown_tables(summary: pd.DataFrame, by: list[str],
                 if model in study:
                     rows.append([f"{model} (the study)", *study[model]])
             title = STATISTICS[m] if m else "completed runs"
-            parts.append(f"### {title} by {factor}\n\n{_table(['model', *values], rows)}\n")
+            parts.append(f"### {title} by {factor}\n\n{_table(['model', *values], rows)}"
+                         f"{note([m] if m else [])}\n")
         return "\n".join(parts) + _study_note(reference, factor)
     if not by:  # nothing swept: all runs are repeats of one point
         points = {("all runs",): summary.to_dict("records")[0]}
     header = [*(by or ["point"]), "runs", *(STATISTICS[m] for m in stats)]
-    rows = [[*key, _runs(row), *(_cell(row, m) for m in stats)] for key, row in points.items()]
-    return _table(header, rows) + "\n"
+    rows = [[*key, _runs(row), *(_cell(row, m, marked) for m in stats)]
+            for key, row in points.items()]
+    return _table(header, rows) + note(stats) + "\n"
 
 
 def write_report(folder: Path) -> dict:
@@ -293,7 +309,9 @@ def write_report(folder: Path) -> dict:
                          f"expected one per run, in the folder or its subfolders")
     df = tidy(results)
     by = swept_params(df)
-    summary = summarize(df, by)
+    if df["task"].nunique() > 1:  # never one point for two tasks' perplexities (page warns)
+        by = ["task", *(k for k in by if k != "data.task")]
+    summary = compare(df, summarize(df, by), by)
     reference = reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
     paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md")}
     write_text_atomic(paths["runs.csv"], df.to_csv(index=False))

@@ -214,3 +214,22 @@ def test_save_leaves_no_temp_file_and_the_old_file_when_drawing_fails(tmp_path):
         save(fig, tmp_path / "plot")
     assert [p.name for p in tmp_path.iterdir()] == ["plot.png"]
     assert (tmp_path / "plot.png").read_bytes() == b"old"
+
+
+def test_a_folder_mixing_tasks_draws_one_line_per_task_never_one_across_them(tmp_path,
+                                                                              monkeypatch):
+    import runner.plots as plots
+
+    by = ["task", "model.num_hiddens"]  # as runner.report keys a mixed folder
+    runs = make_runs({(("task", t), ("model.num_hiddens", h)): [2.0, 3.0]
+                      for t in ("language_model", "translation") for h in (32, 64)})
+    drawn, real = [], plots.metric_figure
+
+    def metric_figure(summary, factor, metric, series=None, reference=None):
+        drawn.append((factor, series))
+        return real(summary, factor, metric, series, reference)
+
+    monkeypatch.setattr(plots, "metric_figure", metric_figure)
+    monkeypatch.setattr(plots, "curves_figure", lambda results, by: plots.Figure())
+    write_plots(tmp_path, [], runs, summarize(runs, by), by)
+    assert set(drawn) == {("model.num_hiddens", "task")}

@@ -46,14 +46,6 @@ def code_version() -> dict:
     return {"git_commit": commit, "git_dirty": dirty, "git_diff_sha1": diff}
 
 
-def version_label(env: dict) -> str:
-    """A code version as one short string: "8608afc1e2", "8608afc1e2+dirty 3f2a9c1b", "unknown"."""
-    commit, diff = env.get("git_commit"), env.get("git_diff_sha1")
-    if not commit:
-        return "unknown"
-    return commit[:10] + (f"+dirty {diff[:8]}" if diff else "")
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

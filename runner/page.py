@@ -3,9 +3,50 @@
 import base64
 import html
 import re
+from collections import Counter
 from pathlib import Path
 
-from runner.result import write_text_atomic
+from runner.result import version_label, write_text_atomic
+
+# A CPU run whose process used fewer than this share of its threads' CPU time over training
+# was waiting for cores: alone, torch's OpenMP threads keep it near 1.0 even for tiny models;
+# with 2 busy loops on 2 cores a 2-thread run fell to 0.49, and its tokens/sec to 1/3.7.
+MIN_UTILISATION = 0.75
+NAMED = 5  # runs named in one warning; the rest are counted
+
+
+def _versions(results: list[dict]) -> str:
+    tally = Counter(version_label(r["environment"]) for r in results)
+    return ", ".join(f"{v} ({n} run{'s' * (n != 1)})" for v, n in sorted(tally.items()))
+
+
+def _named(runs: list[str]) -> str:
+    more = f" and {len(runs) - NAMED} more" if len(runs) > NAMED else ""
+    return ", ".join(runs[:NAMED]) + more
+
+
+def name(result: dict) -> str:
+    """A run as a reader finds it: its folder in the report's, else (the folder itself) its id."""
+    return result["_path"] if result.get("_path", ".") != "." else result["run_id"]
+
+
+def oversubscribed(result: dict) -> str | None:
+    """What shows that `result`'s machine had more work than cores while it trained ("load 5.1
+    on 2 cores", "utilisation 0.49 of its 2 threads"), or None; missing fields show nothing."""
+    env, metrics = result["environment"], result["metrics"]
+    found = []
+    cores = env.get("cpu_count")
+    load = max((x for x in (env.get("load_avg_start"), env.get("load_avg_end"))
+                if x is not None), default=None)
+    if cores and load is not None and load > cores:
+        found.append(f"load {load:.1f} on {cores} cores")
+    cpu, wall, threads = (metrics.get("train_cpu_seconds"), metrics.get("train_seconds"),
+                          env.get("threads"))
+    if env.get("device") == "cpu" and cpu is not None and wall and threads:
+        share = cpu / wall / threads
+        if share < MIN_UTILISATION:
+            found.append(f"utilisation {share:.2f} of its {threads} threads")
+    return ", ".join(found) or None
 
 
 def environment_lines(results: list[dict]) -> list[str]:
@@ -17,8 +58,7 @@ def environment_lines(results: list[dict]) -> list[str]:
             f"- torch {', '.join(distinct('torch'))}, python {', '.join(distinct('python'))}",
             f"- threads per run: {', '.join(distinct('threads'))}; runs sharing a device: "
             f"{', '.join(distinct('concurrent_jobs'))}",
-            f"- code: {', '.join(c[:10] for c in distinct('git_commit'))}"
-            + (" (with uncommitted changes)" if "True" in distinct("git_dirty") else "")]
+            f"- code: {_versions(results)}"]
 
 
 def warnings_for(results: list[dict], counts: dict) -> list[str]:
@@ -38,8 +78,27 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
     if counts["failed"] or counts["diverged"]:
         found.append(f"{counts['failed']} failed and {counts['diverged']} diverged runs are "
                      f"counted, marked in the plots, and left out of every mean")
-    if len({e.get("git_commit") for e in env}) > 1:
-        found.append("the runs come from different code versions (environment.git_commit)")
+    busy = [f"{name(r)} ({why})" for r in results
+            if r["metrics"].get("tokens_per_sec") and (why := oversubscribed(r))]
+    if busy:
+        found.append(f"{len(busy)} run(s) measured tokens/sec on an oversubscribed machine, "
+                     f"so their tokens/sec is not a speed figure: {_named(busy)}")
+    if len({version_label(e) for e in env}) > 1:
+        found.append(f"the runs come from different code versions: {_versions(results)}; a "
+                     f"difference between points may come from the code")
+    tasks = Counter(r["task"] for r in results if "task" in r)
+    if len(tasks) > 1:
+        mix = ", ".join(f"{n} {task}" for task, n in sorted(tasks.items()))
+        found.append(f"the folder mixes tasks ({mix} runs): a language model's perplexity "
+                     f"(per corpus token) and a translation's (per target token) are different "
+                     f"measures, so the task is part of every point: they never share a row")
+    if counts.get("duplicates"):
+        found.append(f"{counts['duplicates']} duplicate result(s) (a run_id seen twice) were "
+                     f"counted once")
+    if counts.get("old"):
+        found.append(f"{counts['old']} result(s) from an older runner (schema_version 1, whose "
+                     f"held-out perplexity scored only part of the held-out tokens) were "
+                     f"skipped: re-run them with overwrite=true to compare them")
     return found
 
 
@@ -49,7 +108,7 @@ def samples(results: list[dict], by: list[str], flat) -> list[str]:
     chosen = {}
     for r in sorted(results, key=lambda r: r["config"].get("seed", 0)):
         if "sample" in r:
-            config = flat(r["config"])
+            config = {"task": r.get("task"), **flat(r["config"])}  # task: a mixed folder's key
             chosen.setdefault(", ".join(f"{k}={config.get(k)}" for k in by) or "all",
                               r["sample"]["text"])
     return [f"- {point}: `{text}`" for point, text in chosen.items()]

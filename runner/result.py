@@ -27,6 +27,16 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def version_label(env: dict) -> str:
+    """A result's code version (its environment's git fields) as one short string: "8608afc1e2",
+    "8608afc1e2+dirty 3f2a9c1b" (the sha1 of its uncommitted diff: two different edits of one
+    commit are two versions), "unknown" outside a git checkout."""
+    commit, diff = env.get("git_commit"), env.get("git_diff_sha1")
+    if not commit:
+        return "unknown"
+    return commit[:10] + (f"+dirty {diff[:8]}" if diff else "")
+
+
 def finite_or_none(obj):
     """JSON has no inf or NaN: write them as null (a diverged value, not a number)."""
     if isinstance(obj, float) and not math.isfinite(obj):

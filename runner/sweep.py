@@ -15,7 +15,14 @@ from omegaconf import DictConfig, open_dict
 
 from data import DataError
 from runner.errors import ConfigError
-from runner.result import FINISHED, RESULT_FILE, now, read_result, write_json_atomic
+from runner.result import (
+    FINISHED,
+    RESULT_FILE,
+    now,
+    read_result,
+    version_label,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -98,7 +105,7 @@ class Sweep:
 
     def other_code_note(self) -> str:
         """How many skipped runs kept a result made by another code version than this one."""
-        from runner.environment import code_version, version_label
+        from runner.environment import code_version
         from runner.run import other_code_version
 
         current = version_label(code_version())

@@ -2,14 +2,24 @@
 import re
 import xml.etree.ElementTree as ET
 
-from runner.page import page_markdown, to_html, warnings_for, write_page
+from runner.page import environment_lines, page_markdown, to_html, warnings_for, write_page
 
 
-def env_result(device="AMD EPYC", jobs=1, threads=2, sees_future=False, commit="a" * 40):
-    return {"environment": {"device_name": device, "device": "cpu", "concurrent_jobs": jobs,
-                            "threads": threads, "git_commit": commit, "git_dirty": False,
-                            "torch": "2.13.0", "python": "3.11.7"},
-            "sees_future": sees_future, "config": {"seed": 0}}
+def env_result(device="AMD EPYC", jobs=1, threads=2, sees_future=False, commit="a" * 40,
+               path="multirun/0", **fields):
+    """The parts of a result the page reads; `fields` set environment or metrics entries. By
+    default a CPU run that had its threads' CPU time on a quiet 2-core machine."""
+    env = {"device_name": device, "device": "cpu", "concurrent_jobs": jobs, "threads": threads,
+           "git_commit": commit, "git_dirty": False, "git_diff_sha1": None,
+           "torch": "2.13.0", "python": "3.11.7", "cpu_count": 2, "load_avg_start": 0.4,
+           "load_avg_end": 1.9}
+    metrics = {"tokens_per_sec": 1000.0, "train_seconds": 10.0,
+               "train_cpu_seconds": 10.0 * threads}
+    for key, value in fields.items():
+        (env if key in env else metrics)[key] = value
+    return {"environment": env, "metrics": metrics, "sees_future": sees_future,
+            "config": {"seed": 0}, "task": "language_model", "run_id": "0123456789ab",
+            "_path": path}
 
 
 NONE_FAILED = {"failed": 0, "diverged": 0}
@@ -51,3 +61,44 @@ def test_html_is_self_contained_with_tables_and_embedded_plots(tmp_path):
 
 def test_html_of_markdown_without_tables():
     assert "<h1>x</h1><p>y <code>z</code></p>" in to_html("# x\ny `z`\n", None, "t")
+
+
+def test_oversubscribed_runs_are_named_with_what_was_measured():
+    results = [env_result(path="quiet"),
+               env_result(path="loaded", load_avg_end=5.14),  # 5.1 runnable on 2 cores
+               # 2 threads for 10 s of training but 9.8 CPU seconds: 0.49 of them
+               env_result(path="starved", train_cpu_seconds=9.8),
+               env_result(path="both", load_avg_start=3.0, train_cpu_seconds=2.0)]
+    [text] = [w for w in warnings_for(results, NONE_FAILED) if "oversubscribed" in w]
+    assert text.startswith("3 run(s) measured tokens/sec on an oversubscribed machine")
+    assert "not a speed figure" in text and "quiet" not in text
+    assert "loaded (load 5.1 on 2 cores)" in text
+    assert "starved (utilisation 0.49 of its 2 threads)" in text
+    assert "both (load 3.0 on 2 cores, utilisation 0.10 of its 2 threads)" in text
+
+
+def test_no_oversubscription_warning_without_the_fields_or_off_the_cpu():
+    results = [env_result(load_avg_start=None, load_avg_end=None, train_cpu_seconds=None),
+               env_result(cpu_count=None, load_avg_end=9.0),
+               # a GPU run's process waits on the GPU, not on cores: utilisation says nothing
+               env_result(device="NVIDIA H100", train_cpu_seconds=1.0),
+               env_result(train_seconds=0.0, train_cpu_seconds=0.0),
+               env_result(tokens_per_sec=None, train_cpu_seconds=1.0)]  # failed: no speed
+    results[2]["environment"]["device"] = "cuda:0"
+    assert not [w for w in warnings_for(results, NONE_FAILED) if "oversubscribed" in w]
+
+
+def test_each_dirty_state_of_a_commit_is_a_code_version_of_its_own():
+    a, b = "1" * 40, "2" * 40
+    results = [env_result(commit="c" * 40, git_dirty=True, git_diff_sha1=a),
+               env_result(commit="c" * 40, git_dirty=True, git_diff_sha1=b),
+               env_result(commit="c" * 40, git_dirty=True, git_diff_sha1=b),
+               env_result(commit="c" * 40)]
+    [text] = [w for w in warnings_for(results, NONE_FAILED) if "code versions" in w]
+    assert ("cccccccccc (1 run), cccccccccc+dirty 11111111 (1 run), cccccccccc+dirty 22222222 "
+            "(2 runs)") in text
+    assert environment_lines(results)[-1] == (
+        "- code: cccccccccc (1 run), cccccccccc+dirty 11111111 (1 run), "
+        "cccccccccc+dirty 22222222 (2 runs)")
+    same = [env_result(git_dirty=True, git_diff_sha1=a) for _ in range(2)]
+    assert not [w for w in warnings_for(same, NONE_FAILED) if "code versions" in w]

@@ -9,7 +9,7 @@ import pytest
 
 import runner.environment as environment
 from runner.errors import ConfigError
-from runner.result import RESULT_FILE
+from runner.result import RESULT_FILE, version_label
 from runner.run import run
 from runner.sweep import Sweep
 from tests.conftest import write_corpus
@@ -103,5 +103,5 @@ def test_code_version_tells_dirty_states_apart(tmp_path, monkeypatch):
     assert two["git_dirty"] and three["git_dirty"]
     assert two["git_commit"] == three["git_commit"] == clean["git_commit"]
     assert len({two["git_diff_sha1"], three["git_diff_sha1"]}) == 2
-    assert environment.version_label(three) == (f"{clean['git_commit'][:10]}+dirty "
+    assert version_label(three) == (f"{clean['git_commit'][:10]}+dirty "
                                                 f"{three['git_diff_sha1'][:8]}")

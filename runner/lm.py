@@ -21,10 +21,16 @@ from runner.train import perplexity, step
 
 
 class LanguageModelTask:
-    def __init__(self, cfg):
+    @staticmethod
+    def data_file(cfg) -> Path:
+        """The corpus file, downloaded (sha1-checked) first when missing and allowed."""
+        d = cfg.data
+        return ensure_file(Path(d.root), d.file, d.url, d.sha1, d.download)
+
+    def __init__(self, cfg, path: Path | None = None):
         """Load and check the data: bad input fails here, before any result is written."""
         d = cfg.data
-        path = ensure_file(Path(d.root), d.file, d.url, d.sha1, d.download)
+        path = path or self.data_file(cfg)
         self.cfg, self.data = cfg, load_lm_data(path, d.token, d.max_tokens, d.val_tokens,
                                                 d.min_freq)
         check_fits_data(cfg, self.data)

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from data.download import sha1_of
 from models import num_params
 from runner.config import validate
 from runner.environment import (
@@ -21,7 +22,6 @@ from runner.environment import (
     peak_memory,
     reset_peak_memory,
     resolve_device,
-    version_label,
 )
 from runner.errors import ConfigError
 from runner.lm import LanguageModelTask
@@ -33,6 +33,7 @@ from runner.result import (
     now,
     read_result,
     run_identity,
+    version_label,
     write_json_atomic,
 )
 from runner.train import History, fit
@@ -130,14 +131,16 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     validate(cfg)
     device = resolve_device(cfg.device)
     memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
-    task = TASKS[cfg.data.task](cfg)  # loads and checks the data: bad input stops here
+    task_class = TASKS[cfg.data.task]
+    data_file = task_class.data_file(cfg)  # downloaded first when missing and allowed
     result_path = Path(out_dir) / RESULT_FILE
-    if done := previous_result(result_path, cfg, task.provenance["sha1"]):
+    if done := previous_result(result_path, cfg, sha1_of(data_file)):
         other = other_code_version(done)
         log.info("skipped: %s already holds %s run %s of this config%s", result_path,
                  done["status"], done["run_id"], f" (made by code version {other}; "
                  f"overwrite=true re-runs it)" if other else "")
         return {**done, "skipped": True}
+    task = task_class(cfg, data_file)  # loads and checks the data: bad input stops here
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
@@ -171,7 +174,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     finally:
         bar.close()
         result["metrics"] = metrics_of(history, model, device, memory_kind,
-                                       getattr(task, "val_tokens_scored", None),
+                                       task.val_tokens_scored,
                                        time.perf_counter() - wall_start)
         result["metrics"].update(task_metrics)  # e.g. BLEU
         result["curves"] = {k: v for k, v in vars(history).items() if k != "diverged_epoch"}

@@ -14,10 +14,16 @@ from runner.train import perplexity, step
 
 
 class TranslationTask:
-    def __init__(self, cfg):
+    @staticmethod
+    def data_file(cfg) -> Path:
+        """fra.txt, extracted from the (downloaded, sha1-checked) zip first when missing."""
+        d = cfg.data
+        return fra_file(Path(d.root), d.file, d.url, d.zip_sha1, d.sha1, d.download)
+
+    def __init__(self, cfg, path: Path | None = None):
         """Load and split the pairs: bad input fails here, before any result is written."""
         d = cfg.data
-        path = fra_file(Path(d.root), d.file, d.url, d.zip_sha1, d.sha1, d.download)
+        path = path or self.data_file(cfg)
         # The held-out pairs follow the training lines in the file: the same for every seed.
         self.data = load_nmt_data(path, d.num_examples, d.val_pairs, d.num_steps, d.min_freq)
         self.cfg, self.provenance = cfg, self.data.provenance

@@ -14,29 +14,18 @@ def test_a_run_beside_busy_loops_is_named_as_oversubscribed(tmp_path, corpus_dir
     cores = os.cpu_count()
     run_dir = tmp_path / "sweep" / "busy_run"
     overrides = [o for o in tiny_overrides(corpus_dir) if not o.startswith("train.num_epochs")]
-    run = subprocess.Popen([sys.executable, "-m", "runner", *overrides, "train.num_epochs=1",
-                            f"threads={cores}", f"hydra.run.dir={run_dir}"], cwd=CHECKOUT,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    busy = []
+    # 2 busy loops per core, started first and kept until the run ends, so that every moment
+    # of its training shares the cores: its `cores` threads get about a third of their time.
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(2 * cores)]
     try:
-        # Start the loops once the model is built (the run logs "run <id>: ..." before
-        # training; Hydra logs to stdout), so that imports run at full speed: 2 loops per core
-        # leave the run's `cores` threads about a third of their CPU time over training.
-        seen = []
-        for line in run.stdout:
-            seen.append(line)
-            if "runner.run" in line and " params, output " in line:
-                break
-        else:
-            raise AssertionError("the run ended before training began:\n" + "".join(seen))
-        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range(2 * cores)]
-        out, _ = run.communicate(timeout=300)
-        assert run.returncode == 0, "".join(seen) + out
+        run = subprocess.run([sys.executable, "-m", "runner", *overrides, "train.num_epochs=3",
+                              f"threads={cores}", f"hydra.run.dir={run_dir}"], cwd=CHECKOUT,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
     finally:
-        for p in [*busy, run]:
+        for p in busy:
             p.kill()
-        for p in [*busy, run]:
             p.wait()
     write_report(tmp_path / "sweep")
     report = (tmp_path / "sweep" / "report.md").read_text()

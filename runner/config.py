@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from data.iterators import SAMPLINGS, min_tokens
 from data.timemachine import TOKEN_KINDS, tokenize
 from models.core import CELLS, NONLINEARITIES, ONE_WAY, cell_mode
-from models.init import SCHEMES
+from models.init import BIASES, SCHEMES
 from models.stack import SKIPS
 from models.transformer import POSITIONALS
 from runner.errors import ConfigError
@@ -79,6 +79,12 @@ RULES = [
     ("quiet", _bool, "true or false", "true"),
     ("overwrite", _bool, "true or false", "true"),
 ]
+# Keys only some config files carry (the defaults are the function's): checked when present.
+OPTIONAL_RULES = [
+    ("init.embeddings", _bool, "true or false (false: embedding tables keep their init)",
+     "false"),
+    ("init.biases", _one_of(BIASES), f"one of {', '.join(BIASES)}", "keep"),
+]
 TASK_RULES = {
     "language_model": [
         ("data.token", _one_of(TOKEN_KINDS), f"one of {', '.join(TOKEN_KINDS)}", "char"),
@@ -132,8 +138,11 @@ def validate(cfg: DictConfig) -> None:
              + FAMILY_RULES.get((task, family), []))
     problems += [f"{key}={value!r} is not allowed: config numbers must be finite (e.g. "
                  f"{key}=1)" for key, value in _non_finite(OmegaConf.to_container(cfg))]
-    for key, ok, allowed, example in rules:
+    optional = {key for key, *_ in OPTIONAL_RULES}
+    for key, ok, allowed, example in rules + OPTIONAL_RULES:
         value = _get(cfg, key)
+        if value is _ABSENT and key in optional:
+            continue
         if value is _ABSENT:
             problems.append(f"{key} is missing: it must be {allowed} (add +{key}={example})")
         elif not ok(value):

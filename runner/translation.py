@@ -6,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 
 from data import fra_file, load_nmt_data
-from data.tatoeba import truncate_pad
+from data.tatoeba import RESERVED, truncate_pad
 from models import masked_cross_entropy
 from runner.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
 from runner.errors import ConfigError
@@ -33,6 +33,7 @@ class TranslationTask:
         # What evaluate() averages over: every held-out target token, <eos> included.
         self.val_tokens_scored = self.provenance["val_tgt_tokens"]
         check_fits_model(cfg, self.data.val)
+        check_vocabularies(cfg, self.data)
 
     def build(self, device):
         self.generator = torch.Generator().manual_seed(self.cfg.seed)  # minibatch order
@@ -117,3 +118,15 @@ def check_fits_model(cfg, val) -> None:
         raise ConfigError(f"model.max_len={max_len} is too short for the longest held-out "
                           f"sentence ({need} positions, <eos> included): raise model.max_len "
                           f"to at least {need}, or lower data.val_pairs")
+
+
+def check_vocabularies(cfg, data) -> None:
+    """Each vocabulary needs a word beyond <unk> and the reserved tokens: with every word <unk>,
+    perplexity and BLEU would measure nothing."""
+    for side, vocab in (("source", data.src_vocab), ("target", data.tgt_vocab)):
+        if len(vocab) == 1 + len(RESERVED):
+            top = vocab.token_freqs[0][1] if vocab.token_freqs else 0
+            raise ConfigError(f"data.min_freq={cfg.data.min_freq} leaves no {side} word in the "
+                              f"vocabulary, only <unk> and the reserved tokens (the most "
+                              f"frequent occurs {top} times): lower data.min_freq to at most "
+                              f"{top} (e.g. data.min_freq=2)")

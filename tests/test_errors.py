@@ -1,5 +1,6 @@
 """Bad input fails before any work, with one message naming the key, the value and the fix."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,14 @@ def test_a_held_out_slice_shorter_than_asked_is_said(tiny_cfg, tmp_path, caplog)
     assert 11 <= available < 100000
     assert (f"data.val_tokens=100000, but only {available} tokens follow the training slice"
             in caplog.text)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("init.biases=zeros", "init.biases='zeros' is not allowed: it must be one of zero, keep"),
+    ("init.embeddings=maybe", "init.embeddings='maybe' is not allowed: it must be true or false"),
+])
+def test_init_options_are_checked_before_work(override, expected):
+    """The d2l init's options are refused before any work, not when the model is built."""
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        validate(compose_config("data=tatoeba", override))
+    validate(compose_config("init=normal"))  # a scheme without the options is fine

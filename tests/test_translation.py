@@ -198,3 +198,10 @@ def test_a_transformer_too_short_for_the_held_out_sentences_is_refused(varied_di
                          "data.num_examples=99", "data.val_pairs=50", "data.num_steps=4")
     with pytest.raises(ConfigError, match=r"model.max_len=5 is too short .* at least 1\d"):
         TranslationTask(cfg)
+
+
+def test_a_min_freq_that_leaves_every_word_unk_is_refused(fra_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.min_freq=100000 leaves no source word in the "
+                                          r"vocabulary, only <unk> and the reserved tokens"):
+        run(compose_config(*overrides(fra_dir), "data.min_freq=100000"), tmp_path)
+    assert not (tmp_path / RESULT_FILE).exists()

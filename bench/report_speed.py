@@ -15,10 +15,10 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from runner.environment import CHECKOUT
 from runner.report import write_report
 from runner.result import write_json_atomic
-from runner.run import run
+from runner.run.environment import CHECKOUT
+from runner.run.execute import run
 
 WORDS = "the time traveller said machine was a and of in".split()
 

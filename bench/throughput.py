@@ -25,8 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from runner.environment import CHECKOUT, device_name, environment
 from runner.result import RESULT_FILE, write_json_atomic
+from runner.run.environment import CHECKOUT, device_name, environment
 
 CELLS = ("rnn", "lstm", "gru", "rnn_fused", "gru_fused", "sru", "onlstm")
 SIZES, D2L_KINDS = (32, 256, 1024), ("rnn", "lstm", "gru")

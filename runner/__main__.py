@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from data import DataError
 from runner.errors import ConfigError
 from runner.run import run
-from runner.sweep import run_job
+from runner.sweep.job import run_job
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

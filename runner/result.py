@@ -37,6 +37,19 @@ def version_label(env: dict) -> str:
     return commit[:10] + (f"+dirty {diff[:8]}" if diff else "")
 
 
+def flatten(obj: dict, prefix: str = "") -> dict:
+    """{"model": {"cell": "rnn"}} -> {"model.cell": "rnn"}; lists become JSON text, so that
+    every value can be compared and grouped."""
+    flat = {}
+    for key, value in obj.items():
+        name = prefix + str(key)
+        if isinstance(value, dict):
+            flat |= flatten(value, name + ".")
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
 def finite_or_none(obj):
     """JSON has no inf or NaN: write them as null (a diverged value, not a number)."""
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -4,7 +4,7 @@ import math
 import pytest
 import sacrebleu
 
-from runner.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
+from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
 
 
 @pytest.mark.parametrize("pred, label, expected", [

@@ -4,7 +4,7 @@ import torch
 from hydra.utils import instantiate
 
 from models import LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
-from runner.config import validate
+from runner.run.validate import validate
 from tests.conftest import CONF, compose_config
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()

@@ -9,10 +9,10 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-from runner.config import validate
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE
-from runner.run import run
+from runner.run.execute import run
+from runner.run.validate import validate
 from tests.conftest import compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent

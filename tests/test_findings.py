@@ -1,7 +1,7 @@
-"""runner/findings.py: the companion note's Transformer findings, judged from summaries."""
+"""runner/report/findings.py: the companion note's Transformer findings, judged from summaries."""
 import pandas as pd
 
-from runner.findings import companion_findings, init_check, warmup_check
+from runner.report.findings import companion_findings, init_check, warmup_check
 
 
 def _summary(rows: list[dict]) -> pd.DataFrame:

@@ -1,13 +1,13 @@
 """Held-out perplexity scores every held-out target once, whatever batch_size and num_steps
-are: runner/lm.py's evaluate against a plain token-by-token loop written here."""
+are: runner/tasks/language_model.py's evaluate against a plain token-by-token loop written here."""
 import math
 
 import pytest
 import torch
 
-from runner.lm import LanguageModelTask
-from runner.run import build, run
-from runner.train import History, fit
+from runner.run.execute import build, run
+from runner.tasks.language_model import LanguageModelTask
+from runner.tasks.loop import History, fit
 
 TRANSFORMER = ["model=transformer", "model.num_hiddens=16", "model.num_heads=2",
                "model.ffn_num_hiddens=32", "model.num_layers=2"]

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from runner.result import finite_or_none, write_json_atomic
-from runner.run import steady_state_median
-from runner.train import perplexity, warmup_factor
+from runner.run.execute import steady_state_median
+from runner.tasks.loop import perplexity, warmup_factor
 
 
 def test_warmup_is_linear_then_flat():

@@ -2,7 +2,7 @@
 over training, and the load on the machine around it."""
 import pytest
 
-from runner.run import run
+from runner.run.execute import run
 
 
 def test_a_small_run_after_a_large_one_reports_its_own_peak_memory(tiny_cfg, tmp_path):

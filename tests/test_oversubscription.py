@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from runner.report import write_report
-from runner.run import run
+from runner.run.execute import run
 
 
 def test_a_run_beside_busy_loops_is_named_as_oversubscribed(tmp_path, tiny_cfg):

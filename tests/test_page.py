@@ -2,7 +2,7 @@
 import re
 import xml.etree.ElementTree as ET
 
-from runner.page import environment_lines, page_markdown, to_html, warnings_for, write_page
+from runner.report.page import environment_lines, page_markdown, to_html, warnings_for, write_page
 
 
 def env_result(device="AMD EPYC", jobs=1, threads=2, sees_future=False, commit="a" * 40,

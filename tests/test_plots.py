@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from runner.plots import (
+from runner.report.plots import (
     FAILED,
     curves_figure,
     dual_axis_figure,
@@ -15,7 +15,8 @@ from runner.plots import (
     save,
     write_plots,
 )
-from runner.report import summarize, swept_params, tidy
+from runner.report.runs import swept_params, tidy
+from runner.report.tables import summarize
 
 METRICS = ("train_perplexity", "val_perplexity", "tokens_per_sec")
 
@@ -114,7 +115,7 @@ def test_a_point_without_completed_runs_is_a_failure_marker_not_a_number():
 
 def test_reference_is_a_dashed_grey_line_per_series():
     _, summary = sizes_summary()
-    reference = pd.concat([  # as runner.reference.reference_series gives them, stacked
+    reference = pd.concat([  # as runner.report.reference.reference_series gives them, stacked
         pd.DataFrame({"value": ["64", "32.0", 256, 2048], "series": ["gru"] * 4,
                       "train_perplexity": [6.1, 8.8, 3.2, 1.0]}),
         pd.DataFrame({"value": [1024], "series": ["gru"], "tokens_per_sec": [5e4]})])
@@ -218,7 +219,7 @@ def test_save_leaves_no_temp_file_and_the_old_file_when_drawing_fails(tmp_path):
 
 def test_a_folder_mixing_tasks_draws_one_line_per_task_never_one_across_them(tmp_path,
                                                                               monkeypatch):
-    import runner.plots as plots
+    import runner.report.plots as plots
 
     by = ["task", "model.num_hiddens"]  # as runner.report keys a mixed folder
     runs = make_runs({(("task", t), ("model.num_hiddens", h)): [2.0, 3.0]

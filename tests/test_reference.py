@@ -2,14 +2,14 @@
 import pandas as pd
 import pytest
 
-from runner.reference import (
+from runner.report.reference import (
     load_reference,
     reference_for,
     reference_series,
     same_value,
     value_key,
 )
-from runner.report import markdown_tables, summarize
+from runner.report.tables import markdown_tables, summarize
 from tests.conftest import tables_in
 
 SIZES = [32, 64, 128, 256, 512, 1024]

@@ -8,7 +8,9 @@ import uuid
 import pandas as pd
 import pytest
 
-from runner.report import load_results, main, swept_params, tidy, write_report
+from runner.report import write_report
+from runner.report.__main__ import main
+from runner.report.runs import load_results, swept_params, tidy
 from runner.result import validate_result, write_json_atomic
 from tests.conftest import tables_in
 

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-import runner.environment as environment
+import runner.run.environment as environment
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, version_label
-from runner.run import run
-from runner.sweep import Sweep
+from runner.run.execute import run
+from runner.sweep.sweeper import Sweep
 from tests.conftest import write_corpus
 from tests.test_sweep import sweep_cli
 

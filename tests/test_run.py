@@ -4,10 +4,11 @@ import math
 
 import pytest
 
-import runner.run
+import runner.run.execute
+import runner.tasks
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, validate_result
-from runner.run import run
+from runner.run.execute import run
 
 
 def test_short_run_learns_and_writes_a_valid_result(tiny_cfg, tmp_path):
@@ -59,7 +60,7 @@ def test_failure_is_recorded_then_raised(tiny_cfg, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("out of memory (simulated)")
 
-    monkeypatch.setattr("runner.run.fit", boom)
+    monkeypatch.setattr("runner.run.execute.fit", boom)
     with pytest.raises(RuntimeError, match="simulated"):
         run(tiny_cfg(), tmp_path)
     result = json.loads((tmp_path / RESULT_FILE).read_text())
@@ -75,8 +76,8 @@ def test_ctrl_c_is_recorded_as_interrupted_with_the_epochs_so_far(tiny_cfg, tmp_
         if len(history.epoch) == 2:
             raise KeyboardInterrupt
 
-    real_fit = runner.run.fit
-    monkeypatch.setattr("runner.run.fit", lambda *args: real_fit(*args[:-1],
+    real_fit = runner.run.execute.fit
+    monkeypatch.setattr("runner.run.execute.fit", lambda *args: real_fit(*args[:-1],
                                                                      ctrl_c_after_two_epochs))
     with pytest.raises(KeyboardInterrupt):
         run(tiny_cfg("train.num_epochs=5"), tmp_path)
@@ -89,7 +90,7 @@ def test_ctrl_c_is_recorded_as_interrupted_with_the_epochs_so_far(tiny_cfg, tmp_
 def test_finished_result_is_resumed_never_lost(tiny_cfg, tmp_path, monkeypatch):
     first = run(tiny_cfg("train.num_epochs=1"), tmp_path)
     # Same experiment, other execution settings: skipped, nothing trains, nothing is written.
-    monkeypatch.setattr("runner.run.fit", lambda *a: pytest.fail("trained a finished run"))
+    monkeypatch.setattr("runner.run.execute.fit", lambda *a: pytest.fail("trained a finished run"))
     again = run(tiny_cfg("train.num_epochs=1", "quiet=false", "threads=1"), tmp_path)
     assert again["skipped"] is True and again["run_id"] == first["run_id"]
     monkeypatch.undo()
@@ -146,7 +147,7 @@ def test_every_model_family_runs_learns_and_counts_its_parameters(tiny_cfg, tmp_
     assert result["status"] == "completed"
     curve = result["curves"]["train_perplexity"]
     assert curve[-1] < 0.7 * curve[0]
-    task = runner.run.TASKS["language_model"](cfg)
+    task = runner.tasks.TASKS["language_model"](cfg)
     built = task.build("cpu")
     assert result["metrics"]["num_params"] == sum(p.numel() for p in built.parameters()) > 0
     text = result["sample"]["text"]  # generation works with every model's state

@@ -9,8 +9,8 @@ from torch import nn
 
 from models import LanguageModel, init_weights, make_core, num_params
 from models.scratch import ScratchRNN
-from runner.reference import reference_for
-from runner.run import run
+from runner.report.reference import reference_for
+from runner.run.execute import run
 from tests.test_reference import summary_of
 
 # --------------------------------------------------------------------------------------------

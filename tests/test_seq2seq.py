@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from models.seq2seq import Seq2Seq, masked_cross_entropy
-from runner.bleu import corpus_bleu
+from runner.tasks.bleu import corpus_bleu
 
 V_SRC, V_TGT, T_SRC, T_TGT, B = 7, 9, 5, 4, 3
 PAD, BOS, EOS = 0, 1, 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.slots import DeviceSlots, Slot, threads_per_job, visible_devices
+from runner.sweep.slots import DeviceSlots, Slot, threads_per_job, visible_devices
 
 SPAWN = mp.get_context("spawn")  # like joblib's loky workers: fresh interpreters, no shared fds
 

@@ -1,4 +1,4 @@
-"""runner/stats.py: intervals, Welch's t against the baseline and Holm's correction, checked
+"""runner/report/stats.py: intervals, Welch's t against the baseline and Holm's correction, checked
 against arithmetic done by hand (in the comments)."""
 import math
 
@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from scipy.stats import t
 
-from runner.report import summarize
-from runner.stats import ci95, compare, holm, significance_note, welch
+from runner.report.stats import ci95, compare, holm, significance_note, welch
+from runner.report.tables import summarize
 
 NAMES = {"train_perplexity": "training perplexity"}
 

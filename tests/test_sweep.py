@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
-from runner.sweep import MANIFEST
+from runner.sweep.sweeper import MANIFEST
 from tests.conftest import compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,11 +11,11 @@ import torch
 from hydra.utils import instantiate
 
 from models import Seq2Seq
-from runner.bleu import STUDY_SENTENCES
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, validate_result
-from runner.run import run
-from runner.translation import TranslationTask
+from runner.run.execute import run
+from runner.tasks.bleu import STUDY_SENTENCES
+from runner.tasks.translation import TranslationTask
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,8 +92,8 @@ def test_a_short_run_learns_and_reports_bleu_on_unseen_sources(fra_dir, tmp_path
 
 
 def test_translation_rejects_a_bidirectional_encoder():
-    from runner.config import validate
     from runner.errors import ConfigError
+    from runner.run.validate import validate
 
     with pytest.raises(ConfigError, match="model.bidirectional=True is not allowed"):
         validate(compose_config("data=tatoeba", "model.bidirectional=true"))
@@ -187,7 +187,7 @@ def test_held_out_perplexity_scores_every_target_token(varied_dir, model, monkey
     assert ppl == pytest.approx(math.exp(nll / count), rel=1e-5)
     # corpus BLEU's references are the whole held-out targets, not cut to num_steps
     seen = {}
-    monkeypatch.setattr("runner.translation.corpus_bleu",
+    monkeypatch.setattr("runner.tasks.translation.corpus_bleu",
                         lambda hyps, refs: seen.setdefault("refs", refs) and {"score": 0.0})
     task.outputs(net, torch.device("cpu"))
     assert seen["refs"] == [" ".join(t) for t in whole]

@@ -1,7 +1,7 @@
 """Hydra sweeper plugin `runner`: Hydra's basic sweeper (cartesian product of the sweep
 params and command-line sweeps) plus what a week-long ablation needs: a seed axis from
 `repeats`, a manifest of every planned run, a summary line, the report, and a non-zero exit
-when any run failed. The logic lives in runner/sweep.py; this file only plugs it into Hydra."""
+when any run failed. The logic lives in runner/sweep/sweeper.py; this file only plugs it into Hydra."""
 from dataclasses import dataclass
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -22,13 +22,13 @@ ConfigStore.instance().store(group="hydra/sweeper", name="runner", node=RunnerSw
 
 class RunnerSweeper(BasicSweeper):
     def setup(self, *, hydra_context, task_function, config) -> None:
-        from runner.sweep import size_launcher
+        from runner.sweep.sweeper import size_launcher
 
         size_launcher(config)  # before the launcher is built from config.hydra.launcher
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]):
-        from runner.sweep import Sweep
+        from runner.sweep.sweeper import Sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])

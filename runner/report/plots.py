@@ -9,7 +9,6 @@ Figures are matplotlib.figure.Figure objects, never pyplot: no global state and 
 so drawing works the same in a sweep's process, a test or a headless cluster node, and a figure
 is freed like any object. Only save() and write_plots() touch the disk.
 """
-import json
 import math
 import os
 import tempfile
@@ -21,6 +20,9 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, StrMethodFormatter
+
+from runner.report.runs import label
+from runner.result import flatten
 
 LABELS = {"train_perplexity": "training perplexity (per epoch, last epoch)",
           "val_perplexity": "held-out perplexity", "tokens_per_sec": "tokens/sec (training)",
@@ -48,25 +50,15 @@ def _order(value) -> tuple:
     return (1, 0.0, str(value))
 
 
-def _label(value) -> str:
-    """A value as one types it in an override (256, 0.001, true, null). Labels are also the keys
-    behind _key: NaN never equals itself, and 32 and 32.0 both read "32"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "null"
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value)).lower()
-    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
-
-
 def _key(value) -> str:
     """What places a value on the axis: its label, numeric text read as a number, so that the
     study's "0.5" or "32.0" lands on our 0.5 or 32."""
     if isinstance(value, str):
         try:
-            return _label(float(value))
+            return label(float(value))
         except ValueError:
             pass
-    return _label(value)
+    return label(value)
 
 
 def _x_axis(ax, values: pd.Series, factor: str) -> dict[str, float]:
@@ -74,7 +66,7 @@ def _x_axis(ax, values: pd.Series, factor: str) -> dict[str, float]:
     any positive numbers spanning 8x or more) go on a log2 axis, other numbers on a linear one,
     anything else (sampling schemes, init names, null) on evenly spaced, labelled ticks."""
     levels = sorted(pd.unique(values), key=_order)
-    labels = [_label(v) for v in levels]
+    labels = [label(v) for v in levels]
     if all(_number(v) for v in levels):
         xs = [float(v) for v in levels]
         if min(xs) > 0 and (factor.rsplit(".", 1)[-1] in SIZE_KNOBS or max(xs) / min(xs) >= 8):
@@ -107,10 +99,10 @@ def _draw_metric(ax, summary, factor, metric, series, pos, fmt="o-", suffix="", 
         color = f"C{(i + first_color) % 10}"
         rows = rows.assign(_x=[pos[_key(v)] for v in rows[factor]]).sort_values("_x")
         done = rows[(rows["n"] > 0) & rows[f"{metric}_mean"].notna()]
-        label = ", ".join(p for p in (None if key is None else _label(key), suffix) if p)
+        name = ", ".join(p for p in (None if key is None else label(key), suffix) if p)
         if len(done):  # a NaN ci95 (one run) draws no bar
             ax.errorbar(done["_x"], done[f"{metric}_mean"], yerr=done[f"{metric}_ci95"], fmt=fmt,
-                        color=color, capsize=3, label=label or "mean of completed runs")
+                        color=color, capsize=3, label=name or "mean of completed runs")
         lost = rows[rows["n"] == 0]
         if mark_lost and len(lost):
             # x in data, y in axes coordinates: stays at the bottom whatever the y range.
@@ -143,7 +135,7 @@ def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str |
 
     `reference`, optional: the study's numbers as a long table with columns "value" (a value of
     `factor`), "series" (a value of `series`; leave it out, or null, for one line) and one column
-    named `metric` (runner.reference.reference_series's answer; tables of several metrics may
+    named `metric` (runner.report.reference.reference_series's answer; tables of several metrics may
     be stacked, a row counting for the metrics it has a number for). Each series is drawn dashed
     grey, labelled "<series> (the study)"; values not among the factor's points are left out,
     and a value matches as a number where it reads as one ("32" is 32).
@@ -157,8 +149,8 @@ def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str |
         groups = _lines(ref, "series" if "series" in ref.columns else None)
         for marker, (key, rows) in zip("svD^<>p*h+", groups):
             rows = rows.assign(_x=[pos[_key(v)] for v in rows["value"]]).sort_values("_x")
-            unnamed = key is None or _label(key) == "null"
-            name = "the study" if unnamed else f"{_label(key)} (the study)"
+            unnamed = key is None or label(key) == "null"
+            name = "the study" if unnamed else f"{label(key)} (the study)"
             ax.plot(rows["_x"], rows[metric], linestyle="--", marker=marker, color="grey",
                     alpha=0.8, label=name)
     _y_axis(ax, metric)
@@ -186,15 +178,6 @@ def dual_axis_figure(summary: pd.DataFrame, factor: str, series: str | None = No
     return fig
 
 
-def _lookup(config: dict, key: str):
-    """A dotted key's value in a nested config, as runner.report.flatten spells it (lists as JSON
-    text, so they can be grouped); None when the key is absent (an rnn-only knob on an lstm)."""
-    node = config
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return json.dumps(node) if isinstance(node, list) else node
-
-
 def curves_figure(results: list[dict], by: list[str]) -> Figure:
     """Training perplexity per epoch of completed runs, a line per point (the `by` keys of each
     result's config): the mean over seeds epoch by epoch, with a band from the seeds' min to max.
@@ -207,7 +190,8 @@ def curves_figure(results: list[dict], by: list[str]) -> Figure:
             continue
         ppl = [math.nan if v is None else v for v in r["curves"]["train_perplexity"]]
         curve = pd.Series(ppl, index=r["curves"]["epoch"], dtype=float)
-        groups.setdefault(tuple(_lookup(r["config"], k) for k in by), []).append(curve)
+        config = flatten(r["config"])
+        groups.setdefault(tuple(config.get(k) for k in by), []).append(curve)
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     extent = []  # every seed's lowest and highest perplexity, to choose the y scale
@@ -215,9 +199,9 @@ def curves_figure(results: list[dict], by: list[str]) -> Figure:
     for key, color in zip(keys, _curve_colors(keys, by)):
         table = pd.concat(groups[key], axis=1).sort_index()  # a column per seed, by epoch
         if len(by) == 1:
-            name = _label(key[0])
+            name = label(key[0])
         else:
-            name = ", ".join(f"{k.rsplit('.', 1)[-1]}={_label(v)}" for k, v in zip(by, key))
+            name = ", ".join(f"{k.rsplit('.', 1)[-1]}={label(v)}" for k, v in zip(by, key))
         ax.plot(table.index, table.mean(axis=1), color=color,
                 label=f"{name or 'all runs'} (n={table.shape[1]})")
         ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=color,

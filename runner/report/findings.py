@@ -12,6 +12,8 @@ import math
 
 import pandas as pd
 
+from runner.report.runs import label
+
 TRAINED_RATIO = 1.5
 NOTE_LR = 0.001
 NOTE_WARMUP = ("lr 1e-3: MSE 3.37 without warm-up, 0.10 with a 1% warm-up (6 layers, "
@@ -33,10 +35,10 @@ def _ppl(row) -> str:
     return ("—" if math.isnan(ppl) else f"{ppl:.2f}") + (f" ({', '.join(bad)})" if bad else "")
 
 
-def _label(row, keys: list[str]) -> str:
+def _point(row, keys: list[str]) -> str:
     """The point as overrides, keys it does not have (NaN: init.std of a uniform) left out."""
     values = [(k, row[k]) for k in keys if not (isinstance(row[k], float) and math.isnan(row[k]))]
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values)
+    return ", ".join(f"{k}={label(v)}" for k, v in values)
 
 
 def _groups(rows: pd.DataFrame, others: list[str]):
@@ -44,7 +46,7 @@ def _groups(rows: pd.DataFrame, others: list[str]):
     small model's perplexity is no measure of a large one's."""
     if not others:
         return [("", rows)]
-    return [(f"at {_label(g.iloc[0], others)}: ", g)
+    return [(f"at {_point(g.iloc[0], others)}: ", g)
             for _, g in rows.groupby(others, dropna=False, sort=True)]
 
 
@@ -82,11 +84,11 @@ def warmup_check(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> str 
 
 def _init_verdict(rows: pd.DataFrame, keys: list[str]) -> str:
     best = rows["train_perplexity_mean"].min()
-    failed = [_label(r, keys) for _, r in rows.iterrows() if not _trained(r, best)]
+    failed = [_point(r, keys) for _, r in rows.iterrows() if not _trained(r, best)]
     verdict = (f"{'holds' if len(failed) >= 2 else 'does not hold'}: {len(failed)} of "
                f"{len(rows)} settings fail to train")
     verdict += f" ({'; '.join(failed)})" if failed else ""
-    ranked = "; ".join(f"{_label(r, keys)}: {_ppl(r)}" for _, r in
+    ranked = "; ".join(f"{_point(r, keys)}: {_ppl(r)}" for _, r in
                        rows.sort_values("train_perplexity_mean").iterrows())
     return f"{verdict}; final training perplexity, best first: {ranked}"
 

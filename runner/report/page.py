@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from runner.result import version_label, write_text_atomic
+from runner.result import flatten, version_label, write_text_atomic
 
 # A CPU run whose process used fewer than this share of its threads' CPU time over training
 # was waiting for cores: alone, torch's OpenMP threads keep it near 1.0 even for tiny models;
@@ -102,13 +102,13 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
     return found
 
 
-def samples(results: list[dict], by: list[str], flat) -> list[str]:
+def samples(results: list[dict], by: list[str]) -> list[str]:
     """One generated text per point (its lowest seed), so a reader sees what perplexity
     means, and what the bidirectional misuse produces."""
     chosen = {}
     for r in sorted(results, key=lambda r: r["config"].get("seed", 0)):
         if "sample" in r:
-            config = {"task": r.get("task"), **flat(r["config"])}  # task: a mixed folder's key
+            config = {"task": r.get("task"), **flatten(r["config"])}  # task: a mixed folder's key
             chosen.setdefault(", ".join(f"{k}={config.get(k)}" for k in by) or "all",
                               r["sample"]["text"])
     return [f"- {point}: `{text}`" for point, text in chosen.items()]

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.stats import t, ttest_ind
 from statsmodels.stats.multitest import multipletests
 
-from runner.reference import value_key
+from runner.report.reference import value_key
 
 # The study's baseline configuration (their Table 8), as our config keys.
 BASELINE = {"model.cell": "rnn", "model.num_hiddens": 512, "model.num_layers": 1,

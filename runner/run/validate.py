@@ -10,7 +10,7 @@ from numbers import Real
 
 from omegaconf import DictConfig, OmegaConf
 
-from data.iterators import SAMPLINGS, min_tokens
+from data.iterators import SAMPLINGS
 from data.timemachine import TOKEN_KINDS, tokenize
 from models.core import CELLS, NONLINEARITIES, ONE_WAY, cell_mode
 from models.init import BIASES, SCHEMES
@@ -214,32 +214,3 @@ def _transformer_problems(cfg, task) -> list[str]:
         problems.append(f"model.max_len={m.max_len} is too short: it must be at least "
                         f"data.num_steps={cfg.data.num_steps} (e.g. model.max_len=1024)")
     return problems
-
-
-def check_fits_data(cfg: DictConfig, data) -> None:
-    """The corpus must hold at least one full training batch and one held-out sequence, and
-    the vocabulary more than <unk>; a held-out slice shorter than asked is said, not hidden."""
-    b, t = cfg.data.batch_size, cfg.data.num_steps
-    need, train_tokens, val_tokens = min_tokens(b, t), len(data.train), len(data.val)
-    if train_tokens < need:
-        raise ConfigError(
-            f"data.num_steps={t} with data.batch_size={b} needs at least {need} training "
-            f"tokens, but the corpus gives {train_tokens} (data.max_tokens="
-            f"{cfg.data.max_tokens}): lower data.num_steps or data.batch_size, or raise "
-            f"data.max_tokens")
-    if val_tokens < t + 1:
-        raise ConfigError(
-            f"data.num_steps={t} needs at least {t + 1} held-out tokens, but there are "
-            f"{val_tokens} (data.val_tokens={cfg.data.val_tokens}; the corpus has too few "
-            f"tokens after the training slice): lower data.num_steps or data.max_tokens, or "
-            f"raise data.val_tokens")
-    if len(data.vocab) == 1:  # every token <unk>: perplexity 1 would mean nothing
-        top = data.vocab.token_freqs[0][1] if data.vocab.token_freqs else 0
-        raise ConfigError(
-            f"data.min_freq={cfg.data.min_freq} leaves only <unk> in the vocabulary (the most "
-            f"frequent training token occurs {top} times): lower data.min_freq to at most "
-            f"{top} (e.g. data.min_freq=0)")
-    if val_tokens < cfg.data.val_tokens:
-        log.warning("data.val_tokens=%d, but only %d tokens follow the training slice: the "
-                    "held-out slice has %d (dataset.val_tokens); lower data.max_tokens for a "
-                    "longer one", cfg.data.val_tokens, val_tokens, val_tokens)

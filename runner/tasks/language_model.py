@@ -6,6 +6,7 @@ start, a recurrent model carrying its state across all of it, the Transformer pr
 token from the `model.context` tokens before it (fewer at the slice's start). It is the same as
 feeding the slice one token at a time with the state carried (tests/test_heldout.py checks
 that), computed in few calls."""
+import logging
 from pathlib import Path
 
 import torch
@@ -13,12 +14,13 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from data import ensure_file, load_lm_data
-from data.iterators import epoch_batches, partition
+from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
 from models import detach, generate
-from runner.config import check_fits_data
-from runner.train import perplexity, step
+from runner.errors import ConfigError
+from runner.tasks.loop import perplexity, step
 
+log = logging.getLogger(__name__)
 
 class LanguageModelTask:
     @staticmethod
@@ -105,3 +107,32 @@ def stream_nll(model, ids: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
         total = total + F.cross_entropy(logits[0], y[head + i:head + i + w.shape[1]],
                                         reduction="sum")
     return total
+
+
+def check_fits_data(cfg, data) -> None:
+    """The corpus must hold at least one full training batch and one held-out sequence, and
+    the vocabulary more than <unk>; a held-out slice shorter than asked is said, not hidden."""
+    b, t = cfg.data.batch_size, cfg.data.num_steps
+    need, train_tokens, val_tokens = min_tokens(b, t), len(data.train), len(data.val)
+    if train_tokens < need:
+        raise ConfigError(
+            f"data.num_steps={t} with data.batch_size={b} needs at least {need} training "
+            f"tokens, but the corpus gives {train_tokens} (data.max_tokens="
+            f"{cfg.data.max_tokens}): lower data.num_steps or data.batch_size, or raise "
+            f"data.max_tokens")
+    if val_tokens < t + 1:
+        raise ConfigError(
+            f"data.num_steps={t} needs at least {t + 1} held-out tokens, but there are "
+            f"{val_tokens} (data.val_tokens={cfg.data.val_tokens}; the corpus has too few "
+            f"tokens after the training slice): lower data.num_steps or data.max_tokens, or "
+            f"raise data.val_tokens")
+    if len(data.vocab) == 1:  # every token <unk>: perplexity 1 would mean nothing
+        top = data.vocab.token_freqs[0][1] if data.vocab.token_freqs else 0
+        raise ConfigError(
+            f"data.min_freq={cfg.data.min_freq} leaves only <unk> in the vocabulary (the most "
+            f"frequent training token occurs {top} times): lower data.min_freq to at most "
+            f"{top} (e.g. data.min_freq=0)")
+    if val_tokens < cfg.data.val_tokens:
+        log.warning("data.val_tokens=%d, but only %d tokens follow the training slice: the "
+                    "held-out slice has %d (dataset.val_tokens); lower data.max_tokens for a "
+                    "longer one", cfg.data.val_tokens, val_tokens, val_tokens)

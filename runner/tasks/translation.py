@@ -8,9 +8,9 @@ from hydra.utils import instantiate
 from data import fra_file, load_nmt_data
 from data.tatoeba import RESERVED, truncate_pad
 from models import masked_cross_entropy
-from runner.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
 from runner.errors import ConfigError
-from runner.train import perplexity, step
+from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
+from runner.tasks.loop import perplexity, step
 
 
 class TranslationTask:

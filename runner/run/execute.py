@@ -14,33 +14,26 @@ from tqdm import tqdm
 
 from data.download import sha1_of
 from models import num_params
-from runner.config import validate
-from runner.environment import (
-    code_version,
+from runner.result import (
+    RESULT_FILE,
+    SCHEMA_VERSION,
+    error_record,
+    now,
+    write_json_atomic,
+)
+from runner.run.environment import (
     environment,
     load_average,
     peak_memory,
     reset_peak_memory,
     resolve_device,
 )
-from runner.errors import ConfigError
-from runner.lm import LanguageModelTask
-from runner.result import (
-    FINISHED,
-    RESULT_FILE,
-    SCHEMA_VERSION,
-    error_record,
-    now,
-    read_result,
-    run_identity,
-    version_label,
-    write_json_atomic,
-)
-from runner.train import History, fit
-from runner.translation import TranslationTask
+from runner.run.resume import other_code_version, previous_result
+from runner.run.validate import validate
+from runner.tasks import TASKS
+from runner.tasks.loop import History, fit
 
 log = logging.getLogger(__name__)
-TASKS = {"language_model": LanguageModelTask, "translation": TranslationTask}  # by data.task
 
 
 
@@ -49,37 +42,6 @@ def steady_state_median(tokens_per_sec: list[float]) -> float | None:
     when there is more than one."""
     steady = tokens_per_sec[1:] or tokens_per_sec
     return statistics.median(steady) if steady else None
-
-
-def previous_result(path: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
-    """The finished result already at `path` for this very experiment, if any (resume): the
-    same config (execution settings aside), the same data file (by sha1) and the same result
-    format. A finished result of anything else is never silently replaced, nor reused."""
-    existing = read_result(path)
-    if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
-        return None  # missing, failed or interrupted: run (again)
-    if existing.get("schema_version") != SCHEMA_VERSION:
-        why = (f"was made by an older runner (result schema_version "
-               f"{existing.get('schema_version')}, now {SCHEMA_VERSION}) whose metrics are "
-               f"computed differently")
-    elif run_identity(existing.get("config", {})) != run_identity(
-            OmegaConf.to_container(cfg, resolve=True)):
-        why = "is of a different config"
-    elif (seen := existing.get("dataset", {}).get("sha1")) != data_sha1:
-        why = (f"was trained on data with sha1 {seen}, but {cfg.data.file} under "
-               f"data.root={cfg.data.root} now has sha1 {data_sha1}")
-    else:
-        return existing
-    raise ConfigError(f"{path} holds a finished result (run {existing.get('run_id')}) that "
-                      f"{why}: choose another output folder (hydra.run.dir or hydra.sweep.dir), "
-                      f"or pass overwrite=true to replace it")
-
-
-def other_code_version(result: dict, current: str | None = None) -> str | None:
-    """The code version that made `result` when it is not `current` (default: the
-    checkout's)."""
-    made_by = version_label(result.get("environment", {}))
-    return made_by if made_by != (current or version_label(code_version())) else None
 
 
 def sees_future(cfg: DictConfig) -> bool:

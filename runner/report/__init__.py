@@ -1,0 +1,63 @@
+"""Reports: a folder of runs -> runs.csv, summary.csv/.md, plots and report.md/.html.
+
+    python -m runner.report FOLDER        # or write_report(folder) at the end of a sweep
+
+Every result.json under FOLDER (recursively) that follows the schema counts, once per run_id;
+anything else is skipped with one warning line. runs.csv has one row per run: "run_id",
+"status", "path" (the run's folder relative to FOLDER), "task", "sees_future", the config
+flattened to dotted names ("model.num_hiddens", "seed"), the metrics under their own names
+("train_perplexity", ..., "num_params") and "environment.device", "environment.device_name",
+"environment.threads", "environment.concurrent_jobs". summary.csv: runner/report/tables.py.
+This package reads results only (runner/result.py), never the code that made them.
+"""
+from pathlib import Path
+
+import pandas as pd
+
+from runner.report.findings import companion_findings
+from runner.report.page import environment_lines, page_markdown, samples, warnings_for, write_page
+from runner.report.plots import write_plots
+from runner.report.reference import reference_for, reference_series
+from runner.report.runs import load_results, swept_params, tidy
+from runner.report.stats import compare
+from runner.report.tables import markdown_tables, summarize
+from runner.result import RESULT_FILE, write_text_atomic
+
+__all__ = ["write_report"]
+
+def write_report(folder: Path) -> dict:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder (expected a folder of runs, each "
+                                f"with a {RESULT_FILE})")
+    results, counts = load_results(folder)
+    if not results:
+        raise ValueError(f"{folder}: no valid {RESULT_FILE} found ({counts['skipped']} skipped); "
+                         f"expected one per run, in the folder or its subfolders")
+    df = tidy(results)
+    by = swept_params(df)
+    if df["task"].nunique() > 1:  # never one point for two tasks' perplexities (page warns)
+        by = ["task", *(k for k in by if k != "data.task")]
+    summary = compare(df, summarize(df, by), by)
+    reference = reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
+    paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md")}
+    write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
+    write_text_atomic(paths["summary.csv"], summary.to_csv(index=False))
+    tally = ", ".join(f"{counts[s]} {s}" for s in ("completed", "failed", "diverged"))
+    intro = (f"{counts['read']} runs read ({tally}, {counts['skipped']} skipped); swept: "
+             f"{', '.join(by) or 'nothing'}. Cells: mean ± 95% CI half-width (Student's t) "
+             f"over completed runs; failed and diverged runs are counted, never averaged.")
+    tables = markdown_tables(summary, by, reference)
+    write_text_atomic(paths["summary.md"], f"# {folder.name}\n\n{intro}\n\n{tables}")
+    factor = next((k for k in by if k != "model.cell"), None)
+    series = pd.concat([reference_series(reference, factor, m)
+                        for m in ("train_perplexity", "tokens_per_sec")]) if factor else None
+    plots = write_plots(folder, results, df, summary, by, reference=series)
+    page = page_markdown(folder.name, intro, tables, plots, environment_lines(results),
+                         warnings_for(results, counts), samples(results, by),
+                         companion_findings(df, summary, by))
+    paths["report.md"], paths["report.html"] = write_page(folder, page, folder.name)
+    print(f"report: {counts['read']} runs read ({tally}, {counts['skipped']} skipped) "
+          f"-> {paths['report.html']}")
+    return {**counts, "swept": by, "plots": [str(p) for p in plots],
+            **{name: str(p) for name, p in paths.items()}}

@@ -1,0 +1,123 @@
+"""The results of a folder as one table: every valid result.json read once, flattened to one
+row per run (runs.csv), and the config keys that vary across them (the factors)."""
+import json
+import logging
+import math
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+
+from runner.result import (
+    EXECUTION_KEYS,
+    RESULT_FILE,
+    SCHEMA_FILE,
+    STATUSES,
+    flatten,
+    validate_result,
+)
+
+log = logging.getLogger(__name__)
+
+# The schema is the one list of metric names; "bleu" is optional (translation tasks).
+METRICS = [*json.loads(SCHEMA_FILE.read_text())["properties"]["metrics"]["required"], "bleu"]
+ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs"]
+RUN_COLUMNS = ["run_id", "status", "path", "task", "sees_future"]
+
+
+def label(value) -> str:
+    """A config value as one types it in an override: 256, 0.001, true, null. Tables, plots
+    and findings name points with it, so 32 and 32.0 read "32" everywhere."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+
+
+def load_results(folder: Path) -> tuple[list[dict], dict]:
+    """Valid results under `folder`, each with "_path" (its folder relative to `folder`) added,
+    and the counts. A bad file is a warning, never a crash: one broken run must not hide the
+    others. A run copied twice counts once (its first path in sorted order); results of
+    schema_version 1 are skipped with one warning for all of them (counts["old"])."""
+    folder = Path(folder)
+    results, skipped, old, copies = {}, 0, [], []
+    for path in sorted(folder.rglob(RESULT_FILE)):
+        try:
+            with open(path) as f:
+                obj = json.load(f)
+            if isinstance(obj, dict) and obj.get("schema_version") == 1:
+                old.append(path)
+                continue
+            validate_result(obj)
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
+            why = f"unreadable JSON ({e})"
+        except jsonschema.ValidationError as e:  # foreign JSON, or a result missing fields
+            why = f"not a valid result, at {e.json_path}: {e.message}"
+        else:
+            where = path.parent.relative_to(folder).as_posix()
+            if obj["run_id"] in results:
+                copies.append((where, results[obj["run_id"]]["_path"]))
+            else:
+                results[obj["run_id"]] = {**obj, "_path": where}
+            continue
+        skipped += 1
+        log.warning("report: skipped %s: %s", path, " ".join(why.split())[:200])
+    if old:  # their held-out perplexity scored only part of the held-out tokens
+        log.warning("report: skipped %d result(s) from an older runner (schema_version 1, "
+                    "e.g. %s), whose held-out perplexity scored only part of the held-out "
+                    "tokens: re-run them with overwrite=true to compare them", len(old), old[0])
+    if copies:
+        log.warning("report: %d duplicate result(s) counted once: same run_id as another "
+                    "(e.g. %s is a copy of %s)", len(copies), *copies[0])
+    results = list(results.values())
+    counts = {"read": len(results), "skipped": skipped + len(old), "old": len(old),
+              "duplicates": len(copies)}
+    counts |= {s: sum(r["status"] == s for r in results) for s in STATUSES}
+    return results, counts
+
+
+def _ignored(key: str) -> bool:
+    parts = key.split(".")
+    return any(".".join(parts[:i]) in EXECUTION_KEYS for i in range(1, len(parts) + 1))
+
+
+def tidy(results: list[dict]) -> pd.DataFrame:
+    """One row per run, columns in a fixed order: run, config, metrics, environment."""
+    rows, config_columns = [], {}
+    for r in results:
+        config = {k: v for k, v in flatten(r["config"]).items() if not _ignored(k)}
+        config_columns |= dict.fromkeys(config)  # first-seen order, across differing configs
+        rows.append({"run_id": r["run_id"], "status": r["status"], "path": r.get("_path", ""),
+                     "task": r.get("task"), "sees_future": r["sees_future"], **config,
+                     **{m: r["metrics"][m] for m in METRICS if m in r["metrics"]},
+                     **{f"environment.{k}": r["environment"].get(k) for k in ENVIRONMENT}})
+    metrics = [m for m in METRICS if any(m in r["metrics"] for r in results)]
+    columns = [*RUN_COLUMNS, *config_columns, *metrics, *(f"environment.{k}" for k in ENVIRONMENT)]
+    df = pd.DataFrame(rows, columns=columns)
+    return df.sort_values("path", kind="stable", ignore_index=True)
+
+
+def swept_params(df: pd.DataFrame) -> list[str]:
+    """Config columns that vary across runs, seed aside (repeats of a point, not a factor).
+    Left out, as no factor: a key that exists only for some runs (model.nonlinearity: rnn
+    cells only) when the other swept keys already tell its runs apart, and, when model.cell
+    is swept, a key each model holds at one value (a model's own preset, such as the
+    transformer's Adam lr and dropout)."""
+    config = [c for c in df.columns if c not in {*RUN_COLUMNS, *METRICS, "seed"}
+              and not c.startswith("environment.")]
+    swept = [c for c in config if df[c].nunique(dropna=False) > 1]
+
+    def groups(cols):
+        return df.groupby(cols, dropna=False).ngroups if cols else 1
+
+    def per_model(c):
+        return "model.cell" in swept and c != "model.cell" and bool(
+            (df.groupby("model.cell", dropna=False)[c].nunique(dropna=False) == 1).all())
+
+    for c in reversed(list(swept)):
+        rest = [k for k in swept if k != c]
+        if (df[c].isna().any() and groups(rest) == groups(swept)) or per_model(c):
+            swept.remove(c)
+    return swept

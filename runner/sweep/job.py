@@ -1,0 +1,73 @@
+"""One job of a sweep: hold a device slot, run, report progress, never raise."""
+import logging
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from data import DataError
+from runner.errors import ConfigError
+from runner.result import FINISHED, RESULT_FILE, read_result
+from runner.sweep.sweeper import MANIFEST
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def device_slot(cfg: DictConfig, sweep_dir: Path):
+    """Under launcher=parallel, hold a device slot for the run and pin it there; yield the
+    config to run and how many jobs may share its device."""
+    if cfg.launcher.name != "parallel":
+        yield cfg, 1
+        return
+    from runner.sweep.slots import DeviceSlots, threads_per_job, visible_devices
+
+    per = cfg.launcher.jobs_per_device
+    slots = DeviceSlots(sweep_dir / ".slots", list(cfg.launcher.devices or visible_devices()), per)
+    with slots.acquire() as slot:
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.device = slot.device
+            if slot.device == "cpu":
+                cfg.threads = threads_per_job(os.cpu_count() or 1, per)
+        yield cfg, per
+
+
+def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
+    """One run of a sweep; returns its status for the summary. Never raises (Ctrl-C aside):
+    Hydra stops at the first job that raises and skips the sweep's closing work."""
+    from runner.run.execute import run
+
+    try:
+        with device_slot(cfg, Path(sweep_dir)) as (job_cfg, sharing):
+            result = run(job_cfg, out_dir, concurrent_jobs=sharing)
+        status = "skipped" if result.get("skipped") else result["status"]
+    except (ConfigError, DataError) as e:  # bad input: nothing was written
+        log.error("%s: %s", out_dir, e)
+        status = "failed"
+    except Exception as e:  # run() has written a failed result with the traceback
+        log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
+        status = "failed"
+    print(progress(Path(sweep_dir)), flush=True)
+    return status
+
+
+def progress(sweep_dir: Path) -> str:
+    """Runs finished / planned, failures, and an ETA from this sitting's pace."""
+    manifest = read_result(sweep_dir / MANIFEST)
+    if not manifest:
+        return f"[sweep {sweep_dir.name}] (no manifest)"
+    results = [read_result(sweep_dir / r["dir"] / RESULT_FILE) or {} for r in manifest["runs"]]
+    done = [r for r in results if r.get("status") in FINISHED]
+    failed = sum(r.get("status") == "failed" for r in results)
+    started = manifest["started_at"]  # ISO 8601 UTC strings compare in time order
+    ended = [r for r in results if r.get("status") in (*FINISHED, "failed")]
+    fresh = [r for r in ended if r.get("finished_at", "") >= started]
+    left = len(results) - len(ended)
+    elapsed = time.time() - datetime.fromisoformat(started).timestamp()
+    eta = f"{elapsed / len(fresh) * left:.0f}s" if fresh and left else "-"
+    return (f"[sweep {sweep_dir.name}] {len(done)}/{len(results)} done, {failed} failed, "
+            f"ETA {eta}")

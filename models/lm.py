@@ -1,7 +1,7 @@
 """A recurrent language model: token ids -> one-hot (as d2l) or embedding -> recurrent core ->
-linear head over the vocabulary. Layout: time-major, inputs (T, B) -> logits (T, B, V).
+linear output layer over the vocabulary. Layout: time-major, inputs (T, B) -> logits (T, B, V).
 
-With a `_scratch` cell and one-hot input this is d2l's RNNModelScratch: the head is its output
+With a `_scratch` cell and one-hot input this is d2l's RNNModelScratch: `output` is its output
 layer H W_hq + b_q, with its init (models/scratch.py)."""
 import torch
 import torch.nn.functional as F
@@ -31,8 +31,8 @@ class LanguageModel(nn.Module):
                               bidirectional, dropout, nonlinearity, skip, chunk_size)
         width = num_hiddens * (2 if bidirectional else 1)
         # d2l's W_hq, b_q belong to its scratch models' params, drawn with the rest: their init
-        head = d2l_output_layer if cell.endswith("_scratch") else nn.Linear
-        self.head = head(output_size(width, num_layers, skip), vocab_size)
+        output = d2l_output_layer if cell.endswith("_scratch") else nn.Linear
+        self.output = output(output_size(width, num_layers, skip), vocab_size)
 
     def begin_state(self, batch_size: int, device=None):
         h = torch.zeros(self.num_state_layers, batch_size, self.num_hiddens, device=device)
@@ -42,7 +42,7 @@ class LanguageModel(nn.Module):
         table = self.embedding.weight if hasattr(self, "embedding") else self.one_hot
         x = F.embedding(inputs, table)  # (T, B, E)
         out, state = self.core(x, state)  # (T, B, D*H)
-        return self.head(out), state  # (T, B, V)
+        return self.output(out), state  # (T, B, V)
 
 
 def detach(state):

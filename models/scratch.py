@@ -9,8 +9,8 @@ X (B, I), H (B, H):
     lstm  I, F, O = sigmoid(X W_x. + H W_h. + b_.) for . = i, f, o
           C~ = tanh(X W_xc + H W_hc + b_c);  C = F * C + I * C~;  H = O * tanh(C)
 
-and the output layer Y = H W_hq + b_q, which is the language model's head (models/lm.py; built
-by d2l_output_layer below when the cell is a scratch cell).
+and the output layer Y = H W_hq + b_q, which is the language model's `output` layer
+(models/lm.py; built by d2l_output_layer below when the cell is a scratch cell).
 
 These are not torch.nn's layers written out, and do not compute what torch.nn computes:
 - one bias per gate (b_z, ...), where torch.nn has two (b_ih and b_hh), so fewer parameters

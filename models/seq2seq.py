@@ -43,6 +43,8 @@ class AdditiveAttention(nn.Module):
 
 
 class Seq2Seq(nn.Module):
+    sees_future = False  # the decoder reads only the target tokens before each prediction
+
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, cell: str, num_hiddens: int,
                  num_layers: int = 1, dropout: float = 0.0, embed_size: int | None = 32,
                  attention: bool = False, bidirectional: bool = False,
@@ -68,8 +70,7 @@ class Seq2Seq(nn.Module):
                                  False, dropout, nonlinearity, skip, chunk_size)
         if attention:
             self.attn = AdditiveAttention(width, num_hiddens, num_hiddens, dropout)
-        self.dense = nn.Linear(width, tgt_vocab_size)
-        self.attention_weights = None  # (T_tgt, B, T_src) of the last forward, with attention
+        self.output = nn.Linear(width, tgt_vocab_size)
 
     def begin_state(self, batch_size: int, device=None):
         h = torch.zeros(self.encoder.num_layers, batch_size, self.num_hiddens, device=device)
@@ -93,7 +94,7 @@ class Seq2Seq(nn.Module):
             # d2l 1.0 does).
             context = memory.unsqueeze(0).expand(x.shape[0], -1, -1)  # (T, B, H)
             out, state = self.decoder(torch.cat((x, context), dim=-1), state)  # (T, B, H)
-            return self.dense(out), state, None
+            return self.output(out), state, None
         enc_out, keys_proj, src_valid_len = memory
         outs, weights = [], []
         for x_t in x:  # one step at a time: the query is the state the last step left
@@ -102,9 +103,11 @@ class Seq2Seq(nn.Module):
             out, state = self.decoder(step_in, state)  # (1, B, H)
             outs.append(out)
             weights.append(w.t())  # (B, T_src)
-        return self.dense(torch.cat(outs)), state, torch.stack(weights)
+        return self.output(torch.cat(outs)), state, torch.stack(weights)
 
-    def _memory(self, enc_out, enc_state, src_valid_len):
+    def memory(self, enc_out, enc_state, src_valid_len):
+        """What decode reads of the source: the encoder's top state, or with attention its
+        outputs, their keys and the source's valid length."""
         if not self.attention:
             return _top(enc_state)  # (B, H)
         return enc_out, self.attn.W_k(enc_out), src_valid_len
@@ -113,9 +116,8 @@ class Seq2Seq(nn.Module):
         """Teacher forcing: tgt_in (T_tgt, B) is <bos> then the target shifted right (built by
         the caller). Returns logits (T_tgt, B, V_tgt)."""
         enc_out, enc_state = self.encode(src)
-        memory = self._memory(enc_out, enc_state, src_valid_len)
-        logits, _, weights = self.decode(tgt_in, enc_state, memory)
-        self.attention_weights = None if weights is None else weights.detach()
+        memory = self.memory(enc_out, enc_state, src_valid_len)
+        logits, _, _ = self.decode(tgt_in, enc_state, memory)
         return logits
 
     @torch.no_grad()
@@ -130,7 +132,7 @@ class Seq2Seq(nn.Module):
             src = src.reshape(-1, 1)  # (T_src, 1)
             valid = torch.tensor([src_valid_len], device=src.device)
             enc_out, state = self.encode(src)
-            memory = self._memory(enc_out, state, valid)
+            memory = self.memory(enc_out, state, valid)
             y = torch.tensor([[bos]], device=src.device)  # (1, 1)
             ids, attn = [], [] if self.attention else None
             for _ in range(max_len):

@@ -83,7 +83,7 @@ def _causal(n: int, device) -> torch.Tensor:
 
 
 class TransformerLM(nn.Module):
-    """A causal language model: an encoder stack under a causal mask, and a linear head."""
+    """A causal language model: an encoder stack under a causal mask, and a linear output layer."""
 
     def __init__(self, vocab_size: int, cell: str = "transformer", num_hiddens: int = 256,
                  num_heads: int = 4, ffn_num_hiddens: int = 1024, num_layers: int = 6,
@@ -99,7 +99,7 @@ class TransformerLM(nn.Module):
         self.embed = TokenEmbedding(vocab_size, num_hiddens, positional, max_len, dropout)
         self.encoder = _encoder(num_hiddens, num_heads, ffn_num_hiddens, num_layers, dropout,
                                 norm_first)
-        self.head = nn.Linear(num_hiddens, vocab_size)
+        self.output = nn.Linear(num_hiddens, vocab_size)
 
     def begin_state(self, batch_size: int, device=None):
         return torch.zeros(0, batch_size, dtype=torch.long, device=device)  # no context yet
@@ -110,14 +110,15 @@ class TransformerLM(nn.Module):
         window = torch.cat((state, inputs))  # (C + T, B)
         h = self.embed(window)  # (C + T, B, H)
         h = self.encoder(h, mask=_causal(len(window), h.device), is_causal=True)
-        logits = self.head(h[len(state):])  # (T, B, V): the context rows are only read
+        logits = self.output(h[len(state):])  # (T, B, V): the context rows are only read
         # ids carry no graph, so models.lm.detach's .detach() is a no-op on this state.
         return logits, window[max(len(window) - self.context, 0):]  # (min(C + T, context), B)
 
 
 class TransformerSeq2Seq(nn.Module):
     """d2l's Transformer for translation: an encoder stack over the padded source, a decoder
-    stack (causal self-attention, cross-attention to the source), a linear head."""
+    stack (causal self-attention, cross-attention to the source), a linear output layer."""
+    sees_future = False  # the decoder's causal mask hides every later target token
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, cell: str = "transformer",
                  num_hiddens: int = 32, num_heads: int = 4, ffn_num_hiddens: int = 64,
@@ -135,7 +136,7 @@ class TransformerSeq2Seq(nn.Module):
                                                        dropout, norm_first))
         self.decoder = nn.TransformerDecoder(layer, num_layers,
                                              _final_norm(num_hiddens, norm_first))
-        self.dense = nn.Linear(num_hiddens, tgt_vocab_size)
+        self.output = nn.Linear(num_hiddens, tgt_vocab_size)
 
     def encode(self, src, src_valid_len):
         """src (T_src, B), src_valid_len (B,) -> memory (T_src, B, H) and the padding mask
@@ -149,7 +150,7 @@ class TransformerSeq2Seq(nn.Module):
         y = self.tgt_embed(tgt_in)  # (T, B, H)
         y = self.decoder(y, memory, tgt_mask=_causal(len(y), y.device), tgt_is_causal=True,
                          memory_key_padding_mask=pad)
-        return self.dense(y)
+        return self.output(y)
 
     def forward(self, src, src_valid_len, tgt_in):
         """Teacher forcing: tgt_in (T_tgt, B) is <bos> then the target shifted right (built by

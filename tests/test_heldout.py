@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from runner.run.execute import build, run
+from runner.run.execute import model_and_optimizer, run
 from runner.tasks.language_model import LanguageModelTask
 from runner.tasks.loop import History, fit
 
@@ -27,7 +27,7 @@ def trained(cfg):
     """A task and its model after a few epochs: a model whose per-token losses differ, so
     that leaving tokens out would change the mean."""
     task = LanguageModelTask(cfg)
-    model, optimizer = build(cfg, task, torch.device("cpu"))
+    model, optimizer = model_and_optimizer(cfg, task, torch.device("cpu"))
     fit(model, optimizer, task, cfg, torch.device("cpu"), History())
     return task, model.eval()
 

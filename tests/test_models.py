@@ -84,7 +84,7 @@ def test_one_hot_input_is_identity_lookup():
     logits, _ = model(x, model.begin_state(B))
     one_hot = nn.functional.one_hot(x, V).float()
     out, _ = model.core(one_hot, model.begin_state(B))
-    torch.testing.assert_close(logits, model.head(out))
+    torch.testing.assert_close(logits, model.output(out))
     assert "one_hot" not in model.state_dict()  # a fixed buffer, not saved, not a parameter
 
 
@@ -172,13 +172,13 @@ def test_init_schemes_touch_weights_and_zero_biases(scheme, bidir):
     cell = "gru_scratch" if bidir else "lstm"
     model = LanguageModel(11, cell, 6, num_layers=2, bidirectional=bidir, embed_size=5)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    assert any("embedding" in n for n in before) and any("head" in n for n in before)
+    assert any("embedding" in n for n in before) and any("output" in n for n in before)
     assert init_weights(model, scheme) is model
     after = dict(model.named_parameters())
     biases = [n for n in before if n.rsplit(".", 1)[-1].startswith("bias")]
     weights = [n for n, p in before.items() if p.dim() >= 2]
     # 2 layers x D directions x (lstm: W_ih, W_hh, b_ih, b_hh; gru_scratch, as d2l: W_x., W_h.,
-    # b_. for each of z, r, h), then embedding and head
+    # b_. for each of z, r, h), then embedding and output
     D, (w, b) = (2, (6, 3)) if bidir else (1, (2, 2))
     assert len(biases) == 2 * D * b + 1 and len(weights) == 2 * D * w + 2
     if scheme == "default":  # each model's own init: torch.nn's U(+-1/sqrt(H)), d2l's zeros

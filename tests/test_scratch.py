@@ -232,7 +232,7 @@ def test_lm_equals_d2l_rnn_model_scratch(mode):
     model = randomize(LanguageModel(V, f"{mode}_scratch", H))
     get_params, init_state, forward_fn = D2L[mode]
     net = D2LRNNModelScratch(V, H, "cpu", get_params, init_state, forward_fn)
-    net.params = d2l_params(model.core, mode, model.head.weight.T, model.head.bias)
+    net.params = d2l_params(model.core, mode, model.output.weight.T, model.output.bias)
     assert [p.shape for p in net.params] == [p.shape for p in get_params(V, H, "cpu")]
     g = torch.Generator().manual_seed(3)
     Xs = [torch.randint(0, V, (B, T), generator=g) for _ in range(2)]  # d2l's batches: (B, T)
@@ -251,8 +251,8 @@ def test_lm_equals_d2l_rnn_model_scratch(mode):
         ours_loss = ours_loss + F.cross_entropy(logits.reshape(-1, V), y)
     d2l_loss.backward()
     ours_loss.backward()
-    grads = [p.grad for p in model.core.parameters()] + [model.head.weight.grad.T,
-                                                          model.head.bias.grad]
+    grads = [p.grad for p in model.core.parameters()] + [model.output.weight.grad.T,
+                                                          model.output.bias.grad]
     assert len(grads) == len(net.params)
     for name, a, b in zip(D2L_NAMES[mode] + ["W_hq", "b_q"], grads, net.params):
         torch.testing.assert_close(a, b.grad, rtol=1e-5, atol=1e-6, msg=name)
@@ -263,7 +263,7 @@ def test_core_equals_d2l_in_float64(mode):
     """The same in float64, calling d2l's forward function on the one-hot input directly
     (RNNModelScratch casts it to float32): agreement to rounding, 1e-12."""
     model = randomize(LanguageModel(V, f"{mode}_scratch", H).double())
-    params = d2l_params(model.core, mode, model.head.weight.T, model.head.bias)
+    params = d2l_params(model.core, mode, model.output.weight.T, model.output.bias)
     X = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(4))
     state = d2l_state(mode, B, H, dtype=torch.float64)
     y_hat, d2l_final = D2L[mode][2](F.one_hot(X.T, V).double(), state, params)
@@ -340,8 +340,8 @@ def test_init_draws_d2ls_numbers_at_the_same_seed(mode):
     model = LanguageModel(V, f"{mode}_scratch", H)
     torch.manual_seed(7)
     params = D2L[mode][0](V, H, "cpu")
-    mine = [getattr(model.core, ours(n)) for n in D2L_NAMES[mode]] + [model.head.weight.T,
-                                                                       model.head.bias]
+    mine = [getattr(model.core, ours(n)) for n in D2L_NAMES[mode]] + [model.output.weight.T,
+                                                                       model.output.bias]
     assert len(mine) == len(params) == len(list(model.parameters()))
     for name, a, b in zip(D2L_NAMES[mode] + ["W_hq", "b_q"], mine, params):
         assert torch.equal(a, b), name
@@ -353,11 +353,11 @@ def test_default_init_is_d2ls_and_a_named_scheme_replaces_it(mode):
     model = LanguageModel(28, f"{mode}_scratch", 512)
     weights = {n: p for n, p in model.named_parameters() if p.dim() == 2}
     biases = {n: p for n, p in model.named_parameters() if p.dim() == 1}
-    assert len(weights) == 2 * len(D2L_NAMES[mode]) // 3 + 1 and "head.weight" in weights
+    assert len(weights) == 2 * len(D2L_NAMES[mode]) // 3 + 1 and "output.weight" in weights
     for name, p in weights.items():  # N(0, 0.01^2): 512x512 or 28x512 draws
         assert abs(p.std().item() - 0.01) < 0.0005, name
         assert abs(p.mean().item()) < 0.0005, name
-    assert all(not p.any() for p in biases.values()) and "head.bias" in biases
+    assert all(not p.any() for p in biases.values()) and "output.bias" in biases
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     assert init_weights(model, "default") is model  # default: the model's own, d2l's
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())

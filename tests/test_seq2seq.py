@@ -88,7 +88,7 @@ class Scripted(nn.Module):
 @pytest.mark.parametrize("attention", [False, True])
 def test_translate_stops_at_eos_and_feeds_back_the_argmax(attention):
     model = tiny(attention=attention)
-    model.dense = Scripted([4, 6, EOS, 5], V_TGT)  # <eos> wins at step 3
+    model.output = Scripted([4, 6, EOS, 5], V_TGT)  # <eos> wins at step 3
     fed = []
     model.tgt_embedding.register_forward_hook(lambda m, inp, out: fed.append(inp[0].item()))
     model.train()
@@ -103,13 +103,13 @@ def test_translate_stops_at_eos_and_feeds_back_the_argmax(attention):
 def test_translate_with_a_rigged_output_bias(attention):
     model = tiny(attention=attention).eval()
     with torch.no_grad():
-        model.dense.weight.zero_()
-        model.dense.bias.zero_()
-        model.dense.bias[EOS] = 5.0  # <eos> wins at once: an empty translation
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+        model.output.bias[EOS] = 5.0  # <eos> wins at once: an empty translation
     src = torch.tensor([3, 4, 5])
     assert model.translate(src, 3, BOS, EOS, max_len=10)[0] == []
     with torch.no_grad():
-        model.dense.bias[5] = 10.0  # token 5 always wins: only max_len stops it
+        model.output.bias[5] = 10.0  # token 5 always wins: only max_len stops it
     ids, _ = model.translate(src, 3, BOS, EOS, max_len=7)
     assert ids == [5] * 7 and not model.training
 
@@ -117,8 +117,9 @@ def test_translate_with_a_rigged_output_bias(attention):
 def test_attention_weights_ignore_padding_and_sum_to_one():
     model = tiny(attention=True, num_layers=2)
     src, src_vl, tgt, _ = batch()
-    model(src, src_vl, tgt)
-    w = model.attention_weights  # (T_tgt, B, T_src)
+    enc_out, enc_state = model.encode(src)
+    memory = model.memory(enc_out, enc_state, src_vl)
+    _, _, w = model.decode(tgt, enc_state, memory)  # (T_tgt, B, T_src)
     assert w.shape == (T_TGT, B, T_SRC)
     assert torch.allclose(w.sum(-1), torch.ones(T_TGT, B))
     for b, n in enumerate(src_vl.tolist()):

@@ -76,7 +76,7 @@ def test_gru_parameter_counts_match_the_closed_form(skip):
     model = LanguageModel(V, "gru", n, L, skip=skip)  # one-hot input: m = V for layer 1
     head_in = L * n if skip == "dense" else n
     assert count(model) == count(make_core("gru", V, n, L, skip=skip)) + head_in * V + V
-    assert model.head.in_features == head_in
+    assert model.output.in_features == head_in
 
 
 def test_dropout_falls_between_layers_only():

@@ -152,12 +152,12 @@ def test_translate_stops_at_eos_and_at_max_len():
     model = s2s()
     src = ids(5, seed=1)
     with torch.no_grad():
-        model.dense.weight.zero_()
-        model.dense.bias.zero_()
-        model.dense.bias[EOS] = 10.0  # every step's argmax is <eos>
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+        model.output.bias[EOS] = 10.0  # every step's argmax is <eos>
     assert model.translate(src, 3, BOS, EOS, max_len=6) == ([], None)
     with torch.no_grad():
-        model.dense.bias[7] = 20.0  # now never <eos>
+        model.output.bias[7] = 20.0  # now never <eos>
     model.eval()
     assert model.translate(src, 3, BOS, EOS, max_len=6) == ([7] * 6, None)
     assert not model.training  # the flag is restored, eval as well as train

@@ -153,7 +153,7 @@ def teacher_forced_nll(model, task, src, tgt) -> tuple[float, int]:
     targets, prefix, nll = tv.indices(tgt) + [tv["<eos>"]], [tv["<bos>"]], 0.0
     if isinstance(model, Seq2Seq):
         enc_out, state = model.encode(x)
-        memory = model._memory(enc_out, state, valid)
+        memory = model.memory(enc_out, state, valid)
     else:
         memory, pad = model.encode(x, valid)
     for token in targets:
@@ -175,7 +175,7 @@ def test_held_out_perplexity_scores_every_target_token(varied_dir, model, monkey
     whole = [t for _, t in task.data.val_sentences]
     assert max(map(len, whole)) + 1 > 4 and min(len(s) for s, _ in task.data.val_sentences) < 3
     torch.manual_seed(0)
-    net = task.build(torch.device("cpu"))
+    net = task.new_model(torch.device("cpu"))
     instantiate(cfg.init)(net)
     net.eval()
     with torch.no_grad():

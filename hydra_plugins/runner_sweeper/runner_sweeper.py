@@ -1,7 +1,8 @@
 """Hydra sweeper plugin `runner`: Hydra's basic sweeper (cartesian product of the sweep
 params and command-line sweeps) plus what a week-long ablation needs: a seed axis from
 `repeats`, a manifest of every planned run, a summary line, the report, and a non-zero exit
-when any run failed. The logic lives in runner/sweep/sweeper.py; this file only plugs it into Hydra."""
+when any run failed. The logic lives in runner/sweep/sweeper.py; this file only plugs it
+into Hydra."""
 from dataclasses import dataclass
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper

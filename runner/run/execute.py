@@ -44,11 +44,6 @@ def steady_state_median(tokens_per_sec: list[float]) -> float | None:
     return statistics.median(steady) if steady else None
 
 
-def sees_future(cfg: DictConfig) -> bool:
-    """A bidirectional recurrent language model reads the tokens it predicts."""
-    return bool(OmegaConf.select(cfg, "model.bidirectional", default=False))
-
-
 def metrics_of(history, model, device, memory_kind, val_tokens_scored, wall_seconds) -> dict:
     train_ppl = [p for p in history.train_perplexity if p is not None]
     seconds, tokens = sum(history.train_seconds), sum(history.train_tokens)
@@ -113,14 +108,15 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         "status": "failed",
         "config": OmegaConf.to_container(cfg, resolve=True),
         "dataset": task.provenance,
-        "sees_future": sees_future(cfg),
+        "sees_future": False,  # the model's own answer, once it is built
         "environment": environment(device, concurrent_jobs),
         "started_at": started_at,
     }
     bar, on_epoch = progress_bar(cfg)
     history, model, task_metrics = History(), None, {}
     try:  # from here on, any failure (out of memory included) is recorded in the result
-        model, optimizer = build(cfg, task, device)
+        model, optimizer = model_and_optimizer(cfg, task, device)
+        result["sees_future"] = model.sees_future
         log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
                  device, num_params(model), out_dir)
         result["environment"]["load_avg_start"] = load_average()
@@ -148,14 +144,14 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     return result
 
 
-def build(cfg: DictConfig, task, device):
+def model_and_optimizer(cfg: DictConfig, task, device):
     """The task's model, seeded, initialised and on the device, and its optimizer."""
     torch.manual_seed(cfg.seed)
-    model = task.build(device)
+    model = task.new_model(device)
     instantiate(cfg.init)(model)
     model.to(device)
     optimizer = instantiate(cfg.optim)(params=model.parameters())
-    if sees_future(cfg):  # allowed for language models only (validated)
+    if model.sees_future:  # a bidirectional language model (validation allows no other)
         warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
                       "tokens it predicts, so its perplexity is not a language-model score",
                       stacklevel=2)

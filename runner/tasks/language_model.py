@@ -41,7 +41,7 @@ class LanguageModelTask:
         self.carry_state = d.sampling == "sequential"
         self.steps_per_epoch = len(partition(self.data.train, 0, d.batch_size, d.num_steps)[0])
 
-    def build(self, device):
+    def new_model(self, device):
         """The model, its data on `device`, and the minibatch generator; seeded by the caller."""
         self.generator = torch.Generator().manual_seed(self.cfg.seed)  # offsets and order
         self.data.train, self.data.val = self.data.train.to(device), self.data.val.to(device)

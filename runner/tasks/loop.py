@@ -50,8 +50,8 @@ def step(loss, params, optimizer, scheduler, grad_clip) -> None:
 def fit(model, optimizer, task, cfg, device, history: History, on_epoch=None) -> History:
     """Train for cfg.train.num_epochs epochs, appending to `history` as it goes (so a failure
     keeps the curves so far); stop early, recording the epoch, on a non-finite loss. The task
-    (runner/tasks/language_model.py, runner/tasks/translation.py) runs an epoch and evaluates; this loop is the same
-    for all.
+    (runner/tasks/language_model.py, runner/tasks/translation.py) runs an epoch and
+    evaluates; this loop is the same for all.
 
     An epoch's training time runs from building its batches to the device-synchronised end of
     its last optimizer step: evaluation and set-up are not in it. The process's CPU time over

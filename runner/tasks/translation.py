@@ -35,7 +35,7 @@ class TranslationTask:
         check_fits_model(cfg, self.data.val)
         check_vocabularies(cfg, self.data)
 
-    def build(self, device):
+    def new_model(self, device):
         self.generator = torch.Generator().manual_seed(self.cfg.seed)  # minibatch order
         self.device = device
         self.data.train = tuple(t.to(device) for t in self.data.train)

@@ -5,7 +5,7 @@ from hydra.utils import instantiate
 
 from models import LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
 from runner.run.validate import validate
-from tests.conftest import CONF, compose_config
+from tests.helpers import CONF, compose_config
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()
           if g.is_dir()}

@@ -13,7 +13,7 @@ from runner.errors import ConfigError
 from runner.result import RESULT_FILE
 from runner.run.execute import run
 from runner.run.validate import validate
-from tests.conftest import compose_config, tiny_overrides
+from tests.helpers import compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 

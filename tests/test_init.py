@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from models import Seq2Seq, init_weights
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 
 def d2l_xavier_init_weights(m):

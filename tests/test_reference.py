@@ -10,7 +10,7 @@ from runner.report.reference import (
     value_key,
 )
 from runner.report.tables import markdown_tables, summarize
-from tests.conftest import tables_in
+from tests.helpers import tables_in
 
 SIZES = [32, 64, 128, 256, 512, 1024]
 

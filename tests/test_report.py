@@ -12,7 +12,7 @@ from runner.report import write_report
 from runner.report.__main__ import main
 from runner.report.runs import load_results, swept_params, tidy
 from runner.result import validate_result, write_json_atomic
-from tests.conftest import tables_in
+from tests.helpers import tables_in
 
 T2 = 4.302653  # Student's t 0.975 quantile, 2 degrees of freedom
 CONFIG = {

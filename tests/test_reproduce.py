@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from runner.reproduce import EXPERIMENTS, QUICK, combined_report, command, main
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 
 def test_every_experiment_composes():

@@ -12,7 +12,7 @@ from runner.errors import ConfigError
 from runner.result import RESULT_FILE, version_label
 from runner.run.execute import run
 from runner.sweep.sweeper import Sweep
-from tests.conftest import write_corpus
+from tests.helpers import write_corpus
 from tests.test_sweep import sweep_cli
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
 from runner.sweep.sweeper import MANIFEST
-from tests.conftest import compose_config, tiny_overrides
+from tests.helpers import compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 

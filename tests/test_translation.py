@@ -16,7 +16,7 @@ from runner.result import RESULT_FILE, validate_result
 from runner.run.execute import run
 from runner.tasks.bleu import STUDY_SENTENCES
 from runner.tasks.translation import TranslationTask
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 ROOT = Path(__file__).resolve().parent.parent
 NOUNS = {"home": "maison", "calm": "calme", "tired": "fatigué", "late": "en retard",

@@ -1,0 +1,51 @@
+"""Helpers the tests import: a tiny generated corpus, the real config composed (and shrunk),
+and Markdown tables read back. Fixtures built on them are in conftest.py."""
+import random
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+WORDS = ["the", "time", "traveller", "said", "machine", "was", "a", "and", "of", "in"]
+
+
+def write_corpus(path: Path, num_words: int = 1500, seed: int = 0) -> Path:
+    """A small text in the Time Machine's shape: lines of words with punctuation and capitals
+    (which preprocessing strips), from a 10-word vocabulary so a model can learn it fast."""
+    rng = random.Random(seed)
+    lines, words = [], []
+    for i in range(num_words):
+        words.append(rng.choice(WORDS).capitalize() if i % 9 == 0 else rng.choice(WORDS))
+        if len(words) == 12:
+            lines.append(" ".join(words) + ", " + rng.choice([".", "!", "?"]))
+            words = []
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tiny_overrides(root: Path) -> list[str]:
+    return [f"data.root={root}", "data.file=tiny.txt", "data.sha1=null", "data.download=false",
+            "data.max_tokens=3000", "data.val_tokens=600", "data.batch_size=8",
+            "data.num_steps=10", "model.num_hiddens=16", "train.num_epochs=3",
+            "train.eval_every=1", "quiet=true", "device=cpu", "sample.num_preds=10"]
+
+
+def compose_config(*overrides: str, hydra_node: bool = False):
+    """The real config; with hydra_node, Hydra's own settings under `hydra` too."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
+
+
+def tables_in(text: str) -> list[list[list[str]]]:
+    """Markdown tables as lists of rows of stripped cells (the separator row dropped)."""
+    tables, current = [], None
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if current is None:
+                current = []
+                tables.append(current)
+            if not line.startswith("| ---"):
+                current.append([c.strip() for c in line.strip("|").split("|")])
+        else:
+            current = None
+    return tables

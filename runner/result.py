@@ -12,8 +12,11 @@ from pathlib import Path
 SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
 SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
-STATUSES = ("completed", "diverged", "failed", "interrupted")
+STATUSES = ("completed", "diverged", "failed", "interrupted")  # what a result.json records
 FINISHED = ("completed", "diverged")  # re-running either gives the same result: resume skips
+# A sweep's two further words for a run: planned and not run yet (its manifest), and kept
+# because its folder already held this result (the job's outcome).
+PENDING, SKIPPED = "pending", "skipped"
 # Execution settings: where and how a run executes, not what it is. They are left out of the
 # identity that resume compares, of reports' factors and (conf/config.yaml lists them for
 # Hydra) of sweep folder names. Under launcher=parallel each job's device and threads are set

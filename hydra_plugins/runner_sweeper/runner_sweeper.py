@@ -5,15 +5,17 @@ when any run failed. The logic lives in runner/sweep/sweeper.py; this file only 
 into Hydra."""
 from dataclasses import dataclass
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from runner.sweep.hydra_private import basic_sweeper, sweep_params
+
+BasicSweeper = basic_sweeper()
 
 
 @dataclass
 class RunnerSweeperConf:
     _target_: str = "hydra_plugins.runner_sweeper.runner_sweeper.RunnerSweeper"
-    max_batch_size: int | None = None
     params: dict[str, str] | None = None
 
 
@@ -22,6 +24,10 @@ ConfigStore.instance().store(group="hydra/sweeper", name="runner", node=RunnerSw
 
 
 class RunnerSweeper(BasicSweeper):
+    def __init__(self, params: dict[str, str] | None = None) -> None:
+        # One batch always: every job is planned (and in the manifest) before any starts.
+        BasicSweeper.__init__(self, max_batch_size=None, params=params)
+
     def setup(self, *, hydra_context, task_function, config) -> None:
         from runner.sweep.sweeper import size_launcher
 
@@ -32,7 +38,7 @@ class RunnerSweeper(BasicSweeper):
         from runner.sweep.sweeper import Sweep
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        overrides = parser.parse_overrides([*sweep_params(self), *arguments])
         sweep = Sweep(self.config, overrides, parser)
         jobs = self.split_arguments(sweep.overrides, None)[0]  # one batch: no job waits on another
         self.validate_batch_is_legal(jobs)

@@ -10,8 +10,8 @@ from omegaconf import DictConfig, open_dict
 
 from data import DataError
 from runner.errors import ConfigError
-from runner.result import FINISHED, RESULT_FILE, read_result
-from runner.sweep.sweeper import MANIFEST
+from runner.result import FINISHED, SKIPPED, read_result
+from runner.sweep.sweeper import MANIFEST, PROGRESS
 
 log = logging.getLogger(__name__)
 
@@ -44,30 +44,38 @@ def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
     try:
         with device_slot(cfg, Path(sweep_dir)) as (job_cfg, sharing):
             result = run(job_cfg, out_dir, concurrent_jobs=sharing)
-        status = "skipped" if result.get("skipped") else result["status"]
+        status = SKIPPED if result.get("skipped") else result["status"]
     except (ConfigError, DataError) as e:  # bad input: nothing was written
         log.error("%s: %s", out_dir, e)
         status = "failed"
     except Exception as e:  # run() has written a failed result with the traceback
         log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
         status = "failed"
+    with open(Path(sweep_dir) / PROGRESS, "a") as f:  # one short append: lines never mix
+        f.write(f"{Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())} {status}\n")
     print(progress(Path(sweep_dir)), flush=True)
     return status
 
 
 def progress(sweep_dir: Path) -> str:
-    """Runs finished / planned, failures, and an ETA from this sitting's pace."""
+    """Runs finished / planned, failures, and an ETA from this sitting's pace, from the two
+    files the sweep keeps: the manifest (the plan, and what had finished before it started)
+    and the outcomes its jobs appended since. No job re-reads its siblings' results."""
     manifest = read_result(sweep_dir / MANIFEST)
     if not manifest:
         return f"[sweep {sweep_dir.name}] (no manifest)"
-    results = [read_result(sweep_dir / r["dir"] / RESULT_FILE) or {} for r in manifest["runs"]]
-    done = [r for r in results if r.get("status") in FINISHED]
-    failed = sum(r.get("status") == "failed" for r in results)
-    started = manifest["started_at"]  # ISO 8601 UTC strings compare in time order
-    ended = [r for r in results if r.get("status") in (*FINISHED, "failed")]
-    fresh = [r for r in ended if r.get("finished_at", "") >= started]
-    left = len(results) - len(ended)
-    elapsed = time.time() - datetime.fromisoformat(started).timestamp()
-    eta = f"{elapsed / len(fresh) * left:.0f}s" if fresh and left else "-"
-    return (f"[sweep {sweep_dir.name}] {len(done)}/{len(results)} done, {failed} failed, "
+    status = {r["dir"]: r["status"] for r in manifest["runs"]}
+    try:
+        outcomes = dict(line.rsplit(" ", 1) for line in
+                        (sweep_dir / PROGRESS).read_text().splitlines() if " " in line)
+    except FileNotFoundError:
+        outcomes = {}
+    status |= outcomes
+    ran = [s for s in outcomes.values() if s != SKIPPED]  # trained (or failed) this sitting
+    done = sum(s in (*FINISHED, SKIPPED) for s in status.values())
+    failed = sum(s == "failed" for s in outcomes.values())
+    left = sum(d not in outcomes and s not in FINISHED for d, s in status.items())
+    elapsed = time.time() - datetime.fromisoformat(manifest["started_at"]).timestamp()
+    eta = f"{elapsed / len(ran) * left:.0f}s" if ran and left else "-"
+    return (f"[sweep {sweep_dir.name}] {done}/{len(status)} done, {failed} failed, "
             f"ETA {eta}")

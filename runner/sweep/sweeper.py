@@ -7,21 +7,27 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, open_dict
 
 from runner.result import (
     FINISHED,
+    PENDING,
     RESULT_FILE,
+    SKIPPED,
+    STATUSES,
     now,
     read_result,
     version_label,
     write_json_atomic,
 )
+from runner.sweep.hydra_private import job_folder
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+PROGRESS = ".progress"  # each job of this sitting appends "<folder> <status>": progress lines
+
+
 def with_seed_axis(overrides, seed: int, repeats: int, parser):
     """`repeats` seeds per point: seed, seed + 1, ... (a single `seed=N` moves the start). An
     explicit seed sweep (seed=1,5,9) is kept as it is. Every run folder then names its seed."""
@@ -43,7 +49,6 @@ def size_launcher(config: DictConfig) -> None:
             config.hydra.launcher.n_jobs = len(devices) * config.launcher.jobs_per_device
 
 
-
 class Sweep:
     """The sweeper's side: plan, manifest, summary, report, exit code."""
 
@@ -57,9 +62,7 @@ class Sweep:
 
     def folder(self, job: list[str]) -> str:
         """The run folder Hydra will give this job (hydra.sweep.subdir: override_dirname)."""
-        return get_overrides_dirname(self.parser.parse_overrides(list(job)),
-                                     list(self.naming.exclude_keys), self.naming.item_sep,
-                                     self.naming.kv_sep)
+        return job_folder(self.parser.parse_overrides(list(job)), self.naming)
 
     def start(self, jobs) -> None:
         self.runs = []
@@ -67,8 +70,9 @@ class Sweep:
             folder = self.folder(job)
             previous = read_result(self.dir / folder / RESULT_FILE) or {}
             self.runs.append({"dir": folder, "overrides": list(job),
-                              "status": previous.get("status", "pending")})
+                              "status": previous.get("status", PENDING)})
         self.write_manifest()
+        (self.dir / PROGRESS).write_text("")  # this sitting's job outcomes, appended by jobs
         finished = sum(r["status"] in FINISHED for r in self.runs)
         print(f"[sweep {self.name}] {len(self.runs)} runs planned, {finished} already finished "
               f"-> {self.dir}", flush=True)
@@ -82,10 +86,11 @@ class Sweep:
     def finish(self, returns) -> None:
         for run, ret in zip(self.runs, returns):
             # A job that raised anyway (a launcher or Hydra error) counts as failed.
-            run["status"] = ret._return_value if ret.status == JobStatus.COMPLETED else "failed"
+            run["status"] = ret.return_value if ret.status == JobStatus.COMPLETED else "failed"
         self.write_manifest()
-        counts = {s: sum(r["status"] == s for r in self.runs)
-                  for s in ("completed", "failed", "diverged", "skipped", "interrupted")}
+        order = ("completed", "failed", "diverged", SKIPPED, "interrupted")
+        assert set(order) == {*STATUSES, SKIPPED}  # every outcome a job returns is counted
+        counts = {s: sum(r["status"] == s for r in self.runs) for s in order}
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "interrupted")
               + self.other_code_note()
@@ -105,7 +110,7 @@ class Sweep:
         from runner.run.resume import other_code_version
 
         current = version_label(code_version())
-        kept = [r for r in self.runs if r["status"] == "skipped" and other_code_version(
+        kept = [r for r in self.runs if r["status"] == SKIPPED and other_code_version(
             read_result(self.dir / r["dir"] / RESULT_FILE) or {}, current)]
         return (f" ({len(kept)} results from another code version kept; overwrite=true "
                 f"re-runs them)" if kept else "")

@@ -1,8 +1,16 @@
 """The report page: warnings a reader needs, and a self-contained HTML."""
+import base64
 import re
 import xml.etree.ElementTree as ET
 
-from runner.report.page import environment_lines, page_markdown, to_html, warnings_for, write_page
+from runner.report.page import (
+    environment_lines,
+    page_markdown,
+    samples,
+    to_html,
+    warnings_for,
+    write_page,
+)
 
 
 def env_result(device="AMD EPYC", jobs=1, threads=2, sees_future=False, commit="a" * 40,
@@ -60,7 +68,91 @@ def test_html_is_self_contained_with_tables_and_embedded_plots(tmp_path):
 
 
 def test_html_of_markdown_without_tables():
-    assert "<h1>x</h1><p>y <code>z</code></p>" in to_html("# x\ny `z`\n", None, "t")
+    page = to_html("# x\ny `z`\n", None, "t")  # markdown-it puts a line break between blocks
+    assert "<h1>x</h1>\n<p>y <code>z</code></p>" in page
+
+
+def parsed(page: str) -> ET.Element:
+    """The page as XML: it is well-formed (markdown-it's XHTML output), so ElementTree reads it."""
+    return ET.fromstring(page.removeprefix("<!doctype html>"))
+
+
+def text_of(element: ET.Element) -> str:
+    return "".join(element.itertext())
+
+
+def test_a_pipe_table_is_one_table_with_its_rows_and_cells():
+    md = ("Before.\n\n| metric | 32 | 64 | 128 |\n| --- | --- | --- | --- |\n"
+          "| training perplexity | 3.00 ± 0.10 * | 4.00 † | — |\n| tokens/sec | 1,000 | 2,000 |\n"
+          "\nAfter.\n")
+    [table] = parsed(to_html(md, None, "t")).iter("table")
+    rows = list(table.iter("tr"))
+    assert len(rows) == 3
+    assert [len(list(r.iter("th"))) for r in rows] == [4, 0, 0]
+    assert [len(list(r.iter("td"))) for r in rows] == [0, 4, 4]  # a short row is padded
+    assert [text_of(c) for c in rows[1]] == ["training perplexity", "3.00 ± 0.10 *", "4.00 †",
+                                             "—"]
+    assert [text_of(c) for c in rows[2]] == ["tokens/sec", "1,000", "2,000", ""]
+
+
+def test_cells_and_text_are_escaped_never_markup():
+    md = ("| point | note |\n| --- | --- |\n| <script>alert(1)</script> | a & b, &amp; |\n"
+          "| a \\| b | `x<y` and ``a`b`` |\n\n- <b>bold?</b> & <http://example.com>\n")
+    page = to_html(md, None, "<title> & more")
+    assert "<script" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<td>a &amp; b, &amp;</td>" in page  # "&amp;" in Markdown is the entity: "&"
+    assert "<title>&lt;title&gt; &amp; more</title>" in page
+    body = parsed(page)
+    rows = [[text_of(c) for c in tr] for tr in body.iter("tr")]
+    assert rows == [["point", "note"], ["<script>alert(1)</script>", "a & b, &"],
+                    ["a | b", "x<y and a`b"]]  # an escaped pipe stays in its cell
+    assert [c.text for c in body.iter("code")] == ["x<y", "a`b"]
+    assert text_of(next(body.iter("li"))).startswith("<b>bold?</b> & ")
+
+
+def test_run_names_and_samples_read_as_themselves(tmp_path):
+    """Text the page takes from runs (folders, device names, config values, generated text)
+    is escaped or fenced in the Markdown, so that it shows as it is, whatever it holds."""
+    odd = "runs/a*b*|<c>_x_ [1](2) &amp;"
+    results = [env_result(path=odd, load_avg_end=5.0), env_result(device="x|y <z>")]
+    results[0]["sample"] = {"text": "<unk> ``a`b` \n# not a heading"}
+    results[0]["config"]["model"] = {"cell": "r|n*n"}
+    md = page_markdown("sweep_*1*", "i", "", [], environment_lines(results),
+                       warnings_for(results, NONE_FAILED), samples(results, ["model.cell"]))
+    body = parsed(to_html(md, tmp_path, "t"))
+    assert [h.text for h in body.iter("h1")] == ["sweep_*1*"]  # the folder's name
+    assert [h.text for h in body.iter("h2")] == ["Warnings", "Tables", "Environment", "Samples"]
+    items = [text_of(li) for li in body.iter("li")]
+    assert f"{odd} (load 5.0 on 2 cores)" in next(i for i in items if "oversubscribed" in i)
+    assert any("different devices (AMD EPYC, x|y <z>)" in i for i in items)
+    assert items[-1] == "model.cell=r|n*n: <unk> ``a`b`  # not a heading"
+    assert [c.text for c in body.iter("code")] == ["<unk> ``a`b`  # not a heading"]
+    assert not list(body.iter("em")) and not list(body.iter("a"))
+
+
+def test_images_are_embedded_with_their_own_bytes(tmp_path):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    (tmp_path / "plot a(1).png").write_bytes(png)  # a name Markdown must quote
+    md = page_markdown("t", "i", "", [tmp_path / "plot a(1).png"], [], [], [])
+    [img] = parsed(to_html(md, tmp_path, "t")).iter("img")
+    assert img.get("alt") == "plot a(1)"
+    prefix, data = img.get("src").split(",", 1)
+    assert prefix == "data:image/png;base64" and base64.b64decode(data) == png
+
+
+def test_a_missing_image_is_named_in_the_page_not_a_crash(tmp_path):
+    """A plot gone from the folder (or no folder) leaves "[image not found: NAME]" where it
+    was, and nothing for the page to fetch."""
+    (tmp_path / "here.png").write_bytes(b"\x89PNG")
+    md = "# t\n\n![here](here.png)\n\n![gone](gone.png)\n\n![far](http://example.com/x.png)\n"
+    page = to_html(md, tmp_path, "t")
+    assert not re.search(r'src="(?!data:)', page)
+    body = parsed(page)
+    assert [i.get("alt") for i in body.iter("img")] == ["here"]
+    assert "[image not found: gone.png]" in text_of(body)
+    assert "[image not found: http://example.com/x.png]" in text_of(body)
+    assert "[image not found: here.png]" in to_html(md, None, "t")
 
 
 def test_oversubscribed_runs_are_named_with_what_was_measured():

@@ -2,9 +2,14 @@
 (plots embedded), for reading or sending without the folder."""
 import base64
 import html
+import mimetypes
 import re
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote, unquote
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from runner.result import flatten, version_label, write_text_atomic
 
@@ -13,10 +18,41 @@ from runner.result import flatten, version_label, write_text_atomic
 # with 2 busy loops on 2 cores a 2-thread run fell to 0.49, and its tokens/sec to 1/3.7.
 MIN_UTILISATION = 0.75
 NAMED = 5  # runs named in one warning; the rest are counted
+# CommonMark plus pipe tables; raw HTML off: a "<" in a cell or a run's name is text.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+_STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
+          "collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:"
+          "right}img{max-width:100%}code{font-size:90%}")
+
+
+# What starts Markdown markup inside a line: backslash, code, emphasis, link or image brackets,
+# autolinks, table cells, an entity reference; and an "_" not inside a word (inside one, as in
+# model.num_hiddens, it never does).
+_MARKUP = re.compile(r"[\\`*\[\]<|]|&(?=#?\w+;)|(?<!\w)_|_(?!\w)")
+
+
+def escape(text) -> str:
+    """`text` (a run's folder, a device's name, a config value) as Markdown that reads as the
+    text itself within a line or a table cell: each character that would start markup gets a
+    backslash; plain names come out unchanged."""
+    return _MARKUP.sub(r"\\\g<0>", str(text))
+
+
+def code_span(text: str) -> str:
+    """`text` as one Markdown code span, whatever backticks or line breaks it holds: the fence
+    is one backtick longer than its longest run of them, and line breaks (which a code span
+    shows as spaces anyway) become spaces, so that no line of it can start a block."""
+    text = re.sub(r"\r\n|\r|\n", " ", text)
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    # CommonMark strips one space from each end when both ends have one: pad to keep them, and
+    # to keep a backtick at an end apart from the fence
+    pad = " " if text.strip(" ") and ("`" in (text[0], text[-1]) or
+                                      text[0] == text[-1] == " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}" if text else "` `"
 
 
 def _versions(results: list[dict]) -> str:
-    tally = Counter(version_label(r["environment"]) for r in results)
+    tally = Counter(escape(version_label(r["environment"])) for r in results)
     return ", ".join(f"{v} ({n} run{'s' * (n != 1)})" for v, n in sorted(tally.items()))
 
 
@@ -52,7 +88,7 @@ def oversubscribed(result: dict) -> str | None:
 def environment_lines(results: list[dict]) -> list[str]:
     """Where the runs ran: devices, software, concurrency, code versions."""
     def distinct(key):
-        return sorted({str(r["environment"].get(key)) for r in results})
+        return sorted({escape(r["environment"].get(key)) for r in results})
 
     return [f"- devices: {', '.join(distinct('device_name'))} ({', '.join(distinct('device'))})",
             f"- torch {', '.join(distinct('torch'))}, python {', '.join(distinct('python'))}",
@@ -67,7 +103,7 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
     found = []
     for key, what in (("device_name", "devices"), ("concurrent_jobs", "numbers of runs "
                       "sharing a device"), ("threads", "thread counts")):
-        values = sorted({str(e.get(key)) for e in env})
+        values = sorted({escape(e.get(key)) for e in env})
         if len(values) > 1:
             found.append(f"tokens/sec compares runs on different {what} ({', '.join(values)}): "
                          f"speed differences may come from there, not from the factor")
@@ -78,7 +114,7 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
     if counts["failed"] or counts["diverged"]:
         found.append(f"{counts['failed']} failed and {counts['diverged']} diverged runs are "
                      f"counted, marked in the plots, and left out of every mean")
-    busy = [f"{name(r)} ({why})" for r in results
+    busy = [f"{escape(name(r))} ({why})" for r in results
             if r["metrics"].get("tokens_per_sec") and (why := oversubscribed(r))]
     if busy:
         found.append(f"{len(busy)} run(s) measured tokens/sec on an oversubscribed machine, "
@@ -88,7 +124,7 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
                      f"difference between points may come from the code")
     tasks = Counter(r["task"] for r in results if "task" in r)
     if len(tasks) > 1:
-        mix = ", ".join(f"{n} {task}" for task, n in sorted(tasks.items()))
+        mix = ", ".join(f"{n} {escape(task)}" for task, n in sorted(tasks.items()))
         found.append(f"the folder mixes tasks ({mix} runs): a language model's perplexity "
                      f"(per corpus token) and a translation's (per target token) are different "
                      f"measures, so the task is part of every point: they never share a row")
@@ -104,19 +140,19 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
 
 def samples(results: list[dict], by: list[str]) -> list[str]:
     """One generated text per point (its lowest seed), so a reader sees what perplexity
-    means, and what the bidirectional misuse produces."""
+    means, and what the bidirectional misuse produces. Each as Markdown: "- point: `text`"."""
     chosen = {}
     for r in sorted(results, key=lambda r: r["config"].get("seed", 0)):
         if "sample" in r:
             config = {"task": r.get("task"), **flatten(r["config"])}  # task: a mixed folder's key
             chosen.setdefault(", ".join(f"{k}={config.get(k)}" for k in by) or "all",
                               r["sample"]["text"])
-    return [f"- {point}: `{text}`" for point, text in chosen.items()]
+    return [f"- {escape(point)}: {code_span(text)}" for point, text in chosen.items()]
 
 
 def page_markdown(title: str, intro: str, tables: str, plots: list[Path], env: list[str],
                   warns: list[str], texts: list[str], findings: list[str] = ()) -> str:
-    parts = [f"# {title}\n", intro + "\n"]
+    parts = [f"# {escape(title)}\n", intro + "\n"]
     if warns:
         parts.append("## Warnings\n\n" + "\n".join(f"- {w}" for w in warns) + "\n")
     parts.append("## Tables\n\n" + tables)
@@ -124,51 +160,46 @@ def page_markdown(title: str, intro: str, tables: str, plots: list[Path], env: l
         parts.append("## The companion note's findings\n\n" + "\n\n".join(findings) + "\n")
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:
-        parts.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n")
+        parts.append("## Plots\n\n" + "\n\n".join(f"![{escape(p.stem)}]({quote(p.name)})"
+                                                 for p in pngs) + "\n")
     parts.append("## Environment\n\n" + "\n".join(env) + "\n")
     if texts:
         parts.append("## Samples\n\n" + "\n".join(texts) + "\n")
     return "\n".join(parts)
 
 
-def to_html(markdown: str, folder: Path, title: str) -> str:
-    """The page's own Markdown (headings, lists, pipe tables, images, `code`) as HTML, with
-    images embedded as data URIs."""
-    def inline(text):
-        return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
-
-    body, table, items = [], [], []
-    for line in markdown.splitlines() + [""]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not all(set(c) <= set("-: ") for c in cells):
-                tag = "th" if not table else "td"
-                table.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells)
-                             + "</tr>")
-            continue
-        if line.startswith("- "):
-            items.append(f"<li>{inline(line[2:])}</li>")
-            continue
-        if table:
-            body.append("<table>" + "".join(table) + "</table>")
-            table = []
-        if items:
-            body.append("<ul>" + "".join(items) + "</ul>")
-            items = []
-        if m := re.match(r"(#+) (.*)", line):
-            level = len(m.group(1))
-            body.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
-        elif m := re.match(r"!\[(.*)\]\((.*)\)", line):
-            data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(m.group(1))}" '
-                        f'src="data:image/png;base64,{data}"/>')
-        elif line.strip():
-            body.append(f"<p>{inline(line)}</p>")
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
-             "collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:"
-             "right}img{max-width:100%}code{font-size:90%}")
+def to_html(markdown: str, folder: Path | None, title: str) -> str:
+    """`markdown` as one self-contained HTML page: CommonMark with pipe tables (markdown-it-py),
+    raw HTML in the Markdown shown as text (a "<script>" in a cell is escaped, never run), and
+    every image embedded as a data URI read from its path relative to `folder`. An image that
+    cannot be read (missing; or `folder` None) becomes the text "[image not found: PATH]"."""
+    tokens = _MARKDOWN.parse(markdown)
+    for token in tokens:
+        if token.children:
+            token.children = [_embedded(t, folder) if t.type == "image" else t
+                              for t in token.children]
+    body = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
     return (f"<!doctype html><html><head><meta charset='utf-8'/><title>{html.escape(title)}"
-            f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+            f"</title><style>{_STYLE}</style></head><body>{body}</body></html>\n")
+
+
+def _embedded(image: Token, folder: Path | None) -> Token:
+    """The image token with its file's bytes as its src, or a text token saying it is missing.
+    A src that is already a data URI is kept; any other is a path (percent-decoded) under
+    `folder`, so that the page never has anything to fetch."""
+    src = image.attrs.get("src", "")
+    if src.startswith("data:"):
+        return image
+    path = unquote(str(src))
+    try:
+        if folder is None:
+            raise FileNotFoundError(path)
+        data = base64.b64encode((Path(folder) / path).read_bytes()).decode()
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return Token("text", "", 0, content=f"[image not found: {path}]")
+    mime = mimetypes.guess_type(path)[0] or ""
+    image.attrs["src"] = f"data:{mime if mime.startswith('image/') else 'image/png'};base64,{data}"
+    return image
 
 
 def write_page(folder: Path, markdown: str, title: str) -> tuple[Path, Path]:

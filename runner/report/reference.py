@@ -53,12 +53,6 @@ def value_key(value) -> float | str:
         return str(value)
 
 
-def same_value(a, b) -> bool:
-    """Whether two config values are the same value: numerically when both read as numbers
-    (1 == 1.0 == "1", 0.5 == "0.5"), else as text."""
-    return value_key(a) == value_key(b)
-
-
 def _empty(factor: str | None) -> pd.DataFrame:
     columns = ["model.cell", *([factor] if factor else []), "metric", "reference", "table",
                "setting"]

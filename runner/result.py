@@ -24,6 +24,10 @@ PENDING, SKIPPED = "pending", "skipped"
 EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "quiet", "overwrite",
                   "repeats", "launcher", "sweep_name")
 
+# Keys earlier runners wrote that never changed a result: data.name (read by nothing) and
+# model._target_ (the class, now built by the task from model.cell). Left out of the identity
+# and of reports, so results made before they went are still recognised and compared.
+RETIRED_KEYS = ("data.name", "model._target_")
 
 def now() -> str:
     """A result's timestamps: UTC, ISO 8601, to the second (they sort as strings)."""
@@ -88,9 +92,10 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 
 
 def run_identity(config: dict) -> dict:
-    """`config` without its execution settings: equal identities mean the same experiment."""
+    """`config` without its execution settings (and retired keys): equal identities mean the
+    same experiment."""
     config = copy.deepcopy(config)
-    for key in EXECUTION_KEYS:
+    for key in (*EXECUTION_KEYS, *RETIRED_KEYS):
         *parents, leaf = key.split(".")
         node = config
         for part in parents:

@@ -5,6 +5,8 @@ from hydra.utils import instantiate
 
 from models import LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
 from runner.run.validate import validate
+from runner.tasks.language_model import language_model
+from runner.tasks.translation import seq2seq
 from tests.helpers import CONF, compose_config
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()
@@ -26,10 +28,10 @@ def test_choice_composes_validates_and_instantiates(group, name):
     cfg = compose_config(f"{group}={name}", "model.num_hiddens=16")
     validate(cfg)
     if cfg.data.task == "translation":
-        model = instantiate(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
+        model = seq2seq(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
         assert isinstance(model, Seq2Seq | TransformerSeq2Seq)
     else:
-        model = instantiate(cfg.model, vocab_size=11)
+        model = language_model(cfg.model, vocab_size=11)
         assert isinstance(model, LanguageModel | TransformerLM)
     init = instantiate(cfg.init)
     assert init(model) is model
@@ -52,13 +54,14 @@ MODEL_CLASSES = {("language_model", False): LanguageModel, ("translation", False
 @pytest.mark.parametrize("data", ["timemachine", "tatoeba"])
 @pytest.mark.parametrize("model", GROUPS["model"])
 def test_every_model_builds_for_every_data_set(model, data):
-    """conf/preset/<family>/<data>.yaml gives each model the class its data set's task needs."""
+    """The data set's task builds the class it needs around each model's cells, at the sizes
+    conf/preset/<family>/<data>.yaml gives."""
     cfg = compose_config(f"model={model}", f"data={data}", "model.num_hiddens=16")
     validate(cfg)
     kind = MODEL_CLASSES[cfg.data.task, model == "transformer"]
-    sizes = ({"src_vocab_size": 11, "tgt_vocab_size": 13} if cfg.data.task == "translation"
-             else {"vocab_size": 11})
-    assert type(instantiate(cfg.model, **sizes)) is kind
+    built = (seq2seq(cfg.model, 11, 13) if cfg.data.task == "translation"
+             else language_model(cfg.model, 11))
+    assert type(built) is kind
     assert cfg.model.cell == model  # the name reports use
 
 

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from models import Seq2Seq, init_weights
+from runner.tasks.translation import seq2seq
 from tests.helpers import compose_config
 
 
@@ -26,7 +27,7 @@ def study_seq2seq(attention=False):
     """The study's preset on nn.GRU (data=tatoeba model=gru), small vocabularies."""
     cfg = compose_config("data=tatoeba", "model=gru", f"model.attention={str(attention).lower()}")
     torch.manual_seed(0)
-    return cfg, instantiate(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
+    return cfg, seq2seq(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
 
 
 @pytest.mark.parametrize("attention", [False, True])
@@ -47,7 +48,7 @@ def test_tatoeba_init_is_d2ls_xavier_init_weights(attention):
     linear = {f"{n}.weight" for n, m in ours.named_modules() if isinstance(m, nn.Linear)}
     recurrent = {f"{n}.{p}" for n, m in ours.named_modules() if isinstance(m, nn.GRU)
                  for p in m._flat_weights_names if "weight" in p}
-    assert ("attn.W_q.weight" in linear) == attention and "dense.weight" in linear
+    assert ("attn.W_q.weight" in linear) == attention and "output.weight" in linear
     assert len(recurrent) == 8  # weight_ih / weight_hh, 2 layers, encoder and decoder
     for name, value in ours.state_dict().items():
         if name in linear | recurrent:
@@ -76,8 +77,8 @@ def test_options_narrow_what_is_filled():
     init_weights(model, "normal", embeddings=False, std=0.5)  # biases zeroed, tables kept
     after = model.state_dict()
     assert torch.equal(after["tgt_embedding.weight"], before["tgt_embedding.weight"])
-    assert not after["dense.bias"].any()
-    assert not torch.equal(after["dense.weight"], before["dense.weight"])
+    assert not after["output.bias"].any()
+    assert not torch.equal(after["output.weight"], before["output.weight"])
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -105,3 +105,20 @@ def test_code_version_tells_dirty_states_apart(tmp_path, monkeypatch):
     assert len({two["git_diff_sha1"], three["git_diff_sha1"]}) == 2
     assert version_label(three) == (f"{clean['git_commit'][:10]}+dirty "
                                                 f"{three['git_diff_sha1'][:8]}")
+
+
+def test_a_result_written_with_retired_keys_is_still_this_experiment(tiny_cfg, tmp_path):
+    """data.name and model._target_ left the config without changing any result: a result that
+    still carries them is resumed, and any real difference is still refused."""
+    first = run(tiny_cfg("train.num_epochs=1"), tmp_path)
+    path = tmp_path / RESULT_FILE
+    old = json.loads(path.read_text())
+    old["config"]["data"]["name"] = "timemachine"
+    old["config"]["model"]["_target_"] = "models.LanguageModel"
+    path.write_text(json.dumps(old))
+    again = run(tiny_cfg("train.num_epochs=1"), tmp_path)
+    assert again["skipped"] and again["run_id"] == first["run_id"]
+    old["config"]["model"]["num_hiddens"] += 1
+    path.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="is of a different config"):
+        run(tiny_cfg("train.num_epochs=1"), tmp_path)

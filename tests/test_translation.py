@@ -116,7 +116,7 @@ def test_a_transformer_encoder_decoder_learns_and_reports_bleu(fra_dir, tmp_path
                          "optim.lr=0.005")
     result = run(cfg, tmp_path / "out")
     validate_result(json.loads((tmp_path / "out" / RESULT_FILE).read_text()))
-    assert result["config"]["model"]["_target_"] == "models.TransformerSeq2Seq"
+    assert result["model_class"] == "models.TransformerSeq2Seq"
     assert result["status"] == "completed" and result["metrics"]["bleu"] > 0
     assert result["metrics"]["val_perplexity"] < 0.25 * result["dataset"]["tgt_vocab_size"]
     curve = result["curves"]["train_perplexity"]

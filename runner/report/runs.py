@@ -12,6 +12,7 @@ import pandas as pd
 from runner.result import (
     EXECUTION_KEYS,
     RESULT_FILE,
+    RETIRED_KEYS,
     SCHEMA_FILE,
     STATUSES,
     flatten,
@@ -80,7 +81,8 @@ def load_results(folder: Path) -> tuple[list[dict], dict]:
 
 def _ignored(key: str) -> bool:
     parts = key.split(".")
-    return any(".".join(parts[:i]) in EXECUTION_KEYS for i in range(1, len(parts) + 1))
+    return any(".".join(parts[:i]) in (*EXECUTION_KEYS, *RETIRED_KEYS)
+               for i in range(1, len(parts) + 1))
 
 
 def tidy(results: list[dict]) -> pd.DataFrame:

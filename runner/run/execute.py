@@ -117,6 +117,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     try:  # from here on, any failure (out of memory included) is recorded in the result
         model, optimizer = model_and_optimizer(cfg, task, device)
         result["sees_future"] = model.sees_future
+        result["model_class"] = f"models.{type(model).__name__}"  # what the task built
         log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
                  device, num_params(model), out_dir)
         result["environment"]["load_avg_start"] = load_average()

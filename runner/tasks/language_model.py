@@ -11,16 +11,24 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from data import ensure_file, load_lm_data
 from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
-from models import detach, generate
+from models import LanguageModel, TransformerLM, detach, generate
 from runner.errors import ConfigError
 from runner.tasks.loop import perplexity, step
 
 log = logging.getLogger(__name__)
+
+def language_model(model, vocab_size: int):
+    """The network this task trains around `model` (conf/model/): the causal Transformer, or
+    the recurrent cells between an input (one-hot or embedding) and an output layer."""
+    kwargs = OmegaConf.to_container(model, resolve=True)
+    cls = TransformerLM if kwargs["cell"] == "transformer" else LanguageModel
+    return cls(vocab_size=vocab_size, **kwargs)
+
 
 class LanguageModelTask:
     @staticmethod
@@ -45,7 +53,7 @@ class LanguageModelTask:
         """The model, its data on `device`, and the minibatch generator; seeded by the caller."""
         self.generator = torch.Generator().manual_seed(self.cfg.seed)  # offsets and order
         self.data.train, self.data.val = self.data.train.to(device), self.data.val.to(device)
-        return instantiate(self.cfg.model, vocab_size=len(self.data.vocab))
+        return language_model(self.cfg.model, len(self.data.vocab))
 
     def train_epoch(self, model, optimizer, scheduler):
         """Returns (mean token cross-entropy, tokens) as device values: no host sync here."""

@@ -9,10 +9,10 @@ elementwise ops), then takes the weight, bias and input gradients with one large
 over all T*B rows. Whatever does not depend on the recurrence (activation derivatives and the
 like) is computed once over all steps, outside the loops.
 
-Where it pays (CPU, 2 threads, batch 32, 35 steps, one training step): rnn and gru, about
-1.1-2x the tokens/sec of torch.nn at hidden 32 to 1024. There is no fused LSTM: torch.nn.LSTM
-on CPU already runs as one oneDNN kernel per layer (aten::mkldnn_rnn_layer), and a version
-written this way was slower (~0.55x at 32, ~0.7x at 256 and 1024). On GPU, use torch.nn (cuDNN).
+Where it pays: rnn and gru on CPU (measured by `make bench`; README.md's benchmark table). There
+is no fused LSTM: torch.nn.LSTM on CPU already runs as one oneDNN kernel per layer
+(aten::mkldnn_rnn_layer), and a version written this way was slower. On GPU, use torch.nn
+(cuDNN).
 
 Parameters and forward contract are torch.nn's (names, shapes, gate order, default init), so
 state_dicts move freely between a fused layer and its torch.nn twin, and so does what they

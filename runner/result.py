@@ -22,7 +22,7 @@ PENDING, SKIPPED = "pending", "skipped"
 # Hydra) of sweep folder names. Under launcher=parallel each job's device and threads are set
 # to its slot; the device a run used is in environment.device.
 EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "quiet", "overwrite",
-                  "repeats", "launcher", "sweep_name")
+                  "repeats", "launcher", "sweep_name", "reproduce")
 
 # Keys earlier runners wrote that never changed a result: data.name (read by nothing) and
 # model._target_ (the class, now built by the task from model.cell). Left out of the identity
@@ -69,14 +69,18 @@ def finite_or_none(obj):
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))  # UTF-8 whatever the locale: ±, —, †
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`: a reader (or a
     crash at any moment) sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read

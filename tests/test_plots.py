@@ -234,3 +234,12 @@ def test_a_folder_mixing_tasks_draws_one_line_per_task_never_one_across_them(tmp
     monkeypatch.setattr(plots, "curves_figure", lambda results, by: plots.Figure())
     write_plots(tmp_path, [], runs, summarize(runs, by), by)
     assert set(drawn) == {("model.num_hiddens", "task")}
+
+
+def test_saved_figures_are_readable_by_everyone_like_every_other_report_file(tmp_path):
+    _, summary = sizes_summary()
+    paths = save(metric_figure(summary, "model.num_hiddens", "train_perplexity"),
+                 tmp_path / "plot")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in paths)
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,9 +9,8 @@ Figures are matplotlib.figure.Figure objects, never pyplot: no global state and 
 so drawing works the same in a sweep's process, a test or a headless cluster node, and a figure
 is freed like any object. Only save() and write_plots() touch the disk.
 """
+import io
 import math
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, StrMethodFormatter
 
 from runner.report.runs import label
-from runner.result import flatten
+from runner.result import flatten, write_bytes_atomic
 
 LABELS = {"train_perplexity": "training perplexity (per epoch, last epoch)",
           "val_perplexity": "held-out perplexity", "tokens_per_sec": "tokens/sec (training)",
@@ -243,25 +242,17 @@ def _curve_colors(keys: list[tuple], by: list[str]) -> list:
 
 
 def save(fig: Figure, path_without_suffix: Path) -> list[Path]:
-    """Write `fig` as PNG (dpi 120) and SVG; each goes to a temp file in the same folder, then
-    os.replace: a reader, or a crash at any moment, sees the old file or the new one."""
+    """Write `fig` as PNG (dpi 120) and SVG, each atomically (runner.result.write_bytes_atomic):
+    a reader, or a crash at any moment, sees the old file or the new one."""
     base = Path(path_without_suffix)
-    base.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in ("png", "svg"):
         path = base.with_name(f"{base.name}.{fmt}")  # with_suffix would eat a dotted name
-        fd, tmp = tempfile.mkstemp(dir=base.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                # No date in the SVG: the same figure gives the same bytes.
-                fig.savefig(f, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg"
-                            else None)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        # No date in the SVG: the same figure gives the same bytes.
+        fig.savefig(buffer, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg"
+                    else None)
+        write_bytes_atomic(path, buffer.getvalue())
         written.append(path)
     return written
 

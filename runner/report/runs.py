@@ -34,7 +34,13 @@ def label(value) -> str:
         return "null"
     if isinstance(value, bool | np.bool_):
         return str(bool(value)).lower()
-    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+    if not isinstance(value, float | np.floating):
+        return str(value)
+    short = f"{value:g}"  # 6 significant digits: two close values must not share a label
+    if float(short) == value:
+        return short
+    exact = repr(float(value))  # the shortest text that reads back as this very float
+    return exact.removesuffix(".0")
 
 
 def load_results(folder: Path) -> tuple[list[dict], dict]:

@@ -54,7 +54,9 @@ def _runs(row) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+    # a "|" in a value (a JSON list, a name) would end its cell: escaped, as pipe tables allow
+    return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |"
+                     for line in lines)
 
 
 def _levels(summary: pd.DataFrame, column: str) -> list[str]:

@@ -4,47 +4,107 @@
         [launcher=parallel launcher.jobs_per_device=4 ...]   # overrides for every sweep
     python -m runner.reproduce --quick         # reduced: every table's shape on a 2-core CPU
 
-Each experiment is an ordinary sweep (`python -m runner ... hydra.sweep.dir=OUT/NAME`) in its
-own process, so an interrupted reproduction resumes where it stopped when run again.
+The experiments are conf/experiment/*.yaml, in their `reproduce.order`; seeds and epochs are in
+conf/reproduce.yaml. Each is an ordinary sweep (`python -m runner -m experiment=NAME ...
+hydra.sweep.dir=OUT/NAME`) in its own process, so an interrupted reproduction resumes where it
+stopped when run again. A new experiment is a new YAML file there: no Python to change.
 """
 import argparse
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from runner.errors import ConfigError
 from runner.result import write_text_atomic
 
-# name, the study's table, overrides. Epochs and seeds come from the command line.
-EXPERIMENTS = [
-    ("impl_sampling", "Tables 9-10: from scratch vs nn.RNN, sequential vs random",
-     ["model=rnn,rnn_scratch", "data.sampling=sequential,random"]),
-    ("num_hiddens", "Table 12: nn.RNN over num_hiddens", ["sweep=num_hiddens"]),
-    ("num_steps", "Table 13: nn.RNN over num_steps", ["sweep=num_steps"]),
-    ("batch_size", "Table 14: nn.RNN over batch_size", ["sweep=batch_size"]),
-    ("lr", "Table 15: nn.RNN over the learning rate", ["sweep=lr"]),
-    ("num_epochs", "The epochs ablation: nn.RNN over num_epochs", ["sweep=num_epochs"]),
-    ("models", "Tables 16-19: RNN, LSTM, GRU over num_hiddens",
-     ["sweep=models", "model=rnn,lstm,gru"]),
-    ("num_layers", "Table 20: deep LSTM over num_layers (num_hiddens 32)",
-     ["model=lstm", "sweep=num_layers"]),
-    ("bidirectional", "The bidirectional misuse: a 2-layer, 256-unit LSTM that sees the future",
-     ["model=lstm", "model.num_layers=2", "model.num_hiddens=256",
-      "model.bidirectional=false,true"]),
-    ("seq2seq", "Seq2seq on Tatoeba English-French (the GRU preset, 300 epochs), with BLEU",
-     ["data=tatoeba", "model=gru"]),
-]
-QUICK = {"repeats": 2, "epochs": 20, "num_epochs": "train.num_epochs=5,10,20,40",
-         "seq2seq": "train.num_epochs=50"}
+CONF = Path(__file__).resolve().parent.parent / "conf"
+EXPERIMENT_DIR = CONF / "experiment"
+SETTINGS_FILE = CONF / "reproduce.yaml"
+HEADER = "# @package _global_"
+EXAMPLE = 'reproduce: {order: 110, title: "Table 21: ..."}'
 
 
-def command(overrides: list[str], name: str, out: Path, repeats: int, epochs: int,
-            quick: bool, extra: list[str]) -> list[str]:
-    if name in ("num_epochs", "seq2seq"):  # the sweep's own epochs, or the preset's 300
-        epoch_args = [QUICK[name]] if quick else []
-    else:
-        epoch_args = [f"train.num_epochs={epochs}"]
-    return [sys.executable, "-m", "runner", "-m", *overrides, *epoch_args, f"repeats={repeats}",
-            "quiet=true", f"hydra.sweep.dir={out / name}", *extra]
+@dataclass(frozen=True)
+class Experiment:
+    """One conf/experiment/<name>.yaml's `reproduce` block: what this script needs to know."""
+    name: str
+    title: str                 # the combined report's heading
+    order: int                 # its place in the study (then by name)
+    own_epochs: bool = False   # keep the sweep's or preset's train.num_epochs: no --epochs
+    quick: tuple[str, ...] = ()  # overrides added under --quick
+
+
+# key: (check, what is allowed, example); order and title are required
+FIELDS = {
+    "order": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", "110"),
+    "title": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string",
+              '"Table 21: nn.RNN over dropout"'),
+    "own_epochs": (lambda v: isinstance(v, bool), "true or false", "true"),
+    "quick": (lambda v: isinstance(v, list) and all(isinstance(o, str) and "=" in o for o in v),
+              'a list of override strings (quote those with commas)',
+              '["train.num_epochs=5,10"]'),
+}
+
+
+def load_experiment(path: Path) -> Experiment:
+    """Read one experiment file's `reproduce` block; a malformed one raises ConfigError naming
+    the file, the key, what is allowed and the fix."""
+    def bad(msg):
+        return ConfigError(f"{path}: {msg}")
+
+    text = path.read_text()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if first != HEADER:
+        raise bad(f"the first line must be `{HEADER}` (an experiment sets keys anywhere in the "
+                  f"config, as conf/sweep/*.yaml do), not {first!r}")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise bad(f"not valid YAML: {e}") from None
+    block = doc.get("reproduce") if isinstance(doc, dict) else None
+    if not isinstance(block, dict):
+        raise bad(f"reproduce is missing or not a mapping: add e.g. `{EXAMPLE}`")
+    if unknown := sorted(set(block) - set(FIELDS)):
+        raise bad(f"reproduce.{unknown[0]} is not a key: the keys are {', '.join(FIELDS)} "
+                  f"(remove it or fix its spelling)")
+    for key, (ok, allowed, example) in FIELDS.items():
+        if key not in block and key in ("order", "title"):
+            raise bad(f"reproduce.{key} is missing: it must be {allowed} (add "
+                      f"`reproduce.{key}: {example}`)")
+        if key in block and not ok(block[key]):
+            raise bad(f"reproduce.{key}={block[key]!r} is not allowed: it must be {allowed} "
+                      f"(e.g. `{key}: {example}`)")
+    return Experiment(path.stem, block["title"], block["order"], block.get("own_epochs", False),
+                      tuple(block.get("quick", [])))
+
+
+def load_experiments(folder: Path = EXPERIMENT_DIR) -> list[Experiment]:
+    """Every <name>.yaml in `folder`, in the study's order."""
+    return sorted(map(load_experiment, folder.glob("*.yaml")), key=lambda e: (e.order, e.name))
+
+
+def load_settings(path: Path = SETTINGS_FILE) -> dict:
+    """{"full": {"repeats": R, "epochs": E}, "quick": {...}} from conf/reproduce.yaml."""
+    doc = yaml.safe_load(path.read_text())
+    for mode in ("full", "quick"):
+        for key in ("repeats", "epochs"):
+            value = (doc.get(mode) or {}).get(key) if isinstance(doc, dict) else None
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ConfigError(f"{path}: {mode}.{key}={value!r} is not allowed: it must be an "
+                                  f"integer >= 1 (e.g. `{mode}: {{{key}: 2}}`)")
+    return doc
+
+
+def command(exp: Experiment, out: Path, repeats: int, epochs: int, quick: bool,
+            extra: list[str]) -> list[str]:
+    epoch_args = [] if exp.own_epochs else [f"train.num_epochs={epochs}"]
+    quick_args = list(exp.quick) if quick else []
+    return [sys.executable, "-m", "runner", "-m", f"experiment={exp.name}", *epoch_args,
+            *quick_args, f"repeats={repeats}", "quiet=true", f"hydra.sweep.dir={out / exp.name}",
+            *extra]
 
 
 def combined_report(out: Path, done: list[tuple[str, str, int]]) -> Path:
@@ -61,30 +121,39 @@ def combined_report(out: Path, done: list[tuple[str, str, int]]) -> Path:
     return path
 
 
-def main(argv=None) -> int:
+def main(argv=None, folder: Path = EXPERIMENT_DIR, settings: Path = SETTINGS_FILE) -> int:
+    try:
+        experiments, study = load_experiments(folder), load_settings(settings)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    full, reduced = study["full"], study["quick"]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=20, help="seeds per point (the study: 20)")
-    p.add_argument("--epochs", type=int, default=500, help="epochs per run (the study: 500)")
+    p.add_argument("--repeats", type=int, default=full["repeats"],
+                   help="seeds per point (%(default)s: conf/reproduce.yaml)")
+    p.add_argument("--epochs", type=int, default=full["epochs"],
+                   help="epochs per run (%(default)s: conf/reproduce.yaml)")
     p.add_argument("--out", type=Path, default=Path("results/reproduce"))
-    p.add_argument("--quick", action="store_true", help=f"reduced: {QUICK}")
+    p.add_argument("--quick", action="store_true", help=f"reduced: {reduced} and each "
+                   "experiment's reproduce.quick overrides")
     p.add_argument("--only", help="comma-separated experiment names")
     p.add_argument("overrides", nargs="*", help="runner overrides for every sweep, e.g. "
                    "launcher=parallel launcher.jobs_per_device=4")
     args = p.parse_args(argv)
-    repeats, epochs = ((QUICK["repeats"], QUICK["epochs"]) if args.quick
+    repeats, epochs = ((reduced["repeats"], reduced["epochs"]) if args.quick
                        else (args.repeats, args.epochs))
-    chosen = args.only.split(",") if args.only else [name for name, *_ in EXPERIMENTS]
-    unknown = set(chosen) - {name for name, *_ in EXPERIMENTS}
-    if unknown:
-        p.error(f"--only {sorted(unknown)}: no such experiment; choose from "
-                f"{[name for name, *_ in EXPERIMENTS]}")
+    names = [e.name for e in experiments]
+    chosen = args.only.split(",") if args.only else names
+    if unknown := set(chosen) - set(names):
+        p.error(f"--only {sorted(unknown)}: no such experiment; choose from {names} "
+                f"(or add {folder}/<name>.yaml)")
     done = []
-    for name, title, overrides in EXPERIMENTS:
-        if name in chosen:
-            print(f"== {title}", flush=True)
-            code = subprocess.run(command(overrides, name, args.out, repeats, epochs,
-                                          args.quick, args.overrides)).returncode
-            done.append((name, title, code))
+    for exp in experiments:
+        if exp.name in chosen:
+            print(f"== {exp.title}", flush=True)
+            code = subprocess.run(command(exp, args.out, repeats, epochs, args.quick,
+                                          args.overrides)).returncode
+            done.append((exp.name, exp.title, code))
     print(f"combined report -> {combined_report(args.out, done)}")
     return max(code for *_, code in done)
 

@@ -16,7 +16,8 @@ from tests.test_reference import summary_of
 # --------------------------------------------------------------------------------------------
 # d2l 0.17.6 reference (pytorch tab of sections 8.5, 9.1 and 9.2), verbatim but for the names
 # (a d2l_ prefix; 9.1's get_params is d2l_get_params_gru, as 8.5 and 9.1 both say get_params)
-# and d2l.zeros written torch.zeros (d2l.torch defines zeros = torch.zeros).
+# and d2l.zeros written torch.zeros (d2l.torch defines zeros = torch.zeros); the closures
+# `normal` and `three` that 9.1 and 9.2 both define inside get_params are d2l_normal_three.
 
 
 def d2l_get_params(vocab_size, num_hiddens, device):
@@ -72,9 +73,8 @@ class D2LRNNModelScratch:  #@save
         return self.init_state(batch_size, self.num_hiddens, device)
 
 
-def d2l_get_params_gru(vocab_size, num_hiddens, device):
-    num_inputs = num_outputs = vocab_size
-
+def d2l_normal_three(num_inputs, num_hiddens, device):
+    """9.1's and 9.2's get_params closures `normal` and `three`, written once here."""
     def normal(shape):
         return torch.randn(size=shape, device=device)*0.01
 
@@ -82,6 +82,13 @@ def d2l_get_params_gru(vocab_size, num_hiddens, device):
         return (normal((num_inputs, num_hiddens)),
                 normal((num_hiddens, num_hiddens)),
                 torch.zeros(num_hiddens, device=device))
+
+    return normal, three
+
+
+def d2l_get_params_gru(vocab_size, num_hiddens, device):
+    num_inputs = num_outputs = vocab_size
+    normal, three = d2l_normal_three(num_inputs, num_hiddens, device)
 
     W_xz, W_hz, b_z = three()  # Update gate parameters
     W_xr, W_hr, b_r = three()  # Reset gate parameters
@@ -96,8 +103,7 @@ def d2l_get_params_gru(vocab_size, num_hiddens, device):
     return params
 
 
-def d2l_init_gru_state(batch_size, num_hiddens, device):
-    return (torch.zeros((batch_size, num_hiddens), device=device), )
+d2l_init_gru_state = d2l_init_rnn_state  # 9.1's init_gru_state: 8.5's, line for line
 
 
 def d2l_gru(inputs, state, params):
@@ -116,14 +122,7 @@ def d2l_gru(inputs, state, params):
 
 def d2l_get_lstm_params(vocab_size, num_hiddens, device):
     num_inputs = num_outputs = vocab_size
-
-    def normal(shape):
-        return torch.randn(size=shape, device=device)*0.01
-
-    def three():
-        return (normal((num_inputs, num_hiddens)),
-                normal((num_hiddens, num_hiddens)),
-                torch.zeros(num_hiddens, device=device))
+    normal, three = d2l_normal_three(num_inputs, num_hiddens, device)
 
     W_xi, W_hi, b_i = three()  # Input gate parameters
     W_xf, W_hf, b_f = three()  # Forget gate parameters

@@ -6,7 +6,7 @@ ON-LSTM; stacked plainly, or with residual or dense connections between layers
 from torch import nn
 
 from models.fused import FusedRNN
-from models.onlstm import ONLSTM
+from models.onlstm import ONLSTM, chunk_problems
 from models.scratch import ScratchRNN
 from models.sru import SRU
 from models.stack import SKIPS, Stack, layer_input_sizes
@@ -27,29 +27,43 @@ def has_memory_cell(cell: str) -> bool:
     return cell_mode(cell) in ("lstm", "onlstm")
 
 
-def check_cell_options(cell: str, bidirectional: bool, nonlinearity: str, skip: str,
-                       chunk_size: int | None) -> None:
-    if cell not in CELLS:
-        raise ValueError(f"model.cell={cell!r} is not a recurrent cell; use one of {CELLS}")
+def cell_problems(cell: str, num_hiddens: int, bidirectional: bool = False,
+                  nonlinearity: str = "tanh", skip: str = "none",
+                  chunk_size: int | None = None) -> list[str]:
+    """The rules a recurrent core's options obey, the one place they are written: each broken
+    rule as one line in runner/run/validate.py's form, `model.X=<value> ...: it must be ...
+    (e.g. ...)`. Validation reports them with the config's other problems before any work;
+    make_core raises them. Empty: the options are fine."""
+    if cell not in CELLS:  # the other rules depend on the cell
+        return [f"model.cell={cell!r} is not allowed: it must be a recurrent cell, one of "
+                f"{', '.join(CELLS)} (e.g. model.cell=gru)"]
+    problems = []
     if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"model.nonlinearity={nonlinearity!r}; use one of {NONLINEARITIES}")
-    if nonlinearity != "tanh" and cell_mode(cell) != "rnn":
-        raise ValueError(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, "
-                         f"not {cell!r}; drop it")
+        problems.append(f"model.nonlinearity={nonlinearity!r} is not allowed: it must be one "
+                        f"of {', '.join(NONLINEARITIES)} (e.g. model.nonlinearity=relu)")
+    elif nonlinearity != "tanh" and cell_mode(cell) != "rnn":
+        problems.append(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, not "
+                        f"{cell} (e.g. ~model.nonlinearity)")
     if skip not in SKIPS:
-        raise ValueError(f"model.skip={skip!r} is not a connection; use one of {SKIPS}")
+        problems.append(f"model.skip={skip!r} is not allowed: it must be one of "
+                        f"{', '.join(SKIPS)} (e.g. model.skip=residual)")
     if bidirectional and cell in ONE_WAY:
-        raise ValueError(f"model.bidirectional=true is not available for {cell!r}, whose "
-                         f"layers run one way; drop it or use rnn, lstm or gru")
-    if (chunk_size is None) != (cell != "onlstm"):
-        raise ValueError(f"model.chunk_size={chunk_size!r}: onlstm needs it (e.g. "
-                         f"model.chunk_size=8) and other cells take none")
+        problems.append(f"model.bidirectional=true is not available for {cell}, whose layers "
+                        f"run one way (e.g. model.bidirectional=false, or model=gru)")
+    if cell == "onlstm":
+        problems += chunk_problems(num_hiddens, chunk_size)
+    elif chunk_size is not None:
+        problems.append(f"model.chunk_size={chunk_size!r} applies to onlstm only: drop it "
+                        f"(e.g. ~model.chunk_size)")
+    return problems
 
 
 def make_core(cell: str, input_size: int, num_hiddens: int, num_layers: int = 1,
               bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
               skip: str = "none", chunk_size: int | None = None) -> nn.Module:
-    check_cell_options(cell, bidirectional, nonlinearity, skip, chunk_size)
+    problems = cell_problems(cell, num_hiddens, bidirectional, nonlinearity, skip, chunk_size)
+    if problems:
+        raise ValueError("; ".join(problems))
     if skip == "none" and cell not in ONE_WAY:  # torch.nn stacks its own layers (cuDNN)
         return _layers(cell, input_size, num_hiddens, num_layers, bidirectional, dropout,
                        nonlinearity, chunk_size)

@@ -34,15 +34,32 @@ def nearest_divisor(n: int, k: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - k), d))
 
 
+def chunk_problems(num_hiddens: int, chunk_size) -> list[str]:
+    """ON-LSTM's rule for model.chunk_size, the one place it is written: if broken, one line
+    in the form of runner/run/validate.py, which reports it with the config's other problems;
+    ONLSTM raises it. Judged for an integer num_hiddens only (its own rule is validation's)."""
+    if not _is_int(num_hiddens) or (_is_int(chunk_size) and chunk_size >= 1
+                                    and num_hiddens % chunk_size == 0
+                                    and num_hiddens // chunk_size >= 2):
+        return []
+    # One chunk makes both master gates constant (cumax of one value is 1): the master input
+    # gate is 0 and the memory is never written.
+    hint = nearest_divisor(max(num_hiddens // 2, 1), chunk_size if _is_int(chunk_size) else 8)
+    return [f"model.chunk_size={chunk_size!r} is not allowed: it must be an integer >= 1 "
+            f"dividing model.num_hiddens={num_hiddens} into at least 2 chunks (e.g. "
+            f"model.chunk_size={hint})"]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 class ONLSTM(nn.Module):
     def __init__(self, input_size: int, num_hiddens: int, chunk_size: int):
         super().__init__()
-        if chunk_size < 1 or num_hiddens % chunk_size or num_hiddens // chunk_size < 2:
-            # One chunk makes both master gates constant (cumax of one value is 1): the master
-            # input gate is 0 and the memory is never written.
-            raise ValueError(f"model.chunk_size={chunk_size} must divide model.num_hiddens="
-                             f"{num_hiddens} into at least 2 chunks (e.g. model.chunk_size="
-                             f"{nearest_divisor(num_hiddens // 2, chunk_size)})")
+        problems = chunk_problems(num_hiddens, chunk_size)
+        if problems:
+            raise ValueError("; ".join(problems))
         self.input_size, self.num_hiddens, self.chunk_size = input_size, num_hiddens, chunk_size
         self.num_chunks = num_hiddens // chunk_size
         gates = 4 * num_hiddens + 2 * self.num_chunks

@@ -19,6 +19,18 @@ def _top(state) -> torch.Tensor:
     return (state[0] if isinstance(state, tuple) else state)[-1]
 
 
+def bidirectional_problems(bidirectional: bool) -> list[str]:
+    """Seq2Seq's rule for model.bidirectional, the one place it is written: a broken rule as one
+    line in runner/run/validate.py's form (validation reports it with the config's other
+    problems before any work; Seq2Seq raises it), or none."""
+    if not bidirectional:
+        return []
+    # The decoder is initialised with the encoder's (L, B, H) state and its context is one
+    # H-vector; a bidirectional encoder would need a bridge d2l does not have.
+    return [f"model.bidirectional={bidirectional!r} is not allowed: it must be false "
+            f"(translation) (e.g. model.bidirectional=false)"]
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau attention, d2l's AdditiveAttention: score = w_v^T tanh(W_q q + W_k k)."""
 
@@ -50,11 +62,9 @@ class Seq2Seq(nn.Module):
                  attention: bool = False, bidirectional: bool = False,
                  nonlinearity: str = "tanh", skip: str = "none", chunk_size: int | None = None):
         super().__init__()
-        if bidirectional:
-            # The decoder is initialised with the encoder's (L, B, H) state and its context is
-            # one H-vector; a bidirectional encoder would need a bridge d2l does not have.
-            raise ValueError("model.bidirectional=true is not supported for translation "
-                             "(the encoder-decoder is unidirectional, as d2l's); drop it")
+        problems = bidirectional_problems(bidirectional)
+        if problems:
+            raise ValueError("; ".join(problems))
         embed_size = embed_size or num_hiddens
         self.cell, self.num_hiddens, self.attention = cell, num_hiddens, attention
         self.has_memory_cell = has_memory_cell(cell)

@@ -13,22 +13,43 @@ import torch
 from torch import nn
 
 POSITIONALS = ("sinusoidal", "learned")
+# The transformers' sizes: the smallest value, what else is asked, an example.
+SIZES = {"num_hiddens": (1, "", 256), "num_heads": (1, " dividing model.num_hiddens", 4),
+         "ffn_num_hiddens": (1, "", 1024), "num_layers": (1, "", 2), "max_len": (1, "", 1024),
+         "context": (0, " (past tokens kept as state)", 35)}  # the language model's only
 
 
-def _check(cell, num_hiddens, num_heads, ffn_num_hiddens, num_layers, positional, max_len):
+def transformer_problems(cell: str = "transformer", positional: str = "sinusoidal",
+                         **sizes) -> list[str]:
+    """The rules a transformer's options obey, the one place they are written: each broken
+    rule as one line in runner/run/validate.py's form, `model.X=<value> is not allowed: it
+    must be ... (e.g. ...)`. Validation reports them with the config's other problems before
+    any work; TransformerLM and TransformerSeq2Seq raise them. `sizes`: any of SIZES; one not
+    given is not checked (the constructor's default holds). Empty: the options are fine."""
     if cell != "transformer":
-        raise ValueError(f"model.cell={cell!r}: this class builds 'transformer' only; "
-                         "recurrent cells are models.LanguageModel / models.Seq2Seq")
-    sizes = dict(num_hiddens=num_hiddens, num_heads=num_heads, ffn_num_hiddens=ffn_num_hiddens,
-                 num_layers=num_layers, max_len=max_len)
+        return [f"model.cell={cell!r} is not allowed: it must be transformer; recurrent cells "
+                f"are models.LanguageModel and models.Seq2Seq (e.g. model.cell=transformer)"]
+    problems, valid = [], set()
     for key, value in sizes.items():
-        if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"model.{key}={value!r} must be an integer >= 1")
-    if num_hiddens % num_heads:
-        raise ValueError(f"model.num_heads={num_heads} must divide "
-                         f"model.num_hiddens={num_hiddens} (e.g. model.num_heads=4)")
+        lo, more, example = SIZES[key]
+        if isinstance(value, int) and not isinstance(value, bool) and value >= lo:
+            valid.add(key)
+        else:
+            problems.append(f"model.{key}={value!r} is not allowed: it must be an integer >= "
+                            f"{lo}{more} (e.g. model.{key}={example})")
+    hiddens, heads = sizes.get("num_hiddens"), sizes.get("num_heads")
+    if {"num_hiddens", "num_heads"} <= valid and hiddens % heads:
+        problems.append(f"model.num_heads={heads} is not allowed: it must divide "
+                        f"model.num_hiddens={hiddens} (e.g. model.num_heads=4)")
     if positional not in POSITIONALS:
-        raise ValueError(f"model.positional={positional!r}; use one of {POSITIONALS}")
+        problems.append(f"model.positional={positional!r} is not allowed: it must be one of "
+                        f"{', '.join(POSITIONALS)} (e.g. model.positional=learned)")
+    return problems
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 class TokenEmbedding(nn.Module):
@@ -90,9 +111,9 @@ class TransformerLM(nn.Module):
                  dropout: float = 0.1, positional: str = "sinusoidal", norm_first: bool = False,
                  context: int = 35, max_len: int = 1024):
         super().__init__()
-        _check(cell, num_hiddens, num_heads, ffn_num_hiddens, num_layers, positional, max_len)
-        if not (isinstance(context, int) and context >= 0):
-            raise ValueError(f"model.context={context!r} must be an integer >= 0")
+        _raise(transformer_problems(cell, positional, num_hiddens=num_hiddens,
+                                    num_heads=num_heads, ffn_num_hiddens=ffn_num_hiddens,
+                                    num_layers=num_layers, max_len=max_len, context=context))
         self.cell, self.vocab_size, self.num_hiddens = cell, vocab_size, num_hiddens
         self.context = context
         self.sees_future = False  # the causal mask hides every later position
@@ -125,7 +146,9 @@ class TransformerSeq2Seq(nn.Module):
                  num_layers: int = 2, dropout: float = 0.1, positional: str = "sinusoidal",
                  norm_first: bool = False, max_len: int = 1024):
         super().__init__()
-        _check(cell, num_hiddens, num_heads, ffn_num_hiddens, num_layers, positional, max_len)
+        _raise(transformer_problems(cell, positional, num_hiddens=num_hiddens,
+                                    num_heads=num_heads, ffn_num_hiddens=ffn_num_hiddens,
+                                    num_layers=num_layers, max_len=max_len))
         self.cell, self.num_hiddens = cell, num_hiddens
         # Each side has its own tokens, and with positional=learned its own positions.
         self.src_embed = TokenEmbedding(src_vocab_size, num_hiddens, positional, max_len, dropout)

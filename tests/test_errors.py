@@ -173,3 +173,11 @@ def test_init_options_are_checked_before_work(override, expected):
     with pytest.raises(ConfigError, match=re.escape(expected)):
         validate(compose_config("data=tatoeba", override))
     validate(compose_config("init=normal"))  # a scheme without the options is fine
+
+
+def test_the_sample_is_checked_for_language_models_only():
+    """sample.* is the text a language model generates after training: translation has none."""
+    with pytest.raises(ConfigError, match=re.escape(
+            "sample.num_preds=-1 is not allowed: it must be an integer >= 0")):
+        validate(compose_config("sample.num_preds=-1"))
+    validate(compose_config("data=tatoeba", "sample.num_preds=-1", "sample.prefix=''"))

@@ -65,8 +65,9 @@ def test_parameter_count(IN, H, C):
 
 @pytest.mark.parametrize("chunk_size,hint", [(7, 8), (0, 1), (-4, 1), (64, 16), (32, 16)])
 def test_bad_chunk_size_names_the_setting_and_a_fix(chunk_size, hint):
-    with pytest.raises(ValueError, match=f"model.chunk_size={chunk_size} must divide "
-                                         f"model.num_hiddens=32.*model.chunk_size={hint}"):
+    with pytest.raises(ValueError, match=f"model.chunk_size={chunk_size} is not allowed: it "
+                                         f"must be an integer >= 1 dividing model.num_hiddens=32"
+                                         f".*model.chunk_size={hint}"):
         ONLSTM(4, 32, chunk_size)
 
 

@@ -45,7 +45,7 @@ def test_logits_shape_and_backward(cell, attention, num_layers):
 
 
 def test_options():
-    with pytest.raises(ValueError, match="model.bidirectional=true is not supported"):
+    with pytest.raises(ValueError, match="model.bidirectional=True is not allowed"):
         tiny(bidirectional=True)
     model = Seq2Seq(V_SRC, V_TGT, "gru", num_hiddens=8, embed_size=None)
     assert model.src_embedding.embedding_dim == 8  # None: the embedding is num_hiddens wide

@@ -181,8 +181,9 @@ def test_generate_slides_a_window_of_context():
 
 @pytest.mark.parametrize("kw,match", [
     (dict(num_hiddens=32, num_heads=3),
-     r"model.num_heads=3 must divide model.num_hiddens=32 \(e.g. model.num_heads=4\)"),
-    (dict(positional="rotary"), r"model.positional='rotary'.*'sinusoidal', 'learned'"),
+     r"model.num_heads=3 is not allowed: it must divide model.num_hiddens=32 "
+     r"\(e.g. model.num_heads=4\)"),
+    (dict(positional="rotary"), r"model.positional='rotary'.*sinusoidal, learned"),
     (dict(cell="gru"), "model.cell='gru'"),
     (dict(num_layers=0), "model.num_layers=0"),
     (dict(context=-1), "model.context=-1"),

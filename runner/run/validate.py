@@ -1,7 +1,10 @@
 """Validation of a composed config, before any work starts.
 
 Each rule names a key, what it allows, and an example fix; every broken rule is reported in
-one message, one line per key.
+one message, one line per key. The rules the models' constructors enforce are written once, in
+models/ (models.core.cell_problems, models.transformer.transformer_problems,
+models.seq2seq.bidirectional_problems), in this module's form: validation gathers their lines
+with its own.
 """
 import logging
 import math
@@ -12,10 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from data.iterators import SAMPLINGS
 from data.timemachine import TOKEN_KINDS, tokenize
-from models.core import CELLS, NONLINEARITIES, ONE_WAY, cell_mode
+from models.core import CELLS, cell_problems
 from models.init import BIASES, SCHEMES
-from models.stack import SKIPS
-from models.transformer import POSITIONALS
+from models.seq2seq import bidirectional_problems
+from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,6 @@ def _device(v):
 # key, check, what is allowed, an example value
 RULES = [
     ("model.cell", _one_of(MODELS), f"one of {', '.join(MODELS)}", "gru"),
-    ("model.num_hiddens", _int(1), "an integer >= 1", "256"),
-    ("model.num_layers", _int(1), "an integer >= 1", "2"),
     ("model.dropout", _number(0, 1), "a number in [0, 1)", "0.1"),
     ("data.min_freq", _int(0), "an integer >= 0", "0"),
     ("data.batch_size", _int(1), "an integer >= 1", "32"),
@@ -70,9 +71,6 @@ RULES = [
     ("train.grad_clip", _optional(_number(0, lo_open=True)), "null (off) or a number > 0", "1"),
     ("train.warmup", _number(0, 1), "a fraction of all steps in [0, 1)", "0.05"),
     ("train.eval_every", _int(1), "an integer >= 1 (epochs)", "10"),
-    ("sample.prefix", lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string",
-     "'time traveller'"),
-    ("sample.num_preds", _int(0), "an integer >= 0", "50"),
     ("seed", _int(0), "an integer >= 0", "1"),
     ("device", _device, "auto, cpu, cuda or cuda:N", "cpu"),
     ("threads", _optional(_int(1)), "null (torch's default) or an integer >= 1", "2"),
@@ -91,6 +89,10 @@ TASK_RULES = {
         ("data.max_tokens", _optional(_int(1)), "null (whole corpus) or an integer >= 1", "10000"),
         ("data.val_tokens", _int(2), "an integer >= 2", "2000"),
         ("data.sampling", _one_of(SAMPLINGS), f"one of {', '.join(SAMPLINGS)}", "random"),
+        # the text generated after training: language models only
+        ("sample.prefix", lambda v: isinstance(v, str) and v.strip() != "",
+         "a non-empty string", "'time traveller'"),
+        ("sample.num_preds", _int(0), "an integer >= 0", "50"),
     ],
     "translation": [
         ("data.num_examples", _int(1), "an integer >= 1 (training: the pairs on file lines "
@@ -102,27 +104,20 @@ TASK_RULES = {
          "null or 40 lowercase hex digits", "null"),
     ],
 }
-# by model family (the transformer, or a recurrent cell), then by (task, family)
+# by model family (the transformer, or a recurrent cell), then by (task, family); the rules
+# the models' constructors enforce are theirs (_model_problems)
 FAMILY_RULES = {
     "recurrent": [
+        ("model.num_hiddens", _int(1), "an integer >= 1", "256"),
+        ("model.num_layers", _int(1), "an integer >= 1", "2"),
         ("model.bidirectional", _bool, "true or false", "false"),
         ("model.embed_size", _optional(_int(1)), "null (one-hot) or an integer >= 1", "32"),
-        ("model.skip", _one_of(SKIPS), f"one of {', '.join(SKIPS)}", "residual"),
     ],
     "transformer": [
-        ("model.num_heads", _int(1), "an integer >= 1 dividing model.num_hiddens", "4"),
-        ("model.ffn_num_hiddens", _int(1), "an integer >= 1", "1024"),
-        ("model.positional", _one_of(POSITIONALS), f"one of {', '.join(POSITIONALS)}",
-         "learned"),
         ("model.norm_first", _bool, "true (pre-LN) or false (post-LN)", "true"),
-        ("model.max_len", _int(1), "an integer >= 1", "1024"),
-    ],
-    ("language_model", "transformer"): [
-        ("model.context", _int(0), "an integer >= 0 (past tokens kept as state)", "35"),
     ],
     ("translation", "recurrent"): [
         ("model.attention", _bool, "true or false", "true"),
-        ("model.bidirectional", lambda v: v is False, "false (translation)", "false"),
     ],
 }
 
@@ -138,20 +133,24 @@ def validate(cfg: DictConfig) -> None:
              + FAMILY_RULES.get((task, family), []))
     problems += [f"{key}={value!r} is not allowed: config numbers must be finite (e.g. "
                  f"{key}=1)" for key, value in _non_finite(OmegaConf.to_container(cfg))]
-    optional = {key for key, *_ in OPTIONAL_RULES}
+    optional, bad = {key for key, *_ in OPTIONAL_RULES}, set()
     for key, ok, allowed, example in rules + OPTIONAL_RULES:
         value = _get(cfg, key)
         if value is _ABSENT and key in optional:
             continue
         if value is _ABSENT:
             problems.append(f"{key} is missing: it must be {allowed} (add +{key}={example})")
+            bad.add(key)
         elif not ok(value):
             problems.append(f"{key}={value!r} is not allowed: it must be {allowed} "
                             f"(e.g. {key}={example})")
-    if not problems:  # the checks between keys assume each key is valid on its own
-        problems += (_transformer_problems(cfg, task) if family == "transformer"
-                     else _recurrent_problems(cfg))
+            bad.add(key)
+    problems += _model_problems(cfg, task, family, bad)
+    if not problems and family == "transformer":  # it assumes each key valid on its own
+        problems += _max_len_problems(cfg, task)
     if problems:
+        # the model's lines first, its own rules' among them (a stable sort keeps each order)
+        problems.sort(key=lambda line: not line.startswith("model."))
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
@@ -171,37 +170,32 @@ def _get(cfg, key):
     return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
 
 
-def _recurrent_problems(cfg) -> list[str]:
-    m, problems = cfg.model, []
-    nonlinearity = m.get("nonlinearity", "tanh")
-    if nonlinearity not in NONLINEARITIES:
-        problems.append(f"model.nonlinearity={nonlinearity!r} is not allowed: it must be one "
-                        f"of {', '.join(NONLINEARITIES)} (e.g. model.nonlinearity=relu)")
-    elif nonlinearity != "tanh" and cell_mode(m.cell) != "rnn":
-        problems.append(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, not "
-                        f"{m.cell} (e.g. ~model.nonlinearity)")
-    if m.bidirectional and m.cell in ONE_WAY:
-        problems.append(f"model.bidirectional=true is not available for {m.cell}, whose layers "
-                        f"run one way (e.g. model.bidirectional=false, or model=gru)")
-    chunk = m.get("chunk_size")
-    if m.cell != "onlstm" and chunk is not None:
-        problems.append(f"model.chunk_size={chunk!r} applies to onlstm only: drop it "
-                        f"(e.g. ~model.chunk_size)")
-    elif m.cell == "onlstm" and not (_int(1)(chunk) and m.num_hiddens % chunk == 0
-                                     and m.num_hiddens // chunk >= 2):
-        # One chunk makes both master gates constant (cumax of one value is 1): the master
-        # input gate is 0 everywhere and the memory is never written.
-        problems.append(f"model.chunk_size={chunk!r} is not allowed: it must be an integer >= 1 "
-                        f"dividing model.num_hiddens={m.num_hiddens} into at least 2 chunks "
-                        f"(e.g. model.chunk_size=8)")
-    return problems
+def _model_problems(cfg, task, family, bad) -> list[str]:
+    """The rules of the model's own constructor (models/), for the keys the config sets (one
+    left out takes the constructor's default). A recurrent core's rules wait for the keys of
+    the tables above that they read; a transformer's check their own keys."""
+    m = cfg.model
+    if family == "transformer":
+        options = {key: m[key] for key in (*SIZES, "positional") if key in m}
+        return transformer_problems(m.cell, **options)
+    if bad & {"model.cell", "model.num_hiddens", "model.bidirectional"}:
+        return []
+    options = {key: m[key] for key in ("bidirectional", "nonlinearity", "skip", "chunk_size")
+               if key in m}
+    if task != "translation":  # models.LanguageModel
+        return cell_problems(m.cell, m.num_hiddens, **options)
+    # models.Seq2Seq refuses a bidirectional encoder, then builds its cores one way
+    return (bidirectional_problems(options.pop("bidirectional", False))
+            + cell_problems(m.cell, m.num_hiddens, **options))
 
 
-def _transformer_problems(cfg, task) -> list[str]:
+def _max_len_problems(cfg, task) -> list[str]:
+    """A transformer's windows against model.max_len (runner/tasks/translation.py checks the
+    held-out sentences once they are read). Without model.max_len (or, for a language model,
+    model.context) the constructor's default holds, and the model refuses a longer input."""
     m, problems = cfg.model, []
-    if m.num_hiddens % m.num_heads:
-        problems.append(f"model.num_heads={m.num_heads} is not allowed: it must divide "
-                        f"model.num_hiddens={m.num_hiddens} (e.g. model.num_heads=4)")
+    if "max_len" not in m or (task == "language_model" and "context" not in m):
+        return []
     if task == "language_model":
         window = m.context + cfg.data.num_steps
         prefix = len(tokenize([cfg.sample.prefix], cfg.data.token))

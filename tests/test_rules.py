@@ -1,0 +1,98 @@
+"""Each rule on a model's options is written once, in models/: validation (before any work)
+and the model's constructor report the same line for the same bad value."""
+from pathlib import Path
+
+import pytest
+
+from models import Seq2Seq, TransformerLM, TransformerSeq2Seq, make_core
+from models.onlstm import ONLSTM
+from runner.errors import ConfigError
+from runner.run.validate import validate
+from runner.tasks.language_model import language_model
+from runner.tasks.translation import seq2seq
+from tests.helpers import compose_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# overrides, the smallest constructor that enforces the rule (given the config's model node)
+CASES = {
+    "onlstm chunks": (["model=onlstm", "model.chunk_size=7"],
+                      lambda m: ONLSTM(3, m.num_hiddens, m.chunk_size)),
+    "onlstm needs chunk_size": (["model=onlstm", "~model.chunk_size"],
+                                lambda m: make_core("onlstm", 3, m.num_hiddens)),
+    "chunk_size onlstm only": (["model=gru", "+model.chunk_size=8"],
+                               lambda m: make_core("gru", 3, m.num_hiddens, chunk_size=8)),
+    "nonlinearity rnn only": (["model=gru", "+model.nonlinearity=relu"],
+                              lambda m: make_core("gru", 3, m.num_hiddens, nonlinearity="relu")),
+    "nonlinearity names": (["model=rnn", "model.nonlinearity=sigmoid"],
+                           lambda m: make_core("rnn", 3, m.num_hiddens, nonlinearity="sigmoid")),
+    "sru one way": (["model=sru", "model.bidirectional=true"],
+                    lambda m: make_core("sru", 3, m.num_hiddens, bidirectional=True)),
+    "onlstm one way": (["model=onlstm", "model.bidirectional=true"],
+                       lambda m: make_core("onlstm", 3, m.num_hiddens, bidirectional=True,
+                                           chunk_size=m.chunk_size)),
+    "seq2seq one way": (["data=tatoeba", "model=sru", "model.bidirectional=true"],
+                        lambda m: Seq2Seq(5, 6, m.cell, m.num_hiddens, bidirectional=True)),
+    "skip names": (["model=gru", "model.skip=highway"],
+                   lambda m: make_core("gru", 3, m.num_hiddens, skip="highway")),
+    "heads divide num_hiddens": (["model=transformer", "model.num_heads=3"],
+                                 lambda m: TransformerLM(5, num_hiddens=m.num_hiddens,
+                                                         num_heads=3)),
+    "heads divide (translation)": (["model=transformer", "data=tatoeba", "model.num_heads=5"],
+                                   lambda m: TransformerSeq2Seq(5, 6, num_hiddens=m.num_hiddens,
+                                                                num_heads=5)),
+    "positional names": (["model=transformer", "model.positional=rotary"],
+                         lambda m: TransformerLM(5, positional="rotary")),
+    "transformer sizes": (["model=transformer", "model.num_layers=0"],
+                          lambda m: TransformerLM(5, num_layers=0)),
+    "transformer context": (["model=transformer", "model.context=-1"],
+                            lambda m: TransformerLM(5, context=-1)),
+}
+
+
+def build(cfg):
+    """The model the run builds from the config: the task's network around the cells."""
+    if cfg.data.task == "language_model":
+        return language_model(cfg.model, 5)
+    return seq2seq(cfg.model, 5, 6)
+
+
+@pytest.mark.parametrize("overrides, construct", CASES.values(), ids=CASES)
+def test_validation_and_the_constructor_say_the_same_line(overrides, construct):
+    cfg = compose_config(*overrides)
+    with pytest.raises(ConfigError) as validated:
+        validate(cfg)
+    header, *lines = str(validated.value).split("\n  ")
+    assert header == "invalid config:" and len(lines) == 1  # one problem, one line
+    (line,) = lines
+    assert " is not allowed: " in line or " applies to " in line or " is not available " in line
+    assert "(e.g. " in line  # the fix
+    with pytest.raises(ValueError) as built:
+        construct(cfg.model)
+    assert str(built.value) == line
+    with pytest.raises(ValueError) as instantiated:
+        build(cfg)
+    assert str(instantiated.value) == line
+
+
+def test_a_constructor_reports_every_broken_rule():
+    with pytest.raises(ValueError) as e:
+        make_core("gru", 3, 8, nonlinearity="relu", skip="highway", chunk_size=4)
+    assert [p.split("=")[0] for p in str(e.value).split("; ")] == [
+        "model.nonlinearity", "model.skip", "model.chunk_size"]
+
+
+@pytest.mark.parametrize("phrase", [
+    "into at least 2 chunks",                # ON-LSTM's chunks
+    "applies to onlstm only",                # chunk_size for other cells
+    "applies to rnn cells only",             # the nonlinearity
+    "is not available for",                  # sru and onlstm run one way
+    "(translation) (e.g. model.bidirectional=false)",  # Seq2Seq's encoder
+    "is not allowed: it must divide",        # heads dividing num_hiddens
+    "One chunk makes both master gates constant",  # the comment once copied
+])
+def test_each_rule_is_written_once_in_models(phrase):
+    counts = {p.relative_to(ROOT).as_posix(): p.read_text().count(phrase)
+              for d in ("models", "runner") for p in (ROOT / d).rglob("*.py")}
+    holders = {path: n for path, n in counts.items() if n}
+    assert list(holders.values()) == [1] and next(iter(holders)).startswith("models/"), holders

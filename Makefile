@@ -7,7 +7,7 @@ EPOCHS  ?= 500
 export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench report reproduce reproduce-quick clean
+.PHONY: help install run test test-fast lint bench report reproduce reproduce-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,8 +25,11 @@ $(VENV)/.installed: pyproject.toml
 run: install ## one run: python -m runner $(ARGS) (defaults: the study's RNN baseline)
 	$(PY) -m runner $(ARGS)
 
-test: install ## the test suite (fast, CPU, no network)
+test: install ## the whole test suite (CPU, no network; a few minutes on 2 cores)
 	$(PY) -m pytest
+
+test-fast: install ## the suite without the tests marked slow (CLI subprocesses, multi-epoch training)
+	$(PY) -m pytest -m "not slow"
 
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins
@@ -41,7 +44,7 @@ report: install ## the report of every sweep folder under results/ (runs.csv, su
 reproduce: install ## the study in full (GPUs advised): REPEATS=20 EPOCHS=500 -> results/reproduce/
 	$(PY) -m runner.reproduce --repeats $(REPEATS) --epochs $(EPOCHS) --out results/reproduce $(ARGS)
 
-reproduce-quick: install ## the study reduced (2 seeds, 20 epochs) on a 2-core CPU -> results/reproduce-quick/
+reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 epochs) on a 2-core CPU -> results/reproduce-quick/
 	$(PY) -m runner.reproduce --quick --out results/reproduce-quick $(ARGS)
 
 clean: ## remove caches (keeps .venv and results/)

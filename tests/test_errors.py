@@ -95,6 +95,7 @@ def cli(*args, env=None):
                           capture_output=True, timeout=120, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_cli_bad_value_exits_2_with_one_message_and_no_result(corpus_dir, tmp_path):
     out = tmp_path / "run"
     proc = cli(*tiny_overrides(corpus_dir), "model.num_hiddens=0", f"hydra.run.dir={out}")
@@ -104,6 +105,7 @@ def test_cli_bad_value_exits_2_with_one_message_and_no_result(corpus_dir, tmp_pa
     assert not (out / RESULT_FILE).exists()
 
 
+@pytest.mark.slow
 def test_cli_unreachable_download_names_folder_url_and_setting(tmp_path):
     empty = tmp_path / "nothing-here"
     proc = cli("data.url=http://127.0.0.1:9/timemachine.txt", f"hydra.run.dir={tmp_path / 'r'}",
@@ -114,6 +116,7 @@ def test_cli_unreachable_download_names_folder_url_and_setting(tmp_path):
     assert not list(empty.glob("*"))  # no partial download left behind
 
 
+@pytest.mark.slow
 def test_cli_run_leaves_exactly_one_json(corpus_dir, tmp_path):
     out = tmp_path / "run"
     proc = cli(*tiny_overrides(corpus_dir), "model=gru_scratch", f"hydra.run.dir={out}")
@@ -139,6 +142,7 @@ def test_non_finite_numbers_are_refused(override, key):
         validate(compose_config(override))
 
 
+@pytest.mark.slow
 def test_cli_lr_inf_exits_2_before_work(corpus_dir, tmp_path):
     out = tmp_path / "run"
     proc = cli(*tiny_overrides(corpus_dir), "optim.lr=inf", f"hydra.run.dir={out}")

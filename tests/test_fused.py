@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.core import make_core
+from models.core import cell_mode, make_core
 from models.fused import FusedRNN
 from models.lm import LanguageModel
 
@@ -100,8 +100,23 @@ def test_no_fused_lstm():
 
 @pytest.mark.parametrize("cell", ["rnn_fused", "gru_fused"])
 def test_cells_are_registered(cell):
+    """model.cell=rnn_fused builds a language model around FusedRNN that trains as its torch.nn
+    twin (model.cell=rnn): same logits, and the same gradient for every parameter."""
     assert isinstance(make_core(cell, IN, H), FusedRNN)
-    model = LanguageModel(10, cell, H)
-    logits, _ = model(torch.randint(10, (T, B)), model.begin_state(B))
-    assert logits.shape == (T, B, 10)
-    logits.sum().backward()
+    torch.manual_seed(0)
+    model, twin = (LanguageModel(10, c, H, num_layers=2) for c in (cell, cell_mode(cell)))
+    assert isinstance(twin.core, NN[cell_mode(cell)])
+    twin.load_state_dict(model.state_dict())
+    tokens, weights = torch.randint(10, (T, B)), torch.randn(T, B, 10)
+    logits, grads = [], []
+    for m in (model, twin):
+        out, _ = m(tokens, m.begin_state(B))
+        assert out.shape == (T, B, 10)
+        (out * weights).sum().backward()  # a random scalar loss: every logit counts
+        logits.append(out.detach())
+        grads.append({n: p.grad for n, p in m.named_parameters()})
+        assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+                   for g in grads[-1].values())
+    torch.testing.assert_close(logits[0], logits[1])
+    assert set(grads[0]) == set(grads[1])
+    torch.testing.assert_close(grads[0], grads[1])

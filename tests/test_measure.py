@@ -5,6 +5,7 @@ import pytest
 from runner.run.execute import run
 
 
+@pytest.mark.slow  # a large run, then a small one
 def test_a_small_run_after_a_large_one_reports_its_own_peak_memory(tiny_cfg, tmp_path):
     """Several runs share one process in a serial sweep: each reports its own peak, not the
     process's maximum so far (which only ever rises)."""

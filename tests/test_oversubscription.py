@@ -4,10 +4,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from runner.report import write_report
 from runner.run.execute import run
 
 
+@pytest.mark.slow  # a run beside busy loops
 def test_a_run_beside_busy_loops_is_named_as_oversubscribed(tmp_path, tiny_cfg):
     cores = os.cpu_count()
     # 2 busy loops per core, started first and kept until the run ends, so that all of its

@@ -224,6 +224,7 @@ def test_markdown_other_sweeps_get_a_row_per_point(tmp_path):
     assert table[0][:2] == ["point", "runs"] and table[1][:2] == ["all runs", "2"]
 
 
+@pytest.mark.slow  # the report written twice
 def test_cli_writes_three_files_and_fails_clearly_on_an_empty_folder(tmp_path, capsys):
     folder = write_runs(tmp_path / "sweep", one_factor_runs())
     assert main([str(folder)]) == 0

@@ -45,6 +45,7 @@ def test_a_result_of_an_older_schema_is_refused(tiny_cfg, tmp_path):
         run(tiny_cfg("train.num_epochs=1"), tmp_path)
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_sweep_says_when_kept_results_come_from_another_code_version(corpus_dir, tmp_path):
     out = tmp_path / "sweep"
     args = ["model.num_hiddens=8"]  # a sweep of one run

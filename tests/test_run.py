@@ -11,6 +11,7 @@ from runner.result import RESULT_FILE, validate_result
 from runner.run.execute import run
 
 
+@pytest.mark.slow  # 8 epochs
 def test_short_run_learns_and_writes_a_valid_result(tiny_cfg, tmp_path):
     cfg = tiny_cfg("model=gru", "optim=adam", "optim.lr=0.01", "train.num_epochs=8")
     result = run(cfg, tmp_path / "out")

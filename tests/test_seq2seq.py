@@ -141,6 +141,7 @@ def reverse_data(seqs, steps=6, first=3):
     return src, torch.tensor([len(s) + 1 for s in seqs]), tgt_in, tgt
 
 
+@pytest.mark.slow  # trains until it learns
 def test_learns_to_reverse_sequences():
     """gru with attention, 200 pairs of 3-5 tokens over an 8-token vocabulary, 25 epochs of
     Adam (about 2 s on one CPU thread): greedy translations of 20 unseen sequences."""

@@ -129,6 +129,7 @@ def test_bad_cell_options_are_refused_by_name(bad, match):
 
 @pytest.mark.parametrize("cell,skip", [("sru", "none"), ("onlstm", "none"), ("gru", "residual"),
                                        ("lstm", "dense")])
+@pytest.mark.slow  # trains until it learns
 def test_each_new_model_learns_a_sequence_that_needs_memory(cell, skip):
     """0 0 1 1 2 2 3 3 ...: what follows a token depends on the one before it, so a model without
     memory is stuck at ln 2 = 0.69 nats on every step."""

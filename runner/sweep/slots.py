@@ -73,18 +73,6 @@ class DeviceSlots:
                                    f"{self.jobs_per_device} jobs) are held")
             time.sleep(self.poll_seconds if left is None else min(self.poll_seconds, left))
 
-    def held(self) -> dict[str, int]:
-        """Slots held by anyone (this process included), per device. Each probe holds a free
-        lock for an instant; a job trying that slot then just moves on to the next one."""
-        counts = dict.fromkeys(self.devices, 0)
-        for slot in self.slots:
-            fd = _try_lock(slot.path)
-            if fd is None:
-                counts[slot.device] += 1
-            else:
-                os.close(fd)
-        return counts
-
 
 def visible_devices() -> list[str]:
     import torch  # here, so that taking a slot does not need torch imported

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from data import DataError
 from runner.errors import ConfigError
 from runner.run import run
+from runner.run.interrupt import Interrupted
 from runner.sweep.job import run_job
 
 
@@ -23,6 +24,9 @@ def main(cfg: DictConfig) -> str:
     except (ConfigError, DataError) as e:  # bad input: one clear message, no traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:  # SIGTERM or Ctrl-C: checkpointed and recorded; one line
+        print(f"interrupted ({e}): {e.resume_hint}", file=sys.stderr)
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

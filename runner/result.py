@@ -22,7 +22,8 @@ PENDING, SKIPPED = "pending", "skipped"
 # Hydra) of sweep folder names. Under launcher=parallel each job's device and threads are set
 # to its slot; the device a run used is in environment.device.
 EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "quiet", "overwrite",
-                  "repeats", "launcher", "sweep_name", "reproduce")
+                  "repeats", "launcher", "sweep_name", "reproduce", "train.checkpoint_every",
+                  "train.keep_checkpoint")
 
 # Keys earlier runners wrote that never changed a result: data.name (read by nothing) and
 # model._target_ (the class, now built by the task from model.cell). Left out of the identity

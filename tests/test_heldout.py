@@ -7,7 +7,7 @@ import torch
 
 from runner.run.execute import model_and_optimizer, run
 from runner.tasks.language_model import LanguageModelTask
-from runner.tasks.loop import History, fit
+from runner.tasks.loop import History, fit, make_scheduler
 
 TRANSFORMER = ["model=transformer", "model.num_hiddens=16", "model.num_heads=2",
                "model.ffn_num_hiddens=32", "model.num_layers=2"]
@@ -28,7 +28,8 @@ def trained(cfg):
     that leaving tokens out would change the mean."""
     task = LanguageModelTask(cfg)
     model, optimizer = model_and_optimizer(cfg, task, torch.device("cpu"))
-    fit(model, optimizer, task, cfg, torch.device("cpu"), History())
+    scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
+    fit(model, optimizer, scheduler, task, cfg, torch.device("cpu"), History())
     return task, model.eval()
 
 

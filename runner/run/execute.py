@@ -5,6 +5,7 @@ import sys
 import time
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from runner.result import (
     now,
     write_json_atomic,
 )
+from runner.run import checkpoint
 from runner.run.environment import (
     environment,
     load_average,
@@ -28,10 +30,11 @@ from runner.run.environment import (
     reset_peak_memory,
     resolve_device,
 )
+from runner.run.interrupt import Interrupted, interruptible
 from runner.run.resume import other_code_version, previous_result
 from runner.run.validate import validate
 from runner.tasks import TASKS
-from runner.tasks.loop import History, fit
+from runner.tasks.loop import History, fit, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -90,59 +93,102 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
     task_class = TASKS[cfg.data.task]
     data_file = task_class.data_file(cfg)  # downloaded first when missing and allowed
-    result_path = Path(out_dir) / RESULT_FILE
-    if done := previous_result(result_path, cfg, sha1_of(data_file)):
+    result_path, data_sha1 = Path(out_dir) / RESULT_FILE, sha1_of(data_file)
+    if done := previous_result(result_path, cfg, data_sha1):
         other = other_code_version(done)
         log.info("skipped: %s already holds %s run %s of this config%s", result_path,
                  done["status"], done["run_id"], f" (made by code version {other}; "
                  f"overwrite=true re-runs it)" if other else "")
         return {**done, "skipped": True}
+    resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another experiment: refused
     task = task_class(cfg, data_file)  # loads and checks the data: bad input stops here
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-
+    run_fields = {"run_id": uuid.uuid4().hex[:12], "started_at": started_at,
+                  "resumed_from_epoch": []}
+    if resumed:  # the same run, continued: its id, start and every epoch it resumed from
+        run_fields = {**resumed["run"], "resumed_from_epoch": [
+            *resumed["run"]["resumed_from_epoch"], resumed["epoch"]]}
     result = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": run_fields["run_id"],
         "task": cfg.data.task,
         "status": "failed",
         "config": OmegaConf.to_container(cfg, resolve=True),
         "dataset": task.provenance,
         "sees_future": False,  # the model's own answer, once it is built
         "environment": environment(device, concurrent_jobs),
-        "started_at": started_at,
+        "started_at": run_fields["started_at"],
+        **({"resumed_from_epoch": run_fields["resumed_from_epoch"]} if resumed else {}),
     }
+    with interruptible():
+        train(cfg, task, device, result, Recording(Path(out_dir), data_sha1, run_fields,
+                                                   resumed, memory_kind, wall_start))
+    log.info("%s: train ppl %s, val ppl %s, %.0f tokens/s -> %s", result["status"],
+             result["metrics"]["train_perplexity"], result["metrics"]["val_perplexity"],
+             result["metrics"]["tokens_per_sec"] or 0, result_path)
+    return result
+
+
+@dataclass
+class Recording:
+    """Where and how a run records itself: its folder, identity, checkpoint and clocks."""
+    folder: Path
+    data_sha1: str
+    run_fields: dict
+    resumed: dict | None
+    memory_kind: str
+    wall_start: float
+
+
+def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
+    """Build (or restore), train, evaluate and sample, filling `result`; it is written to
+    result.json however this ends, with a checkpoint first when the run was stopped."""
     bar, on_epoch = progress_bar(cfg)
-    history, model, task_metrics = History(), None, {}
+    history, model, task_metrics, saver = History(), None, {}, None
     try:  # from here on, any failure (out of memory included) is recorded in the result
         model, optimizer = model_and_optimizer(cfg, task, device)
+        scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
+        if rec.resumed:
+            history = checkpoint.restore(rec.resumed, model, optimizer, scheduler,
+                                         task.generator)
+            bar.update(len(history.epoch))
+        saver = checkpoint.Checkpointer(rec.folder, cfg, rec.data_sha1, rec.run_fields,
+                                        (model, optimizer, scheduler, task.generator))
         result["sees_future"] = model.sees_future
         result["model_class"] = f"models.{type(model).__name__}"  # what the task built
-        log.info("run %s: %s on %s, %d params, output %s", result["run_id"], cfg.model.cell,
-                 device, num_params(model), out_dir)
+        log.info("run %s: %s on %s, %d params, output %s%s", result["run_id"], cfg.model.cell,
+                 device, num_params(model), rec.folder, f", resumed after epoch "
+                 f"{len(history.epoch)}" if rec.resumed else "")
         result["environment"]["load_avg_start"] = load_average()
-        fit(model, optimizer, task, cfg, device, history, on_epoch)
+        fit(model, optimizer, scheduler, task, cfg, device, history,
+            lambda h: (on_epoch(h), saver.epoch_done(h)))
         result["environment"]["load_avg_end"] = load_average()
         result["status"] = "diverged" if history.diverged_epoch else "completed"
         outputs, task_metrics = task.outputs(model, device)
         result.update(outputs)
     except BaseException as e:  # record the failure with the curves so far, then re-raise
-        result["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        # a signal, Ctrl-C, or an exit asked of the process (submitit's requeue)
+        stopped = isinstance(e, KeyboardInterrupt | SystemExit)
+        result["status"] = "interrupted" if stopped else "failed"
         result["error"] = error_record(e)
+        if saver and (path := saver.write()):  # resumable from the last finished epoch
+            result["checkpoint"] = {"path": str(path), "epoch": saver.written_epoch}
+            if isinstance(e, Interrupted):
+                e.resume_hint = (f"checkpoint after epoch {saver.written_epoch} of "
+                                 f"{cfg.train.num_epochs} in {path}; the same command "
+                                 f"resumes from it")
         raise
     finally:
         bar.close()
-        result["metrics"] = metrics_of(history, model, device, memory_kind,
+        result["metrics"] = metrics_of(history, model, device, rec.memory_kind,
                                        task.val_tokens_scored,
-                                       time.perf_counter() - wall_start)
+                                       time.perf_counter() - rec.wall_start)
         result["metrics"].update(task_metrics)  # e.g. BLEU
         result["curves"] = {k: v for k, v in vars(history).items() if k != "diverged_epoch"}
         result["finished_at"] = now()
-        write_json_atomic(result_path, result)
-    log.info("%s: train ppl %s, val ppl %s, %.0f tokens/s -> %s", result["status"],
-             result["metrics"]["train_perplexity"], result["metrics"]["val_perplexity"],
-             result["metrics"]["tokens_per_sec"] or 0, result_path)
-    return result
+        write_json_atomic(rec.folder / RESULT_FILE, result)
+    saver.finish(keep=cfg.train.keep_checkpoint)  # after the result: it replaces the checkpoint
 
 
 def model_and_optimizer(cfg: DictConfig, task, device):

@@ -27,6 +27,17 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return 1.0 if step >= warmup_steps else (step + 1) / warmup_steps
 
 
+def warmup_steps(cfg, steps_per_epoch: int) -> int:
+    """train.warmup, a fraction of all optimizer steps, as a number of steps."""
+    return round(cfg.train.warmup * cfg.train.num_epochs * steps_per_epoch)
+
+
+def make_scheduler(optimizer, cfg, steps_per_epoch: int):
+    """The per-step lr schedule: a linear warm-up, then the optimizer's lr."""
+    n = warmup_steps(cfg, steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_factor(step, n))
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -47,9 +58,11 @@ def step(loss, params, optimizer, scheduler, grad_clip) -> None:
     scheduler.step()
 
 
-def fit(model, optimizer, task, cfg, device, history: History, on_epoch=None) -> History:
-    """Train for cfg.train.num_epochs epochs, appending to `history` as it goes (so a failure
-    keeps the curves so far); stop early, recording the epoch, on a non-finite loss. The task
+def fit(model, optimizer, scheduler, task, cfg, device, history: History,
+        on_epoch=None) -> History:
+    """Train up to epoch cfg.train.num_epochs, from the epoch after the last one in `history`
+    (a resumed run's), appending to `history` as it goes (so a failure keeps the curves so
+    far); stop early, recording the epoch, on a non-finite loss. The task
     (runner/tasks/language_model.py, runner/tasks/translation.py) runs an epoch and
     evaluates; this loop is the same for all.
 
@@ -58,11 +71,9 @@ def fit(model, optimizer, task, cfg, device, history: History, on_epoch=None) ->
     the same interval is kept beside it: on an oversubscribed machine it falls far below
     wall time x threads, which says the tokens/sec measured there is not the code's speed."""
     tr = cfg.train
-    warmup_steps = round(tr.warmup * tr.num_epochs * task.steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_factor(step, warmup_steps))
+    warmup = warmup_steps(cfg, task.steps_per_epoch)
     model.train()
-    for epoch in range(1, tr.num_epochs + 1):
+    for epoch in range(len(history.epoch) + 1, tr.num_epochs + 1):
         synchronize(device)
         start, cpu_start = time.perf_counter(), time.process_time()
         mean_loss, tokens = task.train_epoch(model, optimizer, scheduler)
@@ -75,7 +86,7 @@ def fit(model, optimizer, task, cfg, device, history: History, on_epoch=None) ->
         history.tokens_per_sec.append(tokens / seconds)
         # the lr of the epoch's last step (param_groups already holds the next step's)
         history.lr.append(scheduler.base_lrs[0] * warmup_factor(scheduler.last_epoch - 1,
-                                                                warmup_steps))
+                                                                warmup))
         train_ppl = perplexity(mean_loss)
         if not math.isfinite(train_ppl):  # NaN/inf loss, or one too large to exponentiate
             history.train_perplexity.append(None)

@@ -1,0 +1,185 @@
+"""Checkpoints and resume: a run stopped at any point (SIGTERM, SIGINT, kill -9, during
+training or an evaluation) and run again ends with the result of a run never stopped."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import runner.tasks.language_model as language_model
+from runner.errors import ConfigError
+from runner.result import RESULT_FILE
+from runner.run import run
+from runner.run.checkpoint import CHECKPOINT_FILE
+from runner.run.interrupt import Interrupted
+from tests.helpers import tiny_overrides
+
+# Measured, not computed: they differ between any two runs, stopped or not.
+TIMING = {"tokens_per_sec", "tokens_per_sec_epoch_median", "train_seconds",
+          "train_cpu_seconds", "wall_seconds", "peak_memory_bytes", "peak_memory_kind"}
+# A small run that uses every source of randomness: random minibatch offsets and order (the
+# generator), dropout between two layers (torch's global RNG), evaluations every 2 epochs.
+SETTINGS = ["train.num_epochs=6", "train.eval_every=2", "train.checkpoint_every=1",
+            "data.sampling=random", "model.num_layers=2", "model.dropout=0.3", "threads=1"]
+
+
+def outcome(result: dict) -> dict:
+    """Everything a stopped-and-resumed run must reproduce exactly."""
+    curves = {k: v for k, v in result["curves"].items() if k not in TIMING}
+    metrics = {k: v for k, v in result["metrics"].items() if k not in TIMING}
+    return {"status": result["status"], "run_id": result["run_id"], "curves": curves,
+            "metrics": metrics, "sample": result.get("sample"), "config": result["config"],
+            "dataset": result["dataset"]}
+
+
+def signal_during(monkeypatch, method: str, call: int, signum=signal.SIGTERM):
+    """Send `signum` to this process during the `call`-th call of the task's `method`."""
+    real, calls = getattr(language_model.LanguageModelTask, method), []
+
+    def patched(self, *args):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), signum)
+        return real(self, *args)
+
+    monkeypatch.setattr(language_model.LanguageModelTask, method, patched)
+
+
+@pytest.fixture
+def clean(tiny_cfg, tmp_path):
+    """The run never stopped, and its outcome."""
+    result = run(tiny_cfg(*SETTINGS), tmp_path / "clean")
+    assert not (tmp_path / "clean" / CHECKPOINT_FILE).exists()  # deleted once final
+    return outcome(result)
+
+
+@pytest.mark.parametrize("method, call, signum", [
+    ("train_epoch", 4, signal.SIGTERM),  # in epoch 4's training: epochs 1-3 kept
+    ("evaluate", 2, signal.SIGTERM),     # in epoch 4's evaluation
+    ("train_epoch", 1, signal.SIGINT),   # before any epoch finished: nothing to keep
+])
+def test_a_stopped_run_resumes_to_the_uninterrupted_result(tiny_cfg, tmp_path, monkeypatch,
+                                                           clean, method, call, signum):
+    folder = tmp_path / "stopped"
+    with monkeypatch.context() as m:
+        signal_during(m, method, call, signum)
+        with pytest.raises(Interrupted) as stopped:
+            run(tiny_cfg(*SETTINGS), folder)
+    assert stopped.value.exit_code == 128 + signum
+    written = json.loads((folder / RESULT_FILE).read_text())
+    assert written["status"] == "interrupted"
+    # curves so far: in an evaluation, that epoch's training is done but not yet kept
+    kept = call - 1 if method == "train_epoch" else 3
+    trained = kept if method == "train_epoch" else 4
+    assert written["curves"]["epoch"] == list(range(1, trained + 1))
+    if kept:
+        assert written["checkpoint"]["epoch"] == kept and (folder / CHECKPOINT_FILE).exists()
+    resumed = run(tiny_cfg(*SETTINGS), folder)
+    if kept:  # the same run, continued
+        assert resumed["resumed_from_epoch"] == [kept]
+        assert resumed["run_id"] == written["run_id"]
+        assert outcome(resumed) == {**clean, "run_id": written["run_id"]}
+    else:  # nothing to resume from: a fresh run, the same numbers
+        assert "resumed_from_epoch" not in resumed
+        assert {**outcome(resumed), "run_id": None} == {**clean, "run_id": None}
+    assert not (folder / CHECKPOINT_FILE).exists()
+
+
+def test_a_run_resumed_twice_lists_both_epochs(tiny_cfg, tmp_path, monkeypatch, clean):
+    folder = tmp_path / "twice"
+    for call in (3, 3):  # stopped in epoch 3, then in epoch 5 (the second process's 3rd)
+        with monkeypatch.context() as m:
+            signal_during(m, "train_epoch", call)
+            with pytest.raises(Interrupted):
+                run(tiny_cfg(*SETTINGS), folder)
+    result = run(tiny_cfg(*SETTINGS), folder)
+    assert result["resumed_from_epoch"] == [2, 4]
+    assert outcome(result) == {**clean, "run_id": result["run_id"]}
+    # tokens/sec: each epoch's tokens over its own seconds, once: none counted twice
+    assert result["metrics"]["train_tokens"] == sum(result["curves"]["train_tokens"])
+    assert len(result["curves"]["train_seconds"]) == 6
+
+
+def test_a_checkpoint_of_another_experiment_is_refused_or_replaced(tiny_cfg, tmp_path,
+                                                                   monkeypatch):
+    folder = tmp_path / "other"
+    with monkeypatch.context() as m:
+        signal_during(m, "train_epoch", 3)
+        with pytest.raises(Interrupted):
+            run(tiny_cfg(*SETTINGS), folder)
+    before = (folder / CHECKPOINT_FILE).read_bytes()
+    with pytest.raises(ConfigError, match="checkpoint of another experiment"):
+        run(tiny_cfg(*SETTINGS, "optim.lr=0.5"), folder)
+    assert (folder / CHECKPOINT_FILE).read_bytes() == before  # refused, untouched
+    fresh = run(tiny_cfg(*SETTINGS, "optim.lr=0.5", "overwrite=true"), folder)
+    assert fresh["status"] == "completed" and "resumed_from_epoch" not in fresh
+    assert not (folder / CHECKPOINT_FILE).exists()
+
+
+def test_keep_checkpoint_keeps_the_last_epoch(tiny_cfg, tmp_path):
+    run(tiny_cfg(*SETTINGS, "train.keep_checkpoint=true"), tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    assert state["epoch"] == 6 and state["history"]["epoch"] == list(range(1, 7))
+
+
+def test_checkpoints_are_written_every_n_epochs(tiny_cfg, tmp_path, monkeypatch):
+    written = []
+    real = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: (written.append(obj["epoch"]),
+                                                       real(obj, f)))
+    run(tiny_cfg(*SETTINGS, "train.checkpoint_every=2"), tmp_path)
+    assert written == [2, 4, 6]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(corpus_dir, folder, *extra):
+    """`python -m runner` on the tiny corpus, long enough (tiny epochs) to be stopped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *tiny_overrides(corpus_dir), *SETTINGS,
+         "train.num_epochs=40", f"hydra.run.dir={folder}", *extra],
+        cwd=ROOT, text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def wait_for_checkpoint(folder, proc, epoch: int) -> None:
+    """Until the checkpoint holds `epoch` or later (or the run ended)."""
+    path = folder / CHECKPOINT_FILE
+    for _ in range(6000):  # a hang guard only: ~60 s
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before its checkpoint reached epoch {epoch}")
+        if path.exists() and torch.load(path, weights_only=False)["epoch"] >= epoch:
+            return
+        time.sleep(0.01)
+    pytest.fail("no checkpoint")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how, code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143),
+                                        (signal.SIGINT, 130)])
+def test_the_cli_resumes_after_a_kill_with_the_clean_result(tiny_cfg, corpus_dir, tmp_path,
+                                                            how, code):
+    clean = run(tiny_cfg(*SETTINGS, "train.num_epochs=40"), tmp_path / "clean")
+    folder = tmp_path / "stopped"
+    proc = start(corpus_dir, folder)
+    wait_for_checkpoint(folder, proc, 3)
+    proc.send_signal(how)
+    _, err = proc.communicate()
+    assert proc.returncode == code
+    if how != signal.SIGKILL:  # one line saying where the checkpoint is; no traceback
+        assert "Traceback" not in err
+        assert re.search(r"^interrupted \(SIG(TERM|INT)\): checkpoint after epoch \d+ of 40 "
+                         r"in .*checkpoint\.pt; the same command resumes from it$", err, re.M)
+        assert json.loads((folder / RESULT_FILE).read_text())["status"] == "interrupted"
+    again = start(corpus_dir, folder)
+    assert again.wait() == 0
+    resumed = json.loads((folder / RESULT_FILE).read_text())
+    assert len(resumed["resumed_from_epoch"]) == 1 and resumed["resumed_from_epoch"][0] >= 3
+    assert outcome(resumed) == {**outcome(clean), "run_id": resumed["run_id"]}

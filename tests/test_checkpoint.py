@@ -14,11 +14,11 @@ import torch
 
 import runner.tasks.language_model as language_model
 from runner.errors import ConfigError
-from runner.result import RESULT_FILE
+from runner.result import RESULT_FILE, run_identity
 from runner.run import run
 from runner.run.checkpoint import CHECKPOINT_FILE
 from runner.run.interrupt import Interrupted
-from tests.helpers import tiny_overrides
+from tests.helpers import compose_config, tiny_overrides
 
 # Measured, not computed: they differ between any two runs, stopped or not.
 TIMING = {"tokens_per_sec", "tokens_per_sec_epoch_median", "train_seconds",
@@ -183,3 +183,83 @@ def test_the_cli_resumes_after_a_kill_with_the_clean_result(tiny_cfg, corpus_dir
     resumed = json.loads((folder / RESULT_FILE).read_text())
     assert len(resumed["resumed_from_epoch"]) == 1 and resumed["resumed_from_epoch"][0] >= 3
     assert outcome(resumed) == {**outcome(clean), "run_id": resumed["run_id"]}
+
+
+def submitit_task(folder) -> int | None:
+    """The PID of the process submitit runs the job in (`-m submitit.core._submit <folder>`)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        if b"submitit.core._submit" in cmd and any(str(folder).encode() in c for c in cmd):
+            return int(proc.name)
+    return None
+
+
+@pytest.mark.slow
+def test_a_timed_out_submitit_job_is_requeued_and_resumes(tiny_cfg, corpus_dir, tmp_path):
+    """launcher=submitit_local: submitit's own timeout signal (SIGUSR2; on SLURM it comes
+    signal_delay_s before the time limit, sent here at once) requeues the job through its
+    checkpoint() method; the new process continues from the run's checkpoint."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "-m", "launcher=submitit_local",
+         *tiny_overrides(corpus_dir), *SETTINGS, "train.num_epochs=40",
+         f"hydra.sweep.dir={sweep}"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for _ in range(6000):  # a hang guard only: ~60 s
+        found = list(sweep.glob(f"*/{CHECKPOINT_FILE}"))
+        if found and torch.load(found[0], weights_only=False)["epoch"] >= 3:
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.01)
+    os.kill(submitit_task(sweep / ".submitit"), signal.SIGUSR2)
+    out, _ = proc.communicate()
+    assert proc.returncode == 0, out
+    [path] = sweep.glob(f"*/{RESULT_FILE}")
+    result = json.loads(path.read_text())
+    assert result["status"] == "completed" and result["resumed_from_epoch"][0] >= 3, out
+    clean = run(tiny_cfg(*SETTINGS, "train.num_epochs=40"), tmp_path / "clean")
+    assert run_identity(result["config"]) == run_identity(clean["config"])  # launcher aside
+    assert ({**outcome(result), "config": None}
+            == {**outcome(clean), "run_id": result["run_id"], "config": None})
+
+
+def test_slurm_jobs_are_requeued_on_timeout_or_preemption():
+    cfg = compose_config("launcher=slurm", hydra_node=True)
+    assert cfg.hydra.launcher.max_num_timeout == 3 and cfg.hydra.launcher.signal_delay_s > 0
+
+
+def test_a_signal_someone_else_handles_is_left_to_them(tiny_cfg, tmp_path, monkeypatch):
+    """As under submitit, which ignores SIGTERM: the run neither takes it nor stops."""
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        signal_during(monkeypatch, "train_epoch", 2)
+        result = run(tiny_cfg(*SETTINGS), tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [signal.SIGTERM] and result["status"] == "completed"
+
+
+def test_an_exit_asked_of_the_process_checkpoints_and_resumes(tiny_cfg, tmp_path, monkeypatch,
+                                                              clean):
+    """submitit's requeue exits the process (SystemExit) from inside the run."""
+    real = language_model.LanguageModelTask.train_epoch
+    calls = []
+
+    def requeued(self, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise SystemExit(144)
+        return real(self, *args)
+
+    with monkeypatch.context() as m:
+        m.setattr(language_model.LanguageModelTask, "train_epoch", requeued)
+        with pytest.raises(SystemExit):
+            run(tiny_cfg(*SETTINGS), tmp_path)
+    written = json.loads((tmp_path / RESULT_FILE).read_text())
+    assert written["status"] == "interrupted" and written["checkpoint"]["epoch"] == 3
+    resumed = run(tiny_cfg(*SETTINGS), tmp_path)
+    assert outcome(resumed) == {**clean, "run_id": resumed["run_id"]}

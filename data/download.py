@@ -16,6 +16,22 @@ class DataError(RuntimeError):
     """A corpus file is missing, unreachable or not the file it should be."""
 
 
+def not_utf8(path: Path) -> DataError:
+    """The error for a corpus file that is not UTF-8 text (a binary or wrongly encoded file
+    under the corpus's name): the file, the offset of its first bad byte, and the fix."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as e:
+        where = f" (byte {e.start} is 0x{data[e.start]:02x})"
+    return DataError(
+        f"{Path(path).resolve()} is not UTF-8 text{where}: it is not the corpus. Point "
+        f"data.root (or {ENV_VAR}) at the folder holding the right {Path(path).name}, or "
+        f"convert this file to UTF-8 (e.g. iconv -f latin1 -t utf-8); a data.sha1 of the "
+        f"expected file refuses a wrong one before it is read.")
+
+
 def sha1_of(path: Path) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as f:

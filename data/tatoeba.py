@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from data.download import ENV_VAR, DataError, ensure_file, sha1_of
+from data.download import ENV_VAR, DataError, ensure_file, not_utf8, sha1_of
 from data.vocab import Vocab
 
 ZIP_NAME = "fra-eng.zip"
@@ -54,7 +54,11 @@ def read_pairs(path: Path) -> tuple[list[Pair], int]:
     The whole text is preprocessed at once, then split into lines, as d2l does. A line is a
     pair when it has at least two tab-separated fields, both non-empty: Anki exports add a
     third attribution column, which is ignored (d2l keeps exactly-two-field lines only)."""
-    lines = preprocess_nmt(Path(path).read_text(encoding="utf-8")).split("\n")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise not_utf8(path) from e
+    lines = preprocess_nmt(text).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()  # a file's trailing newline(s) are not malformed lines
     pairs, malformed = [], 0

@@ -2,13 +2,18 @@
 import re
 from pathlib import Path
 
+from data.download import not_utf8
+
 TOKEN_KINDS = ("char", "word")
 
 
 def read_lines(path: Path) -> list[str]:
     """Lines with every run of non-letters replaced by one space, stripped and lowercased."""
-    with open(path, encoding="utf-8") as f:
-        return [re.sub("[^A-Za-z]+", " ", line).strip().lower() for line in f]
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [re.sub("[^A-Za-z]+", " ", line).strip().lower() for line in f]
+    except UnicodeDecodeError as e:
+        raise not_utf8(path) from e
 
 
 def tokenize(lines: list[str], token: str) -> list[str]:

@@ -1,5 +1,13 @@
-"""`python -m runner [overrides...]`: compose the config with Hydra and run it."""
+"""`python -m runner [overrides...]`: compose the config with Hydra and run it.
+
+Exit codes: 0 when the run completed or diverged (a sweep: no run failed); 1 when a run failed
+(a sweep: any run failed or was interrupted); 2 for bad input, refused before any work with one
+message (`error: ...`) and no traceback: a config Hydra cannot compose (an unknown option of a
+group, an unknown key), a bad value, a bad corpus file, an output folder that cannot be used.
+"""
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -9,13 +17,18 @@ from omegaconf import DictConfig
 
 from data import DataError
 from runner.errors import ConfigError
+from runner.hydra_errors import bad_input
 from runner.run import run
 from runner.run.interrupt import Interrupted
 from runner.sweep.job import run_job
 
+FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra's switch: re-raise its errors instead of printing them
+USER_FULL_ERROR = os.environ.get(FULL_ERROR)  # the user's own setting, restored for the run
+
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> str:
+    restore_full_error()  # from here on Hydra reports errors its own way: a run's, exit 1
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:  # one run of a sweep: never raises
         return run_job(cfg, Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.sweep.dir))
@@ -29,5 +42,29 @@ def main(cfg: DictConfig) -> str:
         sys.exit(e.exit_code)
 
 
+def cli() -> None:
+    """main(), with every error raised before the task function starts (Hydra's composition,
+    the sweeper's checks, the output folder) reported as bad input: one `error: ...` message
+    and exit code 2. Hydra would print its own messages, some over many lines, and exit 1."""
+    os.environ[FULL_ERROR] = "1"  # Hydra re-raises, here, until the task function starts
+    try:
+        main()
+    except Exception as e:  # only before the task function: it restores Hydra's reporting
+        message = bad_input(e)
+        if message is None or USER_FULL_ERROR == "1":
+            traceback.print_exc()
+        if message is None:  # not the input's fault (a bug, a launcher that died): exit 1
+            sys.exit(1)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def restore_full_error() -> None:
+    if USER_FULL_ERROR is None:
+        os.environ.pop(FULL_ERROR, None)
+    else:
+        os.environ[FULL_ERROR] = USER_FULL_ERROR
+
+
 if __name__ == "__main__":
-    main()
+    cli()

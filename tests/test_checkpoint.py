@@ -263,3 +263,14 @@ def test_an_exit_asked_of_the_process_checkpoints_and_resumes(tiny_cfg, tmp_path
     assert written["status"] == "interrupted" and written["checkpoint"]["epoch"] == 3
     resumed = run(tiny_cfg(*SETTINGS), tmp_path)
     assert outcome(resumed) == {**clean, "run_id": resumed["run_id"]}
+
+
+@pytest.mark.parametrize("override, line", [
+    ("train.checkpoint_every=0", "train.checkpoint_every=0 is not allowed: it must be null "
+                                 "(about every 5 minutes) or an integer >= 1 (epochs)"),
+    ("train.keep_checkpoint=maybe", "train.keep_checkpoint='maybe' is not allowed"),
+])
+def test_checkpoint_settings_are_checked_before_work(tiny_cfg, tmp_path, override, line):
+    with pytest.raises(ConfigError, match=re.escape(line)):
+        run(tiny_cfg(override), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -31,6 +31,7 @@ from runner.run.environment import (
     resolve_device,
 )
 from runner.run.interrupt import Interrupted, interruptible
+from runner.run.output import check_output_folder, write_snapshot
 from runner.run.resume import other_code_version, previous_result
 from runner.run.validate import validate
 from runner.tasks import TASKS
@@ -89,6 +90,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     `concurrent_jobs`: how many jobs may share the device (recorded with tokens/sec)."""
     wall_start, started_at = time.perf_counter(), now()
     validate(cfg)
+    check_output_folder(out_dir)  # can be written, and the result can land there
     device = resolve_device(cfg.device)
     memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
     task_class = TASKS[cfg.data.task]
@@ -102,6 +104,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         return {**done, "skipped": True}
     resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another experiment: refused
     task = task_class(cfg, data_file)  # loads and checks the data: bad input stops here
+    write_snapshot(out_dir, cfg)  # .hydra/ only now: a refused run leaves the folder as it was
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_fields = {"run_id": uuid.uuid4().hex[:12], "started_at": started_at,

@@ -4,12 +4,12 @@ Each rule names a key, what it allows, and an example fix; every broken rule is 
 one message, one line per key. The rules the models' constructors enforce are written once, in
 models/ (models.core.cell_problems, models.transformer.transformer_problems,
 models.seq2seq.bidirectional_problems), in this module's form: validation gathers their lines
-with its own.
+with its own. The optimizer's arguments are checked by torch itself: validation builds the
+optimizer on a dummy parameter and names the key it refuses.
 """
 import logging
 import math
 import re
-from numbers import Real
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,86 +20,73 @@ from models.init import BIASES, SCHEMES
 from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
+from runner.run.checks import (
+    boolean,
+    device,
+    get,
+    integer,
+    number,
+    one_of,
+    optional,
+    rule_problems,
+)
+from runner.run.options import init_problems, optim_problems
 
 log = logging.getLogger(__name__)
-_ABSENT = object()
 MODELS = (*CELLS, "transformer")  # model.cell names the model in results and reports
-
-
-def _int(lo):
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
-
-
-def _number(lo, hi=None, lo_open=False, hi_open=True):
-    def ok(v):
-        if isinstance(v, bool) or not isinstance(v, Real) or v != v:  # v != v: NaN
-            return False
-        above = v > lo if lo_open else v >= lo
-        return above and (hi is None or (v < hi if hi_open else v <= hi))
-    return ok
-
-
-def _optional(check):
-    return lambda v: v is None or check(v)
-
-
-def _one_of(options):
-    return lambda v: v in options
-
-
-def _bool(v):
-    return isinstance(v, bool)
-
-
-def _device(v):
-    return isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None
 
 
 # key, check, what is allowed, an example value
 RULES = [
-    ("model.cell", _one_of(MODELS), f"one of {', '.join(MODELS)}", "gru"),
-    ("model.dropout", _number(0, 1), "a number in [0, 1)", "0.1"),
-    ("data.min_freq", _int(0), "an integer >= 0", "0"),
-    ("data.batch_size", _int(1), "an integer >= 1", "32"),
-    ("data.num_steps", _int(1), "an integer >= 1", "35"),
-    ("data.download", _bool, "true or false", "false"),
-    ("data.sha1", _optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}", v)),
+    ("model.cell", one_of(MODELS), f"one of {', '.join(MODELS)}", "gru"),
+    ("model.dropout", number(0, 1), "a number in [0, 1)", "0.1"),
+    ("data.min_freq", integer(0), "an integer >= 0", "0"),
+    ("data.batch_size", integer(1), "an integer >= 1", "32"),
+    ("data.num_steps", integer(1), "an integer >= 1", "35"),
+    ("data.download", boolean, "true or false", "false"),
+    ("data.sha1", optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}", v)),
      "null or 40 lowercase hex digits", "null"),
-    ("init.scheme", _one_of(SCHEMES), f"one of {', '.join(SCHEMES)}", "xavier_uniform"),
-    ("optim.lr", _number(0, lo_open=True), "a number > 0", "0.1"),
-    ("train.num_epochs", _int(1), "an integer >= 1", "50"),
-    ("train.grad_clip", _optional(_number(0, lo_open=True)), "null (off) or a number > 0", "1"),
-    ("train.warmup", _number(0, 1), "a fraction of all steps in [0, 1)", "0.05"),
-    ("train.eval_every", _int(1), "an integer >= 1 (epochs)", "10"),
-    ("seed", _int(0), "an integer >= 0", "1"),
-    ("device", _device, "auto, cpu, cuda or cuda:N", "cpu"),
-    ("threads", _optional(_int(1)), "null (torch's default) or an integer >= 1", "2"),
-    ("quiet", _bool, "true or false", "true"),
-    ("overwrite", _bool, "true or false", "true"),
+    ("init.scheme", one_of(SCHEMES), f"one of {', '.join(SCHEMES)}", "xavier_uniform"),
+    ("optim.lr", number(0, lo_open=True), "a number > 0", "0.1"),
+    ("train.num_epochs", integer(1), "an integer >= 1", "50"),
+    ("train.grad_clip", optional(number(0, lo_open=True)), "null (off) or a number > 0", "1"),
+    ("train.warmup", number(0, 1), "a fraction of all steps in [0, 1)", "0.05"),
+    ("train.eval_every", integer(1), "an integer >= 1 (epochs)", "10"),
+    ("train.checkpoint_every", optional(integer(1)),
+     "null (about every 5 minutes) or an integer >= 1 (epochs)", "10"),
+    ("train.keep_checkpoint", boolean, "true or false", "true"),
+    ("seed", integer(0), "an integer >= 0", "1"),
+    ("device", device, "auto, cpu, cuda or cuda:N", "cpu"),
+    ("threads", optional(integer(1)), "null (torch's default) or an integer >= 1", "2"),
+    ("quiet", boolean, "true or false", "true"),
+    ("overwrite", boolean, "true or false", "true"),
+    ("repeats", integer(1), "an integer >= 1 (a sweep's seeds per point)", "1"),
 ]
 # Keys only some config files carry (the defaults are the function's): checked when present.
 OPTIONAL_RULES = [
-    ("init.embeddings", _bool, "true or false (false: embedding tables keep their init)",
+    ("init.embeddings", boolean, "true or false (false: embedding tables keep their init)",
      "false"),
-    ("init.biases", _one_of(BIASES), f"one of {', '.join(BIASES)}", "keep"),
+    ("init.biases", one_of(BIASES), f"one of {', '.join(BIASES)}", "keep"),
+    ("launcher.jobs_per_device", integer(1), "an integer >= 1 (jobs sharing one device)", "1"),
 ]
 TASK_RULES = {
     "language_model": [
-        ("data.token", _one_of(TOKEN_KINDS), f"one of {', '.join(TOKEN_KINDS)}", "char"),
-        ("data.max_tokens", _optional(_int(1)), "null (whole corpus) or an integer >= 1", "10000"),
-        ("data.val_tokens", _int(2), "an integer >= 2", "2000"),
-        ("data.sampling", _one_of(SAMPLINGS), f"one of {', '.join(SAMPLINGS)}", "random"),
+        ("data.token", one_of(TOKEN_KINDS), f"one of {', '.join(TOKEN_KINDS)}", "char"),
+        ("data.max_tokens", optional(integer(1)), "null (whole corpus) or an integer >= 1",
+         "10000"),
+        ("data.val_tokens", integer(2), "an integer >= 2", "2000"),
+        ("data.sampling", one_of(SAMPLINGS), f"one of {', '.join(SAMPLINGS)}", "random"),
         # the text generated after training: language models only
         ("sample.prefix", lambda v: isinstance(v, str) and v.strip() != "",
          "a non-empty string", "'time traveller'"),
-        ("sample.num_preds", _int(0), "an integer >= 0", "50"),
+        ("sample.num_preds", integer(0), "an integer >= 0", "50"),
     ],
     "translation": [
-        ("data.num_examples", _int(1), "an integer >= 1 (training: the pairs on file lines "
+        ("data.num_examples", integer(1), "an integer >= 1 (training: the pairs on file lines "
          "0..N, as d2l; 0 would leave nothing to hold out)", "600"),
-        ("data.val_pairs", _int(1), "an integer >= 1 (held-out pairs, taken after the "
+        ("data.val_pairs", integer(1), "an integer >= 1 (held-out pairs, taken after the "
          "training lines)", "500"),
-        ("data.zip_sha1", _optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}",
+        ("data.zip_sha1", optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}",
                                                                                  v)),
          "null or 40 lowercase hex digits", "null"),
     ],
@@ -108,16 +95,16 @@ TASK_RULES = {
 # the models' constructors enforce are theirs (_model_problems)
 FAMILY_RULES = {
     "recurrent": [
-        ("model.num_hiddens", _int(1), "an integer >= 1", "256"),
-        ("model.num_layers", _int(1), "an integer >= 1", "2"),
-        ("model.bidirectional", _bool, "true or false", "false"),
-        ("model.embed_size", _optional(_int(1)), "null (one-hot) or an integer >= 1", "32"),
+        ("model.num_hiddens", integer(1), "an integer >= 1", "256"),
+        ("model.num_layers", integer(1), "an integer >= 1", "2"),
+        ("model.bidirectional", boolean, "true or false", "false"),
+        ("model.embed_size", optional(integer(1)), "null (one-hot) or an integer >= 1", "32"),
     ],
     "transformer": [
-        ("model.norm_first", _bool, "true (pre-LN) or false (post-LN)", "true"),
+        ("model.norm_first", boolean, "true (pre-LN) or false (post-LN)", "true"),
     ],
     ("translation", "recurrent"): [
-        ("model.attention", _bool, "true or false", "true"),
+        ("model.attention", boolean, "true or false", "true"),
     ],
 }
 
@@ -128,30 +115,33 @@ def validate(cfg: DictConfig) -> None:
     if task not in TASK_RULES:
         raise ConfigError(f"invalid config:\n  data.task={task!r} is not allowed: it must be one "
                           f"of {', '.join(TASK_RULES)} (e.g. data=tatoeba)")
-    family = "transformer" if _get(cfg, "model.cell") == "transformer" else "recurrent"
+    family = "transformer" if get(cfg, "model.cell") == "transformer" else "recurrent"
     rules = (RULES + TASK_RULES[task] + FAMILY_RULES[family]
              + FAMILY_RULES.get((task, family), []))
+    non_finite = dict(_non_finite(OmegaConf.to_container(cfg)))
     problems += [f"{key}={value!r} is not allowed: config numbers must be finite (e.g. "
-                 f"{key}=1)" for key, value in _non_finite(OmegaConf.to_container(cfg))]
-    optional, bad = {key for key, *_ in OPTIONAL_RULES}, set()
-    for key, ok, allowed, example in rules + OPTIONAL_RULES:
-        value = _get(cfg, key)
-        if value is _ABSENT and key in optional:
-            continue
-        if value is _ABSENT:
-            problems.append(f"{key} is missing: it must be {allowed} (add +{key}={example})")
-            bad.add(key)
-        elif not ok(value):
-            problems.append(f"{key}={value!r} is not allowed: it must be {allowed} "
-                            f"(e.g. {key}={example})")
-            bad.add(key)
+                 f"{key}=1)" for key, value in non_finite.items()]
+    bad = set(non_finite)
+    problems += rule_problems(cfg, rules, bad)
+    problems += rule_problems(cfg, OPTIONAL_RULES, bad, optional=True)
     problems += _model_problems(cfg, task, family, bad)
+    problems += init_problems(cfg, bad)
+    problems += optim_problems(cfg, bad)
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
     if problems:
         # the model's lines first, its own rules' among them (a stable sort keeps each order)
         problems.sort(key=lambda line: not line.startswith("model."))
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def rule_problem(key: str, value) -> str | None:
+    """The line for `key=value` when it breaks the key's rule in RULES or OPTIONAL_RULES, for
+    the checks made before a run's config exists (the sweeper's repeats, launcher settings)."""
+    for rule_key, ok, allowed, example in RULES + OPTIONAL_RULES:
+        if rule_key == key and not ok(value):
+            return f"{key}={value!r} is not allowed: it must be {allowed} (e.g. {key}={example})"
+    return None
 
 
 def _non_finite(node, prefix=""):
@@ -164,10 +154,6 @@ def _non_finite(node, prefix=""):
             yield from _non_finite(value, name + ".")
         elif isinstance(value, float) and not math.isfinite(value):
             yield name, value
-
-
-def _get(cfg, key):
-    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
 
 
 def _model_problems(cfg, task, family, bad) -> list[str]:

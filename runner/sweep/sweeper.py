@@ -10,6 +10,7 @@ from pathlib import Path
 from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, open_dict
 
+from runner.errors import ConfigError
 from runner.result import (
     FINISHED,
     PENDING,
@@ -28,9 +29,20 @@ MANIFEST = "manifest.json"
 PROGRESS = ".progress"  # each job of this sitting appends "<folder> <status>": progress lines
 
 
+def refuse(key: str, value) -> None:
+    """Raise ConfigError, in validation's one-line form, when `key=value` breaks its rule
+    (runner/run/validate.py): the sweeper's own settings are checked before anything is
+    planned, launched or written."""
+    from runner.run.validate import rule_problem
+
+    if line := rule_problem(key, value):
+        raise ConfigError(f"invalid config:\n  {line}")
+
+
 def with_seed_axis(overrides, seed: int, repeats: int, parser):
     """`repeats` seeds per point: seed, seed + 1, ... (a single `seed=N` moves the start). An
     explicit seed sweep (seed=1,5,9) is kept as it is. Every run folder then names its seed."""
+    refuse("repeats", repeats)  # 0 or less would plan no run at all
     if any(o.key_or_group == "seed" and o.is_sweep_override() for o in overrides):
         if repeats != 1:
             log.warning("repeats=%d ignored: the seeds are swept explicitly", repeats)
@@ -44,6 +56,7 @@ def size_launcher(config: DictConfig) -> None:
     if config.launcher.name == "parallel":
         from runner.sweep.slots import visible_devices
 
+        refuse("launcher.jobs_per_device", config.launcher.jobs_per_device)
         devices = config.launcher.devices or visible_devices()
         with open_dict(config):
             config.hydra.launcher.n_jobs = len(devices) * config.launcher.jobs_per_device
@@ -65,6 +78,9 @@ class Sweep:
         return job_folder(self.parser.parse_overrides(list(job)), self.naming)
 
     def start(self, jobs) -> None:
+        from runner.run.output import check_output_folder
+
+        check_output_folder(self.dir, files=(MANIFEST,))  # before anything is written there
         self.runs = []
         for job in jobs:
             folder = self.folder(job)
@@ -86,11 +102,18 @@ class Sweep:
     def finish(self, returns) -> None:
         for run, ret in zip(self.runs, returns):
             # A job that raised anyway (a launcher or Hydra error) counts as failed.
-            run["status"] = ret.return_value if ret.status == JobStatus.COMPLETED else "failed"
+            outcome = ret.return_value if ret.status == JobStatus.COMPLETED else "failed"
+            if outcome == SKIPPED:  # kept: the manifest says what the kept result is
+                kept = read_result(self.dir / run["dir"] / RESULT_FILE) or {}
+                run.update(status=kept.get("status", run["status"]), skipped=True)
+            else:
+                run["status"] = outcome
+                run.pop("skipped", None)
         self.write_manifest()
         order = ("completed", "failed", "diverged", SKIPPED, "interrupted")
         assert set(order) == {*STATUSES, SKIPPED}  # every outcome a job returns is counted
-        counts = {s: sum(r["status"] == s for r in self.runs) for s in order}
+        counts = {s: sum(r["status"] == s and not skipped(r) for r in self.runs) for s in order}
+        counts[SKIPPED] = sum(map(skipped, self.runs))
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "interrupted")
               + self.other_code_note()
@@ -110,7 +133,13 @@ class Sweep:
         from runner.run.resume import other_code_version
 
         current = version_label(code_version())
-        kept = [r for r in self.runs if r["status"] == SKIPPED and other_code_version(
+        kept = [r for r in self.runs if skipped(r) and other_code_version(
             read_result(self.dir / r["dir"] / RESULT_FILE) or {}, current)]
         return (f" ({len(kept)} results from another code version kept; overwrite=true "
                 f"re-runs them)" if kept else "")
+
+
+def skipped(run: dict) -> bool:
+    """Whether a manifest entry was kept, not run, this sitting: `"skipped": true` beside the
+    kept result's own status (`"status": "skipped"` in manifests of earlier runners)."""
+    return run.get("skipped", run["status"] == SKIPPED)

@@ -1,0 +1,59 @@
+"""A run's output folder: checked before any work (it can be created and written, and its
+result can land there), and the run's config snapshot (`.hydra/`), written only once the run
+is past validation and resume and about to train, so a refused run leaves the folder as it
+was (conf/config.yaml sets hydra.output_subdir: null: Hydra writes no snapshot itself)."""
+import os
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import ConfigError
+from runner.result import RESULT_FILE, write_text_atomic
+
+SNAPSHOT = ".hydra"  # where Hydra itself would write it (hydra.output_subdir's default)
+FIX = ("choose another folder (e.g. hydra.run.dir=results/runs/mine, or for a sweep "
+       "hydra.sweep.dir=results/mine)")
+
+
+def folder_problem(folder, what: str, remedy: str = "") -> str:
+    """The one line for an output folder that cannot be used: which, why, the fix."""
+    return f"the output folder {folder} cannot be used: {what}; {remedy}{FIX}"
+
+
+def check_output_folder(out_dir, files=(RESULT_FILE, SNAPSHOT)) -> None:
+    """Create `out_dir` if needed and check that a file can be written there and that none of
+    `files` (the result, the snapshot folder) is in the way, before any training; raises
+    ConfigError naming the folder, what is wrong and the fix."""
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(folder_problem(folder, e.strerror or str(e))) from e
+    for name in files:
+        path = folder / name
+        wanted = "folder" if name == SNAPSHOT else "file"
+        if path.exists() and path.is_dir() != (wanted == "folder"):
+            raise ConfigError(folder_problem(
+                folder, f"{path} is {'a file' if wanted == 'folder' else 'a folder'}, where the "
+                        f"run writes its {name} {wanted}", "move it away, or "))
+
+
+def write_snapshot(out_dir, cfg: DictConfig) -> None:
+    """The run's config as Hydra would have saved it, in `out_dir/.hydra/`: config.yaml (this
+    run's config), and, when the run was started by Hydra, overrides.yaml (the command line's
+    overrides) and hydra.yaml (Hydra's own settings). Each file is written atomically."""
+    folder = Path(out_dir) / SNAPSHOT
+    write_text_atomic(folder / "config.yaml", OmegaConf.to_yaml(cfg))
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():  # run() called directly (tests, scripts): no Hydra
+        return
+    hydra = HydraConfig.instance().cfg  # {"hydra": ...}, as Hydra saves it
+    if OmegaConf.select(hydra, "hydra.runtime.output_dir") != os.path.abspath(out_dir):
+        return  # Hydra's settings are another job's: not this run's to record
+    write_text_atomic(folder / "overrides.yaml", OmegaConf.to_yaml(hydra.hydra.overrides.task))
+    write_text_atomic(folder / "hydra.yaml", OmegaConf.to_yaml(hydra))

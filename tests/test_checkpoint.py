@@ -274,3 +274,32 @@ def test_checkpoint_settings_are_checked_before_work(tiny_cfg, tmp_path, overrid
     with pytest.raises(ConfigError, match=re.escape(line)):
         run(tiny_cfg(override), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_sweep_records_real_statuses_and_the_same_command_finishes_it(corpus_dir,
+                                                                                 tmp_path):
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir), *SETTINGS,
+               "train.num_epochs=40", "seed=0,1,2", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    for _ in range(6000):  # a hang guard only: ~60 s; until the second run has checkpoints
+        found = list(sweep.glob(f"*seed=1*/{CHECKPOINT_FILE}"))
+        if found and torch.load(found[0], weights_only=False)["epoch"] >= 2:
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "3 runs: 1 completed, 0 failed, 0 diverged, 0 skipped, 1 interrupted, 1 pending" in out
+    assert "stopped (SIGINT): the same command finishes it" in err
+    manifest = json.loads((sweep / "manifest.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["completed", "interrupted", "pending"]
+    again = subprocess.run(command, cwd=ROOT, text=True, capture_output=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "3 runs: 2 completed, 0 failed, 0 diverged, 1 skipped" in again.stdout
+    resumed = json.loads(next(sweep.glob(f"*seed=1*/{RESULT_FILE}")).read_text())
+    assert resumed["status"] == "completed" and resumed["resumed_from_epoch"][0] >= 2

@@ -43,6 +43,12 @@ class RunnerSweeper(BasicSweeper):
         jobs = self.split_arguments(sweep.overrides, None)[0]  # one batch: no job waits on another
         self.validate_batch_is_legal(jobs)
         sweep.start(jobs)
-        returns = self.launcher.launch(jobs, initial_job_idx=0)
+        from runner.run.interrupt import interruptible
+
+        try:
+            with interruptible():  # Ctrl-C or SIGTERM anywhere in the sweep: one way out
+                returns = self.launcher.launch(jobs, initial_job_idx=0)
+        except KeyboardInterrupt as e:
+            sweep.stop(e)  # manifest, summary line, exit 130 (143 for SIGTERM)
         sweep.finish(returns)  # summary, manifest, report; exits 1 if any run failed
         return [returns]

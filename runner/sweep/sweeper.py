@@ -100,24 +100,10 @@ class Sweep:
             "updated_at": now(), "runs": self.runs})
 
     def finish(self, returns) -> None:
-        for run, ret in zip(self.runs, returns):
-            # A job that raised anyway (a launcher or Hydra error) counts as failed.
-            outcome = ret.return_value if ret.status == JobStatus.COMPLETED else "failed"
-            if outcome == SKIPPED:  # kept: the manifest says what the kept result is
-                kept = read_result(self.dir / run["dir"] / RESULT_FILE) or {}
-                run.update(status=kept.get("status", run["status"]), skipped=True)
-            else:
-                run["status"] = outcome
-                run.pop("skipped", None)
-        self.write_manifest()
-        order = ("completed", "failed", "diverged", SKIPPED, "interrupted")
-        assert set(order) == {*STATUSES, SKIPPED}  # every outcome a job returns is counted
-        counts = {s: sum(r["status"] == s and not skipped(r) for r in self.runs) for s in order}
-        counts[SKIPPED] = sum(map(skipped, self.runs))
-        print(f"[sweep {self.name}] {len(self.runs)} runs: "
-              + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "interrupted")
-              + self.other_code_note()
-              + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
+        """Every job has run: manifest, summary line, report; exit 1 if any run failed."""
+        # A job that raised anyway (a launcher or Hydra error) counts as failed.
+        counts = self.record([ret.return_value if ret.status == JobStatus.COMPLETED
+                              else "failed" for ret in returns])
         try:
             from runner.report import write_report
 
@@ -126,6 +112,48 @@ class Sweep:
             print(f"[sweep {self.name}] report failed: {e}", file=sys.stderr)
         if counts["failed"] or counts["interrupted"]:
             sys.exit(1)  # so scripts notice; every result is already written
+
+    def stop(self, e: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM in the middle: the manifest gets every run's real status (the
+        jobs that ended, the run stopped, the runs never reached), the summary line is
+        printed, and the sweep exits 130 (143 for SIGTERM)."""
+        ended = job_outcomes(self.dir)
+        self.record([ended.get(r["dir"]) or self.stopped_status(r) for r in self.runs])
+        code = getattr(e, "exit_code", 130)
+        print(f"[sweep {self.name}] stopped ({e or 'SIGINT'}): the same command finishes it; "
+              f"finished runs are kept, a stopped run resumes from its checkpoint",
+              file=sys.stderr, flush=True)
+        sys.exit(code)
+
+    def stopped_status(self, run: dict) -> str:
+        """A run with no outcome this sitting: `interrupted` if its result says it was stopped
+        in this sitting, else what the manifest said (pending, or an earlier status)."""
+        result = read_result(self.dir / run["dir"] / RESULT_FILE) or {}
+        started = datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds")
+        if result.get("status") == "interrupted" and result.get("finished_at", "") >= started:
+            return "interrupted"
+        return run["status"]
+
+    def record(self, outcomes: list[str]) -> dict:
+        """Put each job's outcome in the manifest, print the summary line; returns the counts."""
+        for run, outcome in zip(self.runs, outcomes):
+            if outcome == SKIPPED:  # kept: the manifest says what the kept result is
+                kept = read_result(self.dir / run["dir"] / RESULT_FILE) or {}
+                run.update(status=kept.get("status", run["status"]), skipped=True)
+            else:
+                run["status"] = outcome
+                run.pop("skipped", None)
+        self.write_manifest()
+        order = ("completed", "failed", "diverged", SKIPPED, "interrupted", PENDING)
+        assert set(order) == {*STATUSES, SKIPPED, PENDING}  # every status a run can have
+        counts = {s: sum(r["status"] == s and not skipped(r) for r in self.runs) for s in order}
+        counts[SKIPPED] = sum(map(skipped, self.runs))
+        print(f"[sweep {self.name}] {len(self.runs)} runs: "
+              + ", ".join(f"{n} {s}" for s, n in counts.items()
+                          if n or s not in ("interrupted", PENDING))
+              + self.other_code_note()
+              + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
+        return counts
 
     def other_code_note(self) -> str:
         """How many skipped runs kept a result made by another code version than this one."""
@@ -143,3 +171,12 @@ def skipped(run: dict) -> bool:
     """Whether a manifest entry was kept, not run, this sitting: `"skipped": true` beside the
     kept result's own status (`"status": "skipped"` in manifests of earlier runners)."""
     return run.get("skipped", run["status"] == SKIPPED)
+
+
+def job_outcomes(sweep_dir: Path) -> dict[str, str]:
+    """{run folder: status} of the jobs that ended this sitting (each appends one line)."""
+    try:
+        lines = (Path(sweep_dir) / PROGRESS).read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return dict(line.rsplit(" ", 1) for line in lines if " " in line)

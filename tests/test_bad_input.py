@@ -44,24 +44,28 @@ def refused(*overrides: str) -> str:
 
 
 # ---------------------------------------------------------------- 1. init options
-@pytest.mark.parametrize("overrides, line", [
-    (["init=normal", "init.std=-1"],
-     "init.std=-1 is not allowed: it must be a number > 0 (e.g. init.std=0.01)"),
-    (["init=normal", "init.std=abc"], "init.std='abc' is not allowed: it must be a number > 0"),
-    (["init=uniform", "init.a=-1"],
-     "init.a=-1 is not allowed: it must be a number > 0 (U(-a, a)) (e.g. init.a=0.1)"),
-    (["init=uniform", "+init.b=-1"], "init.b=-1 is not allowed: it must be a number above "
-                                     "init.a=0.1, U(a, b) (e.g. init.b=0.3)"),
-    (["init=xavier_normal", "init.gain=-2"],
-     "init.gain=-2 is not allowed: it must be a number > 0"),
-    (["init=kaiming_uniform", "+init.a=abc"], "init.a='abc' is not allowed: it must be a number"),
-    (["init=normal", "+init.gain=2"], "init.gain=2 is not allowed: init.scheme=normal takes mean, "
-                                      "std (e.g. ~init.gain, or init=xavier_uniform"),
-    (["+init.std=0.1"], "init.std=0.1 is not allowed: init.scheme=default takes no options (e.g. "
-                        "~init.std, or init=normal"),
-])
+# the scheme's option as set, and the start of the line validation gives for it
+INIT_CASES = {
+    "init=normal init.std=-1":
+        "init.std=-1 is not allowed: it must be a number > 0 (e.g. init.std=0.01)",
+    "init=normal init.std=abc": "init.std='abc' is not allowed: it must be a number > 0",
+    "init=uniform init.a=-1":
+        "init.a=-1 is not allowed: it must be a number > 0 (U(-a, a)) (e.g. init.a=0.1)",
+    "init=uniform +init.b=-1":
+        "init.b=-1 is not allowed: it must be a number above init.a=0.1, U(a, b) (e.g. "
+        "init.b=0.3)",
+    "init=xavier_normal init.gain=-2": "init.gain=-2 is not allowed: it must be a number > 0",
+    "init=kaiming_uniform +init.a=abc": "init.a='abc' is not allowed: it must be a number",
+    "init=normal +init.gain=2": "init.gain=2 is not allowed: init.scheme=normal takes mean, "
+                                "std (e.g. ~init.gain, or init=xavier_uniform",
+    "+init.std=0.1": "init.std=0.1 is not allowed: init.scheme=default takes no options (e.g. "
+                     "~init.std, or init=normal",
+}
+
+
+@pytest.mark.parametrize("overrides, line", INIT_CASES.items(), ids=list(INIT_CASES))
 def test_init_options_are_refused_before_work(overrides, line):
-    assert refused(*overrides).startswith(line)
+    assert refused(*overrides.split()).startswith(line)
 
 
 @pytest.mark.parametrize("overrides", [

@@ -26,35 +26,48 @@ def device_slot(cfg: DictConfig, sweep_dir: Path):
     from runner.sweep.slots import DeviceSlots, threads_per_job, visible_devices
 
     per = cfg.launcher.jobs_per_device
-    slots = DeviceSlots(sweep_dir / ".slots", list(cfg.launcher.devices or visible_devices()), per)
+    devices = list(cfg.launcher.devices or visible_devices())
+    slots = DeviceSlots(sweep_dir / ".slots", devices, per)
     with slots.acquire() as slot:
         cfg = cfg.copy()
         with open_dict(cfg):
             cfg.device = slot.device
-            if slot.device == "cpu":
-                cfg.threads = threads_per_job(os.cpu_count() or 1, per)
+            # every concurrent job's share of the cores, a GPU job's too (its CPU side)
+            cfg.threads = threads_per_job(os.cpu_count() or 1, len(devices) * per)
         yield cfg, per
 
 
 def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
     """One run of a sweep; returns its status for the summary. Never raises (Ctrl-C aside):
-    Hydra stops at the first job that raises and skips the sweep's closing work."""
-    from runner.run.execute import run
+    Hydra stops at the first job that raises and skips the sweep's closing work. Under
+    launcher=parallel the run may go to a fresh process pinned to the slot (isolate.py)."""
+    from runner.sweep.isolate import in_fresh_process, run_fresh
 
     try:
         with device_slot(cfg, Path(sweep_dir)) as (job_cfg, sharing):
-            result = run(job_cfg, out_dir, concurrent_jobs=sharing)
-        status = SKIPPED if result.get("skipped") else result["status"]
-    except (ConfigError, DataError) as e:  # bad input: nothing was written
-        log.error("%s: %s", out_dir, e)
-        status = "failed"
-    except Exception as e:  # run() has written a failed result with the traceback
+            run_it = run_fresh if in_fresh_process(job_cfg) else run_here
+            status = run_it(job_cfg, Path(out_dir), sharing)
+    except Exception as e:  # no slot, a bad launcher setting, no process started
         log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
         status = "failed"
     with open(Path(sweep_dir) / PROGRESS, "a") as f:  # one short append: lines never mix
         f.write(f"{Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())} {status}\n")
     print(progress(Path(sweep_dir)), flush=True)
     return status
+
+
+def run_here(cfg: DictConfig, out_dir: Path, sharing: int) -> str:
+    """The run, in this process; its status. Never raises (Ctrl-C aside)."""
+    from runner.run.execute import run
+
+    try:
+        result = run(cfg, out_dir, concurrent_jobs=sharing)
+        return SKIPPED if result.get("skipped") else result["status"]
+    except (ConfigError, DataError) as e:  # bad input: nothing was written
+        log.error("%s: %s", out_dir, e)
+    except Exception as e:  # run() has written a failed result with the traceback
+        log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
+    return "failed"
 
 
 def progress(sweep_dir: Path) -> str:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, open_dict
 from data import DataError
 from runner.errors import ConfigError
 from runner.result import FINISHED, SKIPPED, read_result
-from runner.sweep.sweeper import MANIFEST, PROGRESS
+from runner.sweep.sweeper import MANIFEST, PROGRESS, job_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,7 @@ def progress(sweep_dir: Path) -> str:
     if not manifest:
         return f"[sweep {sweep_dir.name}] (no manifest)"
     status = {r["dir"]: r["status"] for r in manifest["runs"]}
-    try:
-        outcomes = dict(line.rsplit(" ", 1) for line in
-                        (sweep_dir / PROGRESS).read_text().splitlines() if " " in line)
-    except FileNotFoundError:
-        outcomes = {}
+    outcomes = job_outcomes(sweep_dir)
     status |= outcomes
     ran = [s for s in outcomes.values() if s != SKIPPED]  # trained (or failed) this sitting
     done = sum(s in (*FINISHED, SKIPPED) for s in status.values())

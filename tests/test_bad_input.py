@@ -267,10 +267,7 @@ def cli(*args, corpus_dir: Path):
 # (command-line arguments after the tiny corpus's, what the one line says); {out} is the run
 # (or sweep) folder, {corpus} the corpus folder
 CLI_CASES = {
-    "init std": (["init=normal", "init.std=-1"], "init.std=-1 is not allowed: it must be a "
-                                                 "number > 0 (e.g. init.std=0.01)"),
-    "optim momentum": (["+optim.momentum=abc"], "optim.momentum='abc' is not allowed: it must "
-                                                "be a number >= 0"),
+    # (init and optimizer options reach the CLI as any validation line does: test_errors.py)
     "binary corpus": (["data.file=binary.txt"], "{corpus}/binary.txt is not UTF-8 text (byte 19 "
                                                 "is 0xff): it is not the corpus. Point data.root"),
     "repeats": (["-m", "repeats=0"], "repeats=0 is not allowed: it must be an integer >= 1"),

@@ -162,8 +162,7 @@ def wait_for_checkpoint(folder, proc, epoch: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how, code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143),
-                                        (signal.SIGINT, 130)])
+@pytest.mark.parametrize("how, code", [(signal.SIGKILL, -9), (signal.SIGTERM, 143)])
 def test_the_cli_resumes_after_a_kill_with_the_clean_result(tiny_cfg, corpus_dir, tmp_path,
                                                             how, code):
     clean = run(tiny_cfg(*SETTINGS, "train.num_epochs=40"), tmp_path / "clean")
@@ -175,7 +174,7 @@ def test_the_cli_resumes_after_a_kill_with_the_clean_result(tiny_cfg, corpus_dir
     assert proc.returncode == code
     if how != signal.SIGKILL:  # one line saying where the checkpoint is; no traceback
         assert "Traceback" not in err
-        assert re.search(r"^interrupted \(SIG(TERM|INT)\): checkpoint after epoch \d+ of 40 "
+        assert re.search(r"^interrupted \(SIGTERM\): checkpoint after epoch \d+ of 40 "
                          r"in .*checkpoint\.pt; the same command resumes from it$", err, re.M)
         assert json.loads((folder / RESULT_FILE).read_text())["status"] == "interrupted"
     again = start(corpus_dir, folder)
@@ -281,7 +280,7 @@ def test_ctrl_c_in_a_sweep_records_real_statuses_and_the_same_command_finishes_i
                                                                                  tmp_path):
     sweep = tmp_path / "sweep"
     command = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir), *SETTINGS,
-               "train.num_epochs=40", "seed=0,1,2", f"hydra.sweep.dir={sweep}"]
+               "train.num_epochs=30", "seed=0,1,2", f"hydra.sweep.dir={sweep}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, cwd=ROOT, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)

@@ -38,7 +38,9 @@ def main(cfg: DictConfig) -> str:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as e:  # SIGTERM or Ctrl-C: checkpointed and recorded; one line
-        print(f"interrupted ({e}): {e.resume_hint}", file=sys.stderr)
+        # the default run folder is named by the time: resuming needs this one named
+        print(f"interrupted ({e}): {e.kept}; the same command with "
+              f"hydra.run.dir={hydra_cfg.runtime.output_dir} continues it", file=sys.stderr)
         sys.exit(e.exit_code)
 
 

@@ -175,7 +175,8 @@ def test_the_cli_resumes_after_a_kill_with_the_clean_result(tiny_cfg, corpus_dir
     if how != signal.SIGKILL:  # one line saying where the checkpoint is; no traceback
         assert "Traceback" not in err
         assert re.search(r"^interrupted \(SIGTERM\): checkpoint after epoch \d+ of 40 "
-                         r"in .*checkpoint\.pt; the same command resumes from it$", err, re.M)
+                         rf"in .*checkpoint\.pt; the same command with hydra\.run\.dir="
+                         rf"{re.escape(str(folder))} continues it$", err, re.M)
         assert json.loads((folder / RESULT_FILE).read_text())["status"] == "interrupted"
     again = start(corpus_dir, folder)
     assert again.wait() == 0

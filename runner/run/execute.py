@@ -178,9 +178,8 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
         if saver and (path := saver.write()):  # resumable from the last finished epoch
             result["checkpoint"] = {"path": str(path), "epoch": saver.written_epoch}
             if isinstance(e, Interrupted):
-                e.resume_hint = (f"checkpoint after epoch {saver.written_epoch} of "
-                                 f"{cfg.train.num_epochs} in {path}; the same command "
-                                 f"resumes from it")
+                e.kept = (f"checkpoint after epoch {saver.written_epoch} of "
+                          f"{cfg.train.num_epochs} in {path}")
         raise
     finally:
         bar.close()

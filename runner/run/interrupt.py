@@ -14,7 +14,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum, self.exit_code = signum, 128 + signum
-        self.resume_hint = "no epoch had finished: the same command starts it again"
+        self.kept = "no epoch had finished"  # or the checkpoint written: what a re-run finds
 
 
 @contextmanager

@@ -72,6 +72,9 @@ class Sweep:
         self.naming = config.hydra.job.config.override_dirname
         self.overrides = with_seed_axis(overrides, config.seed, config.repeats, parser)
         self.started = time.time()
+        # the manifest's started_at; results finished since sort after it (ISO 8601 UTC)
+        self.started_at = datetime.fromtimestamp(self.started, timezone.utc).isoformat(
+            timespec="seconds")
 
     def folder(self, job: list[str]) -> str:
         """The run folder Hydra will give this job (hydra.sweep.subdir: override_dirname)."""
@@ -95,8 +98,7 @@ class Sweep:
 
     def write_manifest(self) -> None:
         write_json_atomic(self.dir / MANIFEST, {
-            "sweep": self.name, "command": sys.argv, "started_at":
-                datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
+            "sweep": self.name, "command": sys.argv, "started_at": self.started_at,
             "updated_at": now(), "runs": self.runs})
 
     def finish(self, returns) -> None:
@@ -129,8 +131,8 @@ class Sweep:
         """A run with no outcome this sitting: `interrupted` if its result says it was stopped
         in this sitting, else what the manifest said (pending, or an earlier status)."""
         result = read_result(self.dir / run["dir"] / RESULT_FILE) or {}
-        started = datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds")
-        if result.get("status") == "interrupted" and result.get("finished_at", "") >= started:
+        if (result.get("status") == "interrupted"
+                and result.get("finished_at", "") >= self.started_at):
             return "interrupted"
         return run["status"]
 

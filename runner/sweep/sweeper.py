@@ -72,9 +72,11 @@ class Sweep:
         self.naming = config.hydra.job.config.override_dirname
         self.overrides = with_seed_axis(overrides, config.seed, config.repeats, parser)
         self.started = time.time()
-        # the manifest's started_at; results finished since sort after it (ISO 8601 UTC)
-        self.started_at = datetime.fromtimestamp(self.started, timezone.utc).isoformat(
-            timespec="seconds")
+
+    @property
+    def started_at(self) -> str:
+        """The manifest's started_at: results finished since sort after it (ISO 8601 UTC)."""
+        return datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds")
 
     def folder(self, job: list[str]) -> str:
         """The run folder Hydra will give this job (hydra.sweep.subdir: override_dirname)."""

@@ -35,6 +35,7 @@ class Experiment:
     order: int                 # its place in the study (then by name)
     own_epochs: bool = False   # keep the sweep's or preset's train.num_epochs: no --epochs
     quick: tuple[str, ...] = ()  # overrides added under --quick
+    repeats: int | None = None  # its own seeds per point in the full study: no --repeats
 
 
 # key: (check, what is allowed, example); order and title are required
@@ -43,6 +44,8 @@ FIELDS = {
     "title": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string",
               '"Table 21: nn.RNN over dropout"'),
     "own_epochs": (lambda v: isinstance(v, bool), "true or false", "true"),
+    "repeats": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                "an integer >= 1", "3"),
     "quick": (lambda v: isinstance(v, list) and all(isinstance(o, str) and "=" in o for o in v),
               'a list of override strings (quote those with commas)',
               '["train.num_epochs=5,10"]'),
@@ -78,7 +81,7 @@ def load_experiment(path: Path) -> Experiment:
             raise bad(f"reproduce.{key}={block[key]!r} is not allowed: it must be {allowed} "
                       f"(e.g. `{key}: {example}`)")
     return Experiment(path.stem, block["title"], block["order"], block.get("own_epochs", False),
-                      tuple(block.get("quick", [])))
+                      tuple(block.get("quick", [])), block.get("repeats"))
 
 
 def load_experiments(folder: Path = EXPERIMENT_DIR) -> list[Experiment]:
@@ -102,6 +105,8 @@ def command(exp: Experiment, out: Path, repeats: int, epochs: int, quick: bool,
             extra: list[str]) -> list[str]:
     epoch_args = [] if exp.own_epochs else [f"train.num_epochs={epochs}"]
     quick_args = list(exp.quick) if quick else []
+    if exp.repeats and not quick:
+        repeats = exp.repeats
     return [sys.executable, "-m", "runner", "-m", f"experiment={exp.name}", *epoch_args,
             *quick_args, f"repeats={repeats}", "quiet=true", f"hydra.sweep.dir={out / exp.name}",
             *extra]

@@ -13,7 +13,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from data.download import sha1_of
 from models import num_params
 from runner.result import (
     RESULT_FILE,
@@ -34,7 +33,7 @@ from runner.run.interrupt import Interrupted, interruptible
 from runner.run.output import check_output_folder, write_snapshot
 from runner.run.resume import other_code_version, previous_result
 from runner.run.validate import validate
-from runner.tasks import TASKS
+from runner.tasks import TASKS, data_of
 from runner.tasks.loop import History, fit, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -48,12 +47,15 @@ def steady_state_median(tokens_per_sec: list[float]) -> float | None:
     return statistics.median(steady) if steady else None
 
 
-def metrics_of(history, model, device, memory_kind, val_tokens_scored, wall_seconds) -> dict:
-    train_ppl = [p for p in history.train_perplexity if p is not None]
+def metrics_of(history, model, device, memory_kind, task, wall_seconds) -> dict:
+    """The result's metrics from the curves; the task's own (BLEU, MSE) are added later.
+    `train_perplexity` or `train_mse`: the task's training figure (task.train_curve)."""
+    name = task.train_curve
+    curve = getattr(history, name)
     seconds, tokens = sum(history.train_seconds), sum(history.train_tokens)
     return {
-        "train_perplexity": history.train_perplexity[-1] if history.train_perplexity else None,
-        "best_train_perplexity": min(train_ppl, default=None),
+        name: curve[-1] if curve else None,
+        f"best_{name}": min((v for v in curve if v is not None), default=None),
         "val_perplexity": history.val_perplexity[-1] if history.val_perplexity else None,
         "best_val_perplexity": min(history.val_perplexity, default=None),
         "tokens_per_sec": tokens / seconds if seconds else None,
@@ -66,19 +68,21 @@ def metrics_of(history, model, device, memory_kind, val_tokens_scored, wall_seco
         "diverged_epoch": history.diverged_epoch,
         "num_params": num_params(model) if model else None,
         # the held-out targets every val_perplexity was computed over
-        "val_tokens_scored": val_tokens_scored if history.val_perplexity else None,
+        "val_tokens_scored": task.val_tokens_scored if history.val_perplexity else None,
         **peak_memory(device, memory_kind),
     }
 
 
-def progress_bar(cfg: DictConfig):
+def progress_bar(cfg: DictConfig, train_curve: str):
     bar = tqdm(total=cfg.train.num_epochs, unit="epoch", dynamic_ncols=True,
                disable=cfg.quiet or not sys.stderr.isatty())
+    short = {"train_perplexity": "ppl", "train_mse": "mse"}[train_curve]
 
     def on_epoch(history):
         val = history.val_perplexity[-1] if history.val_perplexity else float("nan")
-        bar.set_postfix(ppl=f"{history.train_perplexity[-1]:.3f}", val_ppl=f"{val:.3f}",
-                        tok_s=f"{history.tokens_per_sec[-1]:,.0f}", refresh=False)
+        bar.set_postfix({short: f"{getattr(history, train_curve)[-1]:.3f}",
+                         "val_ppl": f"{val:.3f}",
+                         "tok_s": f"{history.tokens_per_sec[-1]:,.0f}"}, refresh=False)
         bar.update(1)
 
     return bar, on_epoch
@@ -94,8 +98,8 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     device = resolve_device(cfg.device)
     memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
     task_class = TASKS[cfg.data.task]
-    data_file = task_class.data_file(cfg)  # downloaded first when missing and allowed
-    result_path, data_sha1 = Path(out_dir) / RESULT_FILE, sha1_of(data_file)
+    data_file, data_sha1 = data_of(cfg)  # downloaded first when missing and allowed
+    result_path = Path(out_dir) / RESULT_FILE
     if done := previous_result(result_path, cfg, data_sha1):
         other = other_code_version(done)
         log.info("skipped: %s already holds %s run %s of this config%s", result_path,
@@ -127,8 +131,10 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     with interruptible():
         train(cfg, task, device, result, Recording(Path(out_dir), data_sha1, run_fields,
                                                    resumed, memory_kind, wall_start))
-    log.info("%s: train ppl %s, val ppl %s, %.0f tokens/s -> %s", result["status"],
-             result["metrics"]["train_perplexity"], result["metrics"]["val_perplexity"],
+    shown = [k for k in ("train_perplexity", "val_perplexity", "bleu", "mse", "eval_mode_mse")
+             if k in result["metrics"]]
+    log.info("%s: %s, %.0f tokens/s -> %s", result["status"],
+             ", ".join(f"{k} {result['metrics'][k]}" for k in shown),
              result["metrics"]["tokens_per_sec"] or 0, result_path)
     return result
 
@@ -147,7 +153,7 @@ class Recording:
 def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
     """Build (or restore), train, evaluate and sample, filling `result`; it is written to
     result.json however this ends, with a checkpoint first when the run was stopped."""
-    bar, on_epoch = progress_bar(cfg)
+    bar, on_epoch = progress_bar(cfg, task.train_curve)
     history, model, task_metrics, saver = History(), None, {}, None
     try:  # from here on, any failure (out of memory included) is recorded in the result
         model, optimizer = model_and_optimizer(cfg, task, device)
@@ -183,14 +189,19 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
         raise
     finally:
         bar.close()
-        result["metrics"] = metrics_of(history, model, device, rec.memory_kind,
-                                       task.val_tokens_scored,
+        result["metrics"] = metrics_of(history, model, device, rec.memory_kind, task,
                                        time.perf_counter() - rec.wall_start)
         result["metrics"].update(task_metrics)  # e.g. BLEU
-        result["curves"] = {k: v for k, v in vars(history).items() if k != "diverged_epoch"}
+        result["curves"] = curves_of(history, task)
         result["finished_at"] = now()
         write_json_atomic(rec.folder / RESULT_FILE, result)
     saver.finish(keep=cfg.train.keep_checkpoint)  # after the result: it replaces the checkpoint
+
+
+def curves_of(history, task) -> dict:
+    """The result's per-epoch curves: the task's training figure's, not the other task's."""
+    other = {"train_perplexity", "train_mse"} - {task.train_curve}
+    return {k: v for k, v in vars(history).items() if k != "diverged_epoch" and k not in other}
 
 
 def model_and_optimizer(cfg: DictConfig, task, device):

@@ -40,12 +40,8 @@ MODELS = (*CELLS, "transformer")  # model.cell names the model in results and re
 RULES = [
     ("model.cell", one_of(MODELS), f"one of {', '.join(MODELS)}", "gru"),
     ("model.dropout", number(0, 1), "a number in [0, 1)", "0.1"),
-    ("data.min_freq", integer(0), "an integer >= 0", "0"),
     ("data.batch_size", integer(1), "an integer >= 1", "32"),
     ("data.num_steps", integer(1), "an integer >= 1", "35"),
-    ("data.download", boolean, "true or false", "false"),
-    ("data.sha1", optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}", v)),
-     "null or 40 lowercase hex digits", "null"),
     ("init.scheme", one_of(SCHEMES), f"one of {', '.join(SCHEMES)}", "xavier_uniform"),
     ("optim.lr", number(0, lo_open=True), "a number > 0", "0.1"),
     ("train.num_epochs", integer(1), "an integer >= 1", "50"),
@@ -69,8 +65,14 @@ OPTIONAL_RULES = [
     ("init.biases", one_of(BIASES), f"one of {', '.join(BIASES)}", "keep"),
     ("launcher.jobs_per_device", integer(1), "an integer >= 1 (jobs sharing one device)", "1"),
 ]
+_SHA1 = optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}", v))
+FILE_RULES = [  # the tasks that read a data file
+    ("data.min_freq", integer(0), "an integer >= 0", "0"),
+    ("data.download", boolean, "true or false", "false"),
+    ("data.sha1", _SHA1, "null or 40 lowercase hex digits", "null"),
+]
 TASK_RULES = {
-    "language_model": [
+    "language_model": [*FILE_RULES,
         ("data.token", one_of(TOKEN_KINDS), f"one of {', '.join(TOKEN_KINDS)}", "char"),
         ("data.max_tokens", optional(integer(1)), "null (whole corpus) or an integer >= 1",
          "10000"),
@@ -81,14 +83,17 @@ TASK_RULES = {
          "a non-empty string", "'time traveller'"),
         ("sample.num_preds", integer(0), "an integer >= 0", "50"),
     ],
-    "translation": [
+    "translation": [*FILE_RULES,
         ("data.num_examples", integer(1), "an integer >= 1 (training: the pairs on file lines "
          "0..N, as d2l; 0 would leave nothing to hold out)", "600"),
         ("data.val_pairs", integer(1), "an integer >= 1 (held-out pairs, taken after the "
          "training lines)", "500"),
-        ("data.zip_sha1", optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}",
-                                                                                 v)),
-         "null or 40 lowercase hex digits", "null"),
+        ("data.zip_sha1", _SHA1, "null or 40 lowercase hex digits", "null"),
+    ],
+    "regression": [  # the companion note's synthetic task (conf/data/synthetic.yaml)
+        ("data.dim", integer(1), "an integer >= 1 (features of a and of b)", "50"),
+        ("data.steps_per_epoch", integer(1), "an integer >= 1 (optimizer steps)", "100"),
+        ("data.eval_batches", integer(1), "an integer >= 1 (fresh batches scored)", "1000"),
     ],
 }
 # by model family (the transformer, or a recurrent cell), then by (task, family); the rules
@@ -105,6 +110,14 @@ FAMILY_RULES = {
     ],
     ("translation", "recurrent"): [
         ("model.attention", boolean, "true or false", "true"),
+    ],
+    ("regression", "recurrent"): [
+        ("model.cell", one_of(("transformer",)), "transformer: data.task=regression trains "
+         "the companion note's Transformer encoder (models.EncoderRegressor)", "transformer"),
+    ],
+    ("regression", "transformer"): [
+        ("model.batch_first", boolean, "true or false (false: the note's layout, attention "
+         "across the batch)", "false"),
     ],
 }
 

@@ -91,8 +91,8 @@ def record_death(spec: dict) -> None:
     task = task_class(cfg, task_class.data_file(cfg))
     env = environment(device, spec["concurrent_jobs"])
     env["fresh_process"] = process_record(death["pid"], spec["slot"])
-    metrics = execute.metrics_of(execute.History(), None, device, "process_max_rss",
-                                 task.val_tokens_scored, death["wall_seconds"])
+    metrics = execute.metrics_of(execute.History(), None, device, "process_max_rss", task,
+                                 death["wall_seconds"])
     metrics["peak_memory_bytes"] = death["max_rss_bytes"]  # the dead process's, from wait4
     write_json_atomic(path, {
         "schema_version": SCHEMA_VERSION,

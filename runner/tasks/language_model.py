@@ -31,6 +31,9 @@ def language_model(model, vocab_size: int):
 
 
 class LanguageModelTask:
+    train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
+    score = staticmethod(perplexity)  # of an epoch's mean loss
+
     @staticmethod
     def data_file(cfg) -> Path:
         """The corpus file, downloaded (sha1-checked) first when missing and allowed."""

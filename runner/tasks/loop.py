@@ -11,7 +11,8 @@ import torch
 class History:
     """Per-epoch curves; `val_epoch[i]` is the epoch after which `val_perplexity[i]` was taken."""
     epoch: list = field(default_factory=list)
-    train_perplexity: list = field(default_factory=list)
+    train_perplexity: list = field(default_factory=list)  # language model, translation
+    train_mse: list = field(default_factory=list)  # regression: the note's loss
     tokens_per_sec: list = field(default_factory=list)
     train_seconds: list = field(default_factory=list)
     train_cpu_seconds: list = field(default_factory=list)  # this process's CPU time, all threads
@@ -87,13 +88,13 @@ def fit(model, optimizer, scheduler, task, cfg, device, history: History,
         # the lr of the epoch's last step (param_groups already holds the next step's)
         history.lr.append(scheduler.base_lrs[0] * warmup_factor(scheduler.last_epoch - 1,
                                                                 warmup))
-        train_ppl = perplexity(mean_loss)
-        if not math.isfinite(train_ppl):  # NaN/inf loss, or one too large to exponentiate
-            history.train_perplexity.append(None)
+        score, curve = task.score(mean_loss), getattr(history, task.train_curve)
+        if not math.isfinite(score):  # NaN/inf loss, or one too large to exponentiate
+            curve.append(None)
             history.diverged_epoch = epoch
             break
-        history.train_perplexity.append(train_ppl)
-        if epoch % tr.eval_every == 0 or epoch == tr.num_epochs:
+        curve.append(score)
+        if task.evaluate and (epoch % tr.eval_every == 0 or epoch == tr.num_epochs):
             model.eval()
             with torch.no_grad():
                 history.val_perplexity.append(task.evaluate(model))

@@ -22,6 +22,9 @@ def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int):
 
 
 class TranslationTask:
+    train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
+    score = staticmethod(perplexity)  # of an epoch's mean loss
+
     @staticmethod
     def data_file(cfg) -> Path:
         """fra.txt, extracted from the (downloaded, sha1-checked) zip first when missing."""

@@ -7,5 +7,5 @@ from models.seq2seq import AdditiveAttention, Seq2Seq, masked_cross_entropy
 from models.transformer import TransformerLM, TransformerSeq2Seq
 
 __all__ = ["CELLS", "SCHEMES", "AdditiveAttention", "EncoderRegressor", "LanguageModel",
-           "Seq2Seq", "TransformerLM", "TransformerSeq2Seq", "detach", "generate", "init_weights", "make_core",
-           "masked_cross_entropy", "num_params"]
+           "Seq2Seq", "TransformerLM", "TransformerSeq2Seq", "detach", "generate",
+           "init_weights", "make_core", "masked_cross_entropy", "num_params"]

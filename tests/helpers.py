@@ -30,6 +30,14 @@ def tiny_overrides(root: Path) -> list[str]:
             "train.eval_every=1", "quiet=true", "device=cpu", "sample.num_preds=10"]
 
 
+# The companion note's regression task (data=synthetic), shrunk: a few steps of a 2-layer,
+# 8-wide encoder on 4 features; it reads no file.
+TINY_REGRESSION = ["data=synthetic", "data.dim=4", "data.steps_per_epoch=3",
+                   "data.eval_batches=4", "model.num_hiddens=8", "model.num_heads=2",
+                   "model.ffn_num_hiddens=16", "model.num_layers=2", "train.num_epochs=2",
+                   "quiet=true", "device=cpu"]
+
+
 def compose_config(*overrides: str, hydra_node: bool = False):
     """The real config; with hydra_node, Hydra's own settings under `hydra` too."""
     with initialize_config_dir(str(CONF), version_base="1.3"):

@@ -93,12 +93,27 @@ def test_experiments_plan_the_very_runs_of_the_old_commands(name, quick):
     assert new == old  # the same run identities: a result of either command resumes
 
 
+# The companion note's tables (issue 13): 1,000 steps and 3 seeds of their own.
+NOTE = ["note_lr", "note_init", "note_layers", "note_layers_lr", "note_batch"]
+
+
 def test_the_plan_is_every_experiment_file_in_the_study_order():
     plan = load_experiments()
-    assert [e.name for e in plan] == list(OLD)
+    assert [e.name for e in plan] == [*OLD, *NOTE]
     assert plan[0].title.startswith("Tables 9-10") and not plan[0].own_epochs
-    assert {e.name for e in plan if e.own_epochs} == set(OLD_QUICK)
-    assert {e.name: e.quick[0] for e in plan if e.quick} == OLD_QUICK
+    assert {e.name for e in plan if e.own_epochs} == {*OLD_QUICK, *NOTE}
+    assert {e.name: e.quick[0] for e in plan if e.quick} == OLD_QUICK | dict.fromkeys(
+        NOTE, "data.steps_per_epoch=10")
+    assert {e.name: e.repeats for e in plan if e.repeats} == dict.fromkeys(NOTE, 3)
+
+
+def test_an_experiment_with_its_own_seeds_keeps_them_unless_quick(monkeypatch, tmp_path):
+    full = commands_of(monkeypatch, "--repeats", "20", "--only", "lr,note_init")
+    assert "repeats=20" in full[0] and "repeats=3" in full[1]
+    assert not any(a.startswith("train.num_epochs") for a in full[1])  # the note's 1,000 steps
+    quick = commands_of(monkeypatch, "--quick", "--only", "note_init")
+    assert "repeats=2" in quick[0]
+    assert quick[0][1:3] == ["data.steps_per_epoch=10", "data.eval_batches=100"]
 
 
 def test_commands_carry_seeds_epochs_folder_and_extra_overrides():

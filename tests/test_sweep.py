@@ -21,7 +21,7 @@ from runner.run import run
 from runner.run.validate import validate
 from runner.sweep.hydra_private import basic_sweeper, sweep_params
 from runner.sweep.sweeper import MANIFEST, with_seed_axis
-from tests.helpers import CONF, compose_config, tiny_overrides
+from tests.helpers import CONF, TINY_REGRESSION, compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
@@ -157,8 +157,28 @@ def test_every_named_sweep_composes_in_multirun_mode(name):
 
 # ---------------------------------------------------------------- every point of every sweep
 PARSER = OverridesParser.create()
-# A config group's choice shows in the composed config (and a result's) as this key's value.
+# A config group's choice shows in the composed config (and a result's) as this key's value;
+# a row of the note (conf/note/) as the values its file sets (note_values).
 CHOICE_KEY = {"sweep": "sweep_name", "model": "model.cell", "init": "init.scheme"}
+
+
+def note_values(choice: str) -> dict:
+    """{dotted key: value} a conf/note/ row sets; its init choice (conf/init/<scheme>.yaml)
+    as init.scheme."""
+    doc = OmegaConf.to_container(OmegaConf.load(CONF / "note" / f"{choice}.yaml"))
+    found = {}
+    for entry in doc.pop("defaults", []):  # e.g. {"override /init": "normal"}
+        for group, option in entry.items():
+            if group.endswith("/init"):
+                found["init.scheme"] = option
+
+    def leaves(node, prefix=""):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                yield from leaves(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+    return found | dict(leaves(doc))
 
 
 @cache
@@ -219,7 +239,9 @@ def test_every_point_of_every_named_sweep_expands_composes_and_validates(name):
         cfg = compose_point(point)
         validate(cfg)  # raises ConfigError, naming every bad key, on a point that cannot run
         for key, value in values_of(point).items():
-            assert OmegaConf.select(cfg, key) == value, (point, key)
+            expected = note_values(value) if key == "note" else {key: value}
+            for k, v in expected.items():
+                assert OmegaConf.select(cfg, k) == v, (point, k)
     for key, listed in params.items():  # every value listed is some point's
         taken = {values_of(p)[CHOICE_KEY.get(key, key)] for p in points}
         assert len(taken) == len(str(listed).split(",")), (key, taken)
@@ -259,16 +281,23 @@ def cheap_point(name: str) -> tuple[str, ...]:
 def test_one_point_of_every_named_sweep_trains(name, tiny_cfg, tmp_path):
     point = cheap_point(name)  # it names its sweep: sweep=<name>
     values = values_of(point)
-    small = [f"{k}={v}" for k, v in SMALL.items() if k not in values]
-    cfg = tiny_cfg(*point, *small, "train.eval_every=1000")  # evaluated after the last epoch
+    regression = compose_point(point).data.task == "regression"
+    if regression:  # the note's task: shrunk, the point's own values kept
+        small = [o for o in TINY_REGRESSION if o.split("=")[0] not in values]
+        cfg = compose_config(*point, *small)
+    else:
+        small = [f"{k}={v}" for k, v in SMALL.items() if k not in values]
+        cfg = tiny_cfg(*point, *small, "train.eval_every=1000")  # evaluated after the last epoch
     result = run(cfg, tmp_path / "run")
     validate_result(json.loads((tmp_path / "run" / RESULT_FILE).read_text()))
     assert result["status"] == "completed"
     recorded = OmegaConf.create(result["config"])
     for key, value in values.items():
-        assert OmegaConf.select(recorded, key) == value, (key, result["config"])
+        expected = note_values(value) if key == "note" else {key: value}
+        for k, v in expected.items():
+            assert OmegaConf.select(recorded, k) == v, (key, result["config"])
     assert result["metrics"]["epochs_done"] == recorded.train.num_epochs
-    assert math.isfinite(result["metrics"]["val_perplexity"])
+    assert math.isfinite(result["metrics"]["mse" if regression else "val_perplexity"])
 
 
 def test_slurm_launcher_settings_reach_submitit():

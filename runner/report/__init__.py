@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from runner.report.findings import companion_findings
+from runner.report.note import note_tables
 from runner.report.page import environment_lines, page_markdown, samples, warnings_for, write_page
 from runner.report.plots import write_plots
 from runner.report.reference import reference_for, reference_series
@@ -44,10 +45,13 @@ def write_report(folder: Path) -> dict:
     write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
     write_text_atomic(paths["summary.csv"], summary.to_csv(index=False))
     tally = ", ".join(f"{counts[s]} {s}" for s in ("completed", "failed", "diverged"))
+    regression = bool((df["task"] == "regression").all())  # the companion note's layout
+    cells = ("mean ± standard deviation, and every seed's value," if regression else
+             "mean ± 95% CI half-width (Student's t)")
     intro = (f"{counts['read']} runs read ({tally}, {counts['skipped']} skipped); swept: "
-             f"{', '.join(by) or 'nothing'}. Cells: mean ± 95% CI half-width (Student's t) "
-             f"over completed runs; failed and diverged runs are counted, never averaged.")
-    tables = markdown_tables(summary, by, reference)
+             f"{', '.join(by) or 'nothing'}. Cells: {cells} over completed runs; failed and "
+             f"diverged runs are counted, never averaged.")
+    tables = note_tables(df, by) if regression else markdown_tables(summary, by, reference)
     write_text_atomic(paths["summary.md"], f"# {folder.name}\n\n{intro}\n\n{tables}")
     factor = next((k for k in by if k != "model.cell"), None)
     series = pd.concat([reference_series(reference, factor, m)

@@ -1,17 +1,19 @@
-"""The companion note's Transformer findings, checked against a folder of runs: "warm-up rescues
-lr 1e-3" and "several initialisation schemes fail to train". The note measured MSE on a
-synthetic regression task, so its numbers are not comparable with perplexity; what carries
-over is which settings train and which do not.
+"""The companion note's Transformer findings, checked against a folder of runs: "warm-up
+rescues lr 1e-3" and "several initialisation schemes fail to train".
 
-A point (a setting, over its seeds) counts as trained when every run completed and its mean
-final training perplexity is within TRAINED_RATIO of the best point's among those sharing its
-other swept values (model size, say); a point stuck far above the rest, or with a diverged
-or failed run, did not train.
+On the note's own task (data.task=regression, runner/report/note.py) a run trained when its
+MSE is below note.TRAINED_MSE, and a setting trains when most of its runs did: the verdicts
+go by that fraction, never by a mean that mixes the two modes, and name where the note's own
+single runs fall. On a language model the note's MSE does not carry over, only which settings
+train: a setting (over its seeds) counts as trained when every run completed and its mean
+final training perplexity is within TRAINED_RATIO of the best setting's among those sharing its
+other swept values; one stuck far above the rest, or with a diverged or failed run, did not.
 """
 import math
 
 import pandas as pd
 
+from runner.report.note import TRAINED_MSE, note_rows
 from runner.report.runs import label
 
 TRAINED_RATIO = 1.5
@@ -23,16 +25,41 @@ NOTE_INIT = ("kaiming_uniform, kaiming_normal, normal (std 0.1, 0.002) and unifo
              "(6 layers, d_model 256)")
 
 
-def _trained(row, best: float) -> bool:
-    ppl = row["train_perplexity_mean"]
-    return (row["n"] > 0 and row["failed"] == row["diverged"] == row["interrupted"] == 0
-            and not math.isnan(ppl) and ppl <= TRAINED_RATIO * best)
+class Judge:
+    """Whether a summary row's setting trains, and its figures in words, for the folder's task."""
 
+    def __init__(self, summary: pd.DataFrame, regression: bool):
+        self.regression = regression
+        self.best = None if regression else summary["train_perplexity_mean"].min()
 
-def _ppl(row) -> str:
-    ppl = row["train_perplexity_mean"]
-    bad = [f"{int(row[s])} {s}" for s in ("diverged", "failed") if row[s]]
-    return ("—" if math.isnan(ppl) else f"{ppl:.2f}") + (f" ({', '.join(bad)})" if bad else "")
+    def trains(self, row) -> bool:
+        if self.regression:  # most of its completed runs learned the square
+            return row["n"] > 0 and 2 * row["trained"] > row["n"]
+        ppl = row["train_perplexity_mean"]
+        return (row["n"] > 0 and row["failed"] == row["diverged"] == row["interrupted"] == 0
+                and not math.isnan(ppl) and ppl <= TRAINED_RATIO * self.best)
+
+    def figures(self, row) -> str:
+        bad = [f"{int(row[s])} {s}" for s in ("diverged", "failed") if row[s]]
+        if self.regression:
+            mean, std = row["mse_mean"], row["mse_std"]
+            text = (f"{int(row['trained'])} of {int(row['n'])} trained, MSE "
+                    + ("—" if math.isnan(mean) else f"{mean:.2f}")
+                    + ("" if math.isnan(std) else f" ± {std:.2f}"))
+        else:
+            ppl = row["train_perplexity_mean"]
+            text = "—" if math.isnan(ppl) else f"{ppl:.2f}"
+        return text + (f" ({', '.join(bad)})" if bad else "")
+
+    def sort_key(self, row) -> tuple:
+        if self.regression:
+            return (-row["trained"] / max(row["n"], 1), row["mse_mean"])
+        return (row["train_perplexity_mean"],)
+
+    @property
+    def measure(self) -> str:
+        return (f"trained runs (MSE < {TRAINED_MSE:g}) of completed" if self.regression
+                else "final training perplexity")
 
 
 def _point(row, keys: list[str]) -> str:
@@ -50,65 +77,82 @@ def _groups(rows: pd.DataFrame, others: list[str]):
             for _, g in rows.groupby(others, dropna=False, sort=True)]
 
 
-def _warmup_verdict(rows: pd.DataFrame) -> tuple[bool, str] | None:
-    best = rows["train_perplexity_mean"].min()
+def _warmup_verdict(rows: pd.DataFrame, judge: Judge) -> str | None:
     cold, warm = rows[rows["train.warmup"] == 0], rows[rows["train.warmup"] > 0]
     if cold.empty or warm.empty:
         return None
-    cold_ok = all(_trained(r, best) for _, r in cold.iterrows())
-    rescued = any(_trained(r, best) for _, r in warm.iterrows())
+    cold_ok = all(judge.trains(r) for _, r in cold.iterrows())
+    rescued = any(judge.trains(r) for _, r in warm.iterrows())
     verdict = ("holds: without warm-up the model does not train, with it it does"
                if not cold_ok and rescued else
                "does not hold: without warm-up the model trains as well as with it" if cold_ok
                else "does not hold: no warm-up setting trains")
-    detail = "; ".join(f"warm-up {r['train.warmup']:g}: {_ppl(r)}"
+    detail = "; ".join(f"warm-up {r['train.warmup']:g}: {judge.figures(r)}"
                        for _, r in rows.sort_values("train.warmup").iterrows())
-    return not cold_ok and rescued, f"{verdict} (final training perplexity {detail})"
+    return f"{verdict} ({judge.measure}: {detail})"
 
 
-def warmup_check(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> str | None:
+def warmup_check(df, summary, by, judge: Judge) -> str | None:
     if "train.warmup" not in by or not (df["model.cell"] == "transformer").all():
         return None
     rows, lr = summary, df["optim.lr"].iloc[0]
     if "optim.lr" in by:  # the note's finding is about lr 1e-3
         rows, lr = summary[summary["optim.lr"] == NOTE_LR], NOTE_LR
     others = [k for k in by if k not in ("train.warmup", "optim.lr")]
-    judged = [(where, _warmup_verdict(g)) for where, g in _groups(rows, others)]
-    judged = [(where, v) for where, v in judged if v]
-    if not judged:
+    lines = [f"{where}{text}" for where, g in _groups(rows, others)
+             if (text := _warmup_verdict(g, judge))]
+    if not lines:
         return None
-    lines = [f"{where}{text}" for where, (_, text) in judged]
     return (f"**Warm-up rescues lr 1e-3** (the note: {NOTE_WARMUP}), judged at lr {lr:g}: "
             + "; ".join(lines) + ".")
 
 
-def _init_verdict(rows: pd.DataFrame, keys: list[str]) -> str:
-    best = rows["train_perplexity_mean"].min()
-    failed = [_point(r, keys) for _, r in rows.iterrows() if not _trained(r, best)]
+def _init_verdict(rows: pd.DataFrame, keys: list[str], judge: Judge, notes: dict) -> str:
+    """`notes`: the note's row of each summary row (by index) that is one; named by it."""
+    def name(i, r):
+        return notes[i]["row"] if i in notes else _point(r, keys)
+
+    failed = [name(i, r) for i, r in rows.iterrows() if not judge.trains(r)]
     verdict = (f"{'holds' if len(failed) >= 2 else 'does not hold'}: {len(failed)} of "
                f"{len(rows)} settings fail to train")
     verdict += f" ({'; '.join(failed)})" if failed else ""
-    ranked = "; ".join(f"{_point(r, keys)}: {_ppl(r)}" for _, r in
-                       rows.sort_values("train_perplexity_mean").iterrows())
-    return f"{verdict}; final training perplexity, best first: {ranked}"
+    ranked = sorted(rows.iterrows(), key=lambda ir: judge.sort_key(ir[1]))
+    text = "; ".join(f"{name(i, r)}: {judge.figures(r)}" for i, r in ranked)
+    disagree = [f"{note['row']} (the note {note['mse']}, ours {judge.figures(r)})"
+                for i, r in rows.iterrows() if (note := notes.get(i))
+                and (note["value"] < TRAINED_MSE) != judge.trains(r)]
+    if judge.regression and notes:
+        text += ("; the note's single runs agree on every setting" if not disagree else
+                 f"; the note's single runs disagree on {len(disagree)}: " + "; ".join(disagree))
+    return f"{verdict}; {judge.measure}, best first: {text}"
 
 
-def init_check(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> str | None:
+def init_check(df, summary, by, judge: Judge) -> str | None:
     if "init.scheme" not in by or not (df["model.cell"] == "transformer").all():
         return None
     keys = [k for k in by if k.startswith("init.")]
     others = [k for k in by if k not in keys]
-    lines = [f"{where}{_init_verdict(g, keys)}" for where, g in _groups(summary, others)]
+    notes = {}
+    if judge.regression:  # each point's row of the note, where it is one
+        configs = [df[((df[by] == row[by]) | (df[by].isna() & row[by].isna())).all(axis=1)]
+                   .iloc[0].to_dict() for _, row in summary.iterrows()]
+        notes = {i: n for i, n in zip(summary.index, note_rows(configs)) if n}
+    lines = [f"{where}{_init_verdict(g, keys, judge, notes)}"
+             for where, g in _groups(summary, others)]
     return f"**Several initialisations fail to train** (the note: {NOTE_INIT}): " + \
         "; ".join(lines) + "."
 
 
 def companion_findings(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> list[str]:
     """One paragraph per finding the folder's runs can test (none for other sweeps)."""
-    found = [check(df, summary, by) for check in (warmup_check, init_check)]
+    judge = Judge(summary, regression=bool((df["task"] == "regression").all()))
+    found = [check(df, summary, by, judge) for check in (warmup_check, init_check)]
     if not any(found):
         return []
-    rule = (f"A setting counts as trained when all its runs completed and its mean final "
+    rule = (f"A setting counts as trained when most of its runs reach an MSE below "
+            f"{TRAINED_MSE:g}, the best linear predictor's (runner/report/note.py)."
+            if judge.regression else
+            f"A setting counts as trained when all its runs completed and its mean final "
             f"training perplexity is within {TRAINED_RATIO}x of the best setting's with the "
             f"same other swept values.")
     return [f for f in found if f] + [rule]

@@ -25,7 +25,8 @@ from runner.result import flatten, write_bytes_atomic
 
 LABELS = {"train_perplexity": "training perplexity (per epoch, last epoch)",
           "val_perplexity": "held-out perplexity", "tokens_per_sec": "tokens/sec (training)",
-          "bleu": "BLEU"}
+          "bleu": "BLEU", "mse": "MSE (the note's: train mode, after training)",
+          "eval_mode_mse": "MSE (eval mode, after training)"}
 # Knobs the study sweeps in doublings: their points are evenly spaced on a log2 axis only.
 SIZE_KNOBS = ("num_hiddens", "batch_size", "num_steps", "num_epochs")
 FAILED = "failed/diverged (no completed run)"
@@ -178,17 +179,18 @@ def dual_axis_figure(summary: pd.DataFrame, factor: str, series: str | None = No
 
 
 def curves_figure(results: list[dict], by: list[str]) -> Figure:
-    """Training perplexity per epoch of completed runs, a line per point (the `by` keys of each
-    result's config): the mean over seeds epoch by epoch, with a band from the seeds' min to max.
-    Diverged, failed and interrupted runs are left out (their curves stop early) and counted in
-    the title."""
+    """Training perplexity (a regression's MSE) per epoch of completed runs, a line per point
+    (the `by` keys of each result's config): the mean over seeds epoch by epoch, with a band
+    from the seeds' min to max. Diverged, failed and interrupted runs are left out (their
+    curves stop early) and counted in the title."""
     groups, left_out = {}, Counter()
     for r in results:
         if r["status"] != "completed":
             left_out[r["status"]] += 1
             continue
-        ppl = [math.nan if v is None else v for v in r["curves"]["train_perplexity"]]
-        curve = pd.Series(ppl, index=r["curves"]["epoch"], dtype=float)
+        values = r["curves"].get("train_perplexity", r["curves"].get("train_mse", []))
+        curve = pd.Series([math.nan if v is None else v for v in values],
+                          index=r["curves"]["epoch"], dtype=float)
         config = flatten(r["config"])
         groups.setdefault(tuple(config.get(k) for k in by), []).append(curve)
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
@@ -218,7 +220,9 @@ def curves_figure(results: list[dict], by: list[str]) -> Figure:
     ax.set_title("mean over seeds, band: min..max over seeds"
                  + (f"; left out: {skipped}" if skipped else ""), fontsize=9)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training perplexity (per epoch)")
+    regression = bool(results) and all(r.get("task") == "regression" for r in results)
+    ax.set_ylabel("training MSE (per epoch: the note's loss, mean over its steps)" if regression
+                  else "training perplexity (per epoch)")
     if len(groups) > 6:  # a model x size sweep has ~18 points: beside the axes, not on them
         fig.set_figwidth(9)
         fig.legend(loc="outside right upper", fontsize=7)

@@ -21,8 +21,11 @@ from runner.result import (
 
 log = logging.getLogger(__name__)
 
-# The schema is the one list of metric names; "bleu" is optional (translation tasks).
-METRICS = [*json.loads(SCHEMA_FILE.read_text())["properties"]["metrics"]["required"], "bleu"]
+# The schema is the one list of metric names: those every result has, then each task's own
+# (train_perplexity: language model and translation; bleu: translation; *mse: regression).
+_SCHEMA = json.loads(SCHEMA_FILE.read_text())["properties"]["metrics"]
+METRICS = list(dict.fromkeys(["train_perplexity", "best_train_perplexity", *_SCHEMA["required"],
+                              *_SCHEMA["properties"]]))
 ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs"]
 RUN_COLUMNS = ["run_id", "status", "path", "task", "sees_future"]
 

@@ -3,18 +3,21 @@
 summary.csv has one row per point (the swept config keys, seed aside; "task" first when the
 folder mixes tasks): "n" (completed runs), "failed", "diverged", "interrupted", then
 "<metric>_mean", "<metric>_std" and "<metric>_ci95" for train_perplexity, val_perplexity,
-tokens_per_sec, num_params (and bleu when present), then "baseline" and each point against it
+tokens_per_sec, num_params (and bleu, or a regression's train_mse, mse and eval_mode_mse, and
+"trained", when present), then "baseline" and each point against it
 (runner.report.stats.compare: "<metric>_diff", "_diff_lo", "_diff_hi", "_p", "_p_holm",
 "_significant"). Only completed runs enter the statistics: a diverged run has no perplexity.
 """
 import pandas as pd
 
+from runner.report.note import trained
 from runner.report.reference import value_key
 from runner.report.runs import label
 from runner.report.stats import ci95, mark, significance_note, tested
 
 STATISTICS = {"train_perplexity": "training perplexity", "val_perplexity": "held-out perplexity",
-              "tokens_per_sec": "tokens/sec", "bleu": "BLEU", "num_params": "parameters"}
+              "tokens_per_sec": "tokens/sec", "bleu": "BLEU", "num_params": "parameters",
+              "train_mse": "training MSE", "mse": "MSE", "eval_mode_mse": "eval-mode MSE"}
 
 def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """One row per point: counts by status, and mean, sample std and the 95% CI half-width
@@ -26,6 +29,8 @@ def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         done = g[g["status"] == "completed"]
         row = dict(zip(by, key), n=len(done))
         row |= {s: int((g["status"] == s).sum()) for s in ("failed", "diverged", "interrupted")}
+        if "mse" in done:  # regression: completed runs below runner.report.note.TRAINED_MSE
+            row["trained"] = int(trained(done["mse"]).sum())
         for m in stats:
             values = pd.to_numeric(done[m], errors="coerce").dropna()
             row[f"{m}_mean"] = values.mean()

@@ -34,7 +34,7 @@ class Experiment:
     title: str                 # the combined report's heading
     order: int                 # its place in the study (then by name)
     own_epochs: bool = False   # keep the sweep's or preset's train.num_epochs: no --epochs
-    quick: tuple[str, ...] = ()  # overrides added under --quick
+    quick: tuple[str, ...] = ()  # overrides added under --quick (repeats=N: its seeds then)
     repeats: int | None = None  # its own seeds per point in the full study: no --repeats
 
 
@@ -107,6 +107,9 @@ def command(exp: Experiment, out: Path, repeats: int, epochs: int, quick: bool,
     quick_args = list(exp.quick) if quick else []
     if exp.repeats and not quick:
         repeats = exp.repeats
+    if own := [a for a in quick_args if a.startswith("repeats=")]:  # --quick's own seeds
+        quick_args.remove(own[-1])
+        repeats = int(own[-1].split("=", 1)[1])
     return [sys.executable, "-m", "runner", "-m", f"experiment={exp.name}", *epoch_args,
             *quick_args, f"repeats={repeats}", "quiet=true", f"hydra.sweep.dir={out / exp.name}",
             *extra]

@@ -103,7 +103,7 @@ def test_the_plan_is_every_experiment_file_in_the_study_order():
     assert plan[0].title.startswith("Tables 9-10") and not plan[0].own_epochs
     assert {e.name for e in plan if e.own_epochs} == {*OLD_QUICK, *NOTE}
     assert {e.name: e.quick[0] for e in plan if e.quick} == OLD_QUICK | dict.fromkeys(
-        NOTE, "data.steps_per_epoch=10")
+        NOTE, "data.steps_per_epoch=5")
     assert {e.name: e.repeats for e in plan if e.repeats} == dict.fromkeys(NOTE, 3)
 
 
@@ -111,9 +111,9 @@ def test_an_experiment_with_its_own_seeds_keeps_them_unless_quick(monkeypatch, t
     full = commands_of(monkeypatch, "--repeats", "20", "--only", "lr,note_init")
     assert "repeats=20" in full[0] and "repeats=3" in full[1]
     assert not any(a.startswith("train.num_epochs") for a in full[1])  # the note's 1,000 steps
-    quick = commands_of(monkeypatch, "--quick", "--only", "note_init")
-    assert "repeats=2" in quick[0]
-    assert quick[0][1:3] == ["data.steps_per_epoch=10", "data.eval_batches=100"]
+    quick = commands_of(monkeypatch, "--quick", "--only", "note_init")  # its own quick seeds
+    assert quick[0][1:] == ["data.steps_per_epoch=5", "data.eval_batches=20", "repeats=1",
+                            "quiet=true", f"hydra.sweep.dir={Path('results/reproduce')}/note_init"]
 
 
 def test_commands_carry_seeds_epochs_folder_and_extra_overrides():

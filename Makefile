@@ -44,7 +44,7 @@ report: install ## the report of every sweep folder under results/ (runs.csv, su
 reproduce: install ## the study in full (GPUs advised): REPEATS=20 EPOCHS=500 -> results/reproduce/
 	$(PY) -m runner.reproduce --repeats $(REPEATS) --epochs $(EPOCHS) --out results/reproduce $(ARGS)
 
-reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 epochs) on a 2-core CPU -> results/reproduce-quick/
+reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 epochs; the note's tables 50 steps) -> results/reproduce-quick/
 	$(PY) -m runner.reproduce --quick --out results/reproduce-quick $(ARGS)
 
 clean: ## remove caches (keeps .venv and results/)

@@ -10,7 +10,8 @@ def _summary(rows: list[dict]) -> pd.DataFrame:
 
 
 def _runs(cell="transformer", lr=0.001):
-    return pd.DataFrame({"model.cell": [cell] * 4, "optim.lr": [lr] * 4})
+    return pd.DataFrame({"task": ["language_model"] * 4, "model.cell": [cell] * 4,
+                         "optim.lr": [lr] * 4})
 
 
 def test_warmup_rescue_holds_when_only_the_cold_start_fails():

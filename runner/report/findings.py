@@ -28,9 +28,9 @@ NOTE_INIT = ("kaiming_uniform, kaiming_normal, normal (std 0.1, 0.002) and unifo
 class Judge:
     """Whether a summary row's setting trains, and its figures in words, for the folder's task."""
 
-    def __init__(self, summary: pd.DataFrame, regression: bool):
-        self.regression = regression
-        self.best = None if regression else summary["train_perplexity_mean"].min()
+    def __init__(self, df: pd.DataFrame, summary: pd.DataFrame):
+        self.regression = bool((df["task"] == "regression").all())
+        self.best = None if self.regression else summary["train_perplexity_mean"].min()
 
     def trains(self, row) -> bool:
         if self.regression:  # most of its completed runs learned the square
@@ -92,9 +92,10 @@ def _warmup_verdict(rows: pd.DataFrame, judge: Judge) -> str | None:
     return f"{verdict} ({judge.measure}: {detail})"
 
 
-def warmup_check(df, summary, by, judge: Judge) -> str | None:
+def warmup_check(df, summary, by, judge: Judge | None = None) -> str | None:
     if "train.warmup" not in by or not (df["model.cell"] == "transformer").all():
         return None
+    judge = judge or Judge(df, summary)
     rows, lr = summary, df["optim.lr"].iloc[0]
     if "optim.lr" in by:  # the note's finding is about lr 1e-3
         rows, lr = summary[summary["optim.lr"] == NOTE_LR], NOTE_LR
@@ -127,9 +128,10 @@ def _init_verdict(rows: pd.DataFrame, keys: list[str], judge: Judge, notes: dict
     return f"{verdict}; {judge.measure}, best first: {text}"
 
 
-def init_check(df, summary, by, judge: Judge) -> str | None:
+def init_check(df, summary, by, judge: Judge | None = None) -> str | None:
     if "init.scheme" not in by or not (df["model.cell"] == "transformer").all():
         return None
+    judge = judge or Judge(df, summary)
     keys = [k for k in by if k.startswith("init.")]
     others = [k for k in by if k not in keys]
     notes = {}
@@ -145,7 +147,7 @@ def init_check(df, summary, by, judge: Judge) -> str | None:
 
 def companion_findings(df: pd.DataFrame, summary: pd.DataFrame, by: list[str]) -> list[str]:
     """One paragraph per finding the folder's runs can test (none for other sweeps)."""
-    judge = Judge(summary, regression=bool((df["task"] == "regression").all()))
+    judge = Judge(df, summary)
     found = [check(df, summary, by, judge) for check in (warmup_check, init_check)]
     if not any(found):
         return []

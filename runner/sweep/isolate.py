@@ -213,10 +213,10 @@ def finished_already(cfg: DictConfig, out_dir: Path) -> dict | None:
     if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
         return None
     try:
-        from runner.run.resume import previous_result  # run()'s own first steps
-        from runner.tasks import data_of
+        from runner.run import execute  # run()'s own first steps
+        from runner.run.resume import previous_result
 
-        return previous_result(out_dir / RESULT_FILE, cfg, data_of(cfg)[1])
+        return previous_result(out_dir / RESULT_FILE, cfg, execute.data_of(cfg)[1])
     except Exception:  # noqa: BLE001 (a different config, missing data: the run says so)
         return None
 

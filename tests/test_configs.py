@@ -3,9 +3,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from models import LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
+from models import EncoderRegressor, LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
 from runner.run.validate import validate
 from runner.tasks.language_model import language_model
+from runner.tasks.regression import RegressionTask
 from runner.tasks.translation import seq2seq
 from tests.helpers import CONF, compose_config
 
@@ -30,6 +31,9 @@ def test_choice_composes_validates_and_instantiates(group, name):
     if cfg.data.task == "translation":
         model = seq2seq(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
         assert isinstance(model, Seq2Seq | TransformerSeq2Seq)
+    elif cfg.data.task == "regression":
+        model = RegressionTask(cfg).new_model(torch.device("cpu"))
+        assert isinstance(model, EncoderRegressor)
     else:
         model = language_model(cfg.model, vocab_size=11)
         assert isinstance(model, LanguageModel | TransformerLM)
@@ -39,7 +43,9 @@ def test_choice_composes_validates_and_instantiates(group, name):
     assert isinstance(optimizer, torch.optim.Optimizer)
     assert optimizer.param_groups[0]["lr"] == cfg.optim.lr
     tokens = torch.zeros(3, 2, dtype=torch.long)
-    if cfg.data.task == "translation":
+    if cfg.data.task == "regression":  # (batch, length, 2 x dim) -> (batch, length, dim)
+        assert model(torch.zeros(3, 2, 2 * cfg.data.dim)).shape == (3, 2, cfg.data.dim)
+    elif cfg.data.task == "translation":
         logits = model(tokens, torch.tensor([3, 2]), tokens)
         assert logits.shape == (3, 2, 13)
     else:

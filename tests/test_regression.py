@@ -153,3 +153,18 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
         return ({k: v for k, v in r["metrics"].items() if k not in TIMING},
                 {k: v for k, v in r["curves"].items() if k not in TIMING})
     assert outcome(resumed) == outcome(clean)
+
+
+@pytest.mark.parametrize("warmup, steps_per_epoch, warned", [
+    (0.01, 3, True),     # 0.06 steps: none
+    (0.25, 2, True),     # 1 step: the full lr from the first step
+    (0.5, 2, False),     # 2 steps: a real warm-up
+    (0.0, 3, False),     # none asked
+])
+def test_a_warm_up_of_at_most_one_step_is_said(caplog, warmup, steps_per_epoch, warned):
+    from runner.tasks.loop import make_scheduler
+    cfg = tiny(f"train.warmup={warmup}")
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with caplog.at_level("WARNING", logger="runner.tasks.loop"):
+        make_scheduler(optimizer, cfg, steps_per_epoch)
+    assert ("no warm-up at all" in caplog.text) == warned

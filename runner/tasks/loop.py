@@ -1,10 +1,13 @@
 """The training loop, the same for every task: epochs over batches already on the device,
 with no host-device synchronisation inside an epoch, timing, warm-up and divergence."""
+import logging
 import math
 import time
 from dataclasses import dataclass, field
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +39,10 @@ def warmup_steps(cfg, steps_per_epoch: int) -> int:
 def make_scheduler(optimizer, cfg, steps_per_epoch: int):
     """The per-step lr schedule: a linear warm-up, then the optimizer's lr."""
     n = warmup_steps(cfg, steps_per_epoch)
+    if cfg.train.warmup > 0 and n <= 1:  # 1 step: (0 + 1) / 1, the full lr at once
+        log.warning("train.warmup=%g of %d optimizer steps is %d step(s): no warm-up at all; "
+                    "raise train.warmup or the number of steps", cfg.train.warmup,
+                    cfg.train.num_epochs * steps_per_epoch, n)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_factor(step, n))
 
 

@@ -34,9 +34,10 @@ test-fast: install ## the suite without the tests marked slow (CLI subprocesses,
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins
 
-bench: install ## tokens/sec of rnn, lstm, gru (+ fused), sru, onlstm at 32/256/1024 (ARGS="--d2l PY"); report speed
+bench: install ## tokens/sec of rnn, lstm, gru (+ fused), sru, onlstm at 32/256/1024 (ARGS="--d2l PY"); report speed; the note's regression run
 	$(PY) -m bench.throughput $(ARGS)
 	$(PY) -m bench.report_speed
+	$(PY) -m bench.regression
 
 report: install ## the report of every sweep folder under results/ (runs.csv, summary.csv/.md)
 	@for d in results/*/; do [ -f "$$d/manifest.json" ] && $(PY) -m runner.report "$$d"; done; true

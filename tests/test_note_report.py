@@ -150,3 +150,18 @@ def test_failed_runs_are_counted_not_averaged(tmp_path, status):
     write_report(write(tmp_path, runs))
     [table] = tables_in((tmp_path / "summary.md").read_text())
     assert table[1][1:4] == ["2 (+1 failed)", "2 of 2", "0.150 ± 0.071"]
+
+
+def test_the_mse_plot_draws_every_run_and_the_trained_line(tmp_path):
+    from runner.report.plots import metric_figure
+    from runner.report.runs import tidy
+    from runner.report.tables import summarize
+    runs = tidy(lr_table_runs())
+    by = ["optim.lr", "train.warmup"]
+    fig = metric_figure(summarize(runs, by), "optim.lr", "mse", "train.warmup", runs=runs)
+    ax = fig.axes[0]
+    dots = [y for line in ax.lines if line.get_marker() == "." for y in line.get_ydata()]
+    assert sorted(dots) == sorted(runs["mse"])  # all 12 runs, each once
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)  # trained below 1
+    write_report(write(tmp_path, lr_table_runs()))
+    assert (tmp_path / "plot_mse.png").exists() and (tmp_path / "plot_eval_mode_mse.svg").exists()

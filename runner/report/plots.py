@@ -20,6 +20,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, StrMethodFormatter
 
+from runner.report.note import TRAINED_MSE
 from runner.report.runs import label
 from runner.result import flatten, write_bytes_atomic
 
@@ -34,6 +35,9 @@ FAILED = "failed/diverged (no completed run)"
 # metric figures, so a model has the same hue in every figure of a sweep.
 FAMILIES = ["Blues", "Oranges", "Greens", "Reds", "Purples", "Greys"]
 CI_NOTE = "mean over completed runs, bars: 95% CI (Student's t)"
+# Bimodal metrics (the note's MSE: a run escapes its plateau or not): every run is drawn too,
+# since their mean can sit where no run is.
+EVERY_RUN = ("mse", "eval_mode_mse")
 
 
 def _number(value) -> bool:
@@ -129,8 +133,19 @@ def _y_axis(ax, metric: str) -> None:
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
 
 
+def _draw_runs(ax, runs: pd.DataFrame, factor, metric, series, pos) -> None:
+    """Each completed run's value as a dot, in its series' colour, and the trained line."""
+    done = runs[runs["status"] == "completed"]
+    for i, (_, rows) in enumerate(_lines(done, series)):
+        ax.plot([pos[_key(v)] for v in rows[factor]], pd.to_numeric(rows[metric]), ".",
+                color=f"C{i % 10}", alpha=0.6, ms=7, label="_nolegend_")
+    ax.axhline(TRAINED_MSE, color="grey", linestyle=":", linewidth=1,
+               label=f"trained below {TRAINED_MSE:g} (runner/report/note.py)")
+
+
 def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str | None = None,
-                  reference: pd.DataFrame | None = None) -> Figure:
+                  reference: pd.DataFrame | None = None, runs: pd.DataFrame | None = None
+                  ) -> Figure:
     """`metric`'s mean against `factor` with 95% CI bars, a line per value of `series`.
 
     `reference`, optional: the study's numbers as a long table with columns "value" (a value of
@@ -139,11 +154,16 @@ def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str |
     be stacked, a row counting for the metrics it has a number for). Each series is drawn dashed
     grey, labelled "<series> (the study)"; values not among the factor's points are left out,
     and a value matches as a number where it reads as one ("32" is 32).
+
+    `runs` (runs.csv's table), for a metric of EVERY_RUN: each completed run as a dot too.
     """
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     pos = _x_axis(ax, summary[factor], factor)
     _draw_metric(ax, summary, factor, metric, series, pos)
+    each = runs is not None and metric in EVERY_RUN
+    if each:
+        _draw_runs(ax, runs, factor, metric, series, pos)
     if reference is not None and metric in reference.columns:
         ref = reference[reference["value"].map(_key).isin(pos) & reference[metric].notna()]
         groups = _lines(ref, "series" if "series" in ref.columns else None)
@@ -154,7 +174,7 @@ def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str |
             ax.plot(rows["_x"], rows[metric], linestyle="--", marker=marker, color="grey",
                     alpha=0.8, label=name)
     _y_axis(ax, metric)
-    ax.set_title(CI_NOTE, fontsize=9)
+    ax.set_title(CI_NOTE + ("; dots: each completed run" if each else ""), fontsize=9)
     _legend(ax)
     return fig
 
@@ -279,7 +299,7 @@ def write_plots(folder: Path, results: list[dict], runs: pd.DataFrame, summary: 
         metrics = [m for m in LABELS if m in runs.columns and f"{m}_mean" in summary.columns
                    and pd.to_numeric(runs[m], errors="coerce").notna().any()]
         for m in metrics:
-            fig = metric_figure(summary, factor, m, series, reference)
+            fig = metric_figure(summary, factor, m, series, reference, runs)
             written += save(fig, folder / f"plot_{m}")
         if {"train_perplexity", "tokens_per_sec"} <= set(metrics):
             written += save(dual_axis_figure(summary, factor, series),

@@ -226,9 +226,9 @@ def test_a_folder_mixing_tasks_draws_one_line_per_task_never_one_across_them(tmp
                       for t in ("language_model", "translation") for h in (32, 64)})
     drawn, real = [], plots.metric_figure
 
-    def metric_figure(summary, factor, metric, series=None, reference=None):
+    def metric_figure(summary, factor, metric, series=None, reference=None, runs=None):
         drawn.append((factor, series))
-        return real(summary, factor, metric, series, reference)
+        return real(summary, factor, metric, series, reference, runs)
 
     monkeypatch.setattr(plots, "metric_figure", metric_figure)
     monkeypatch.setattr(plots, "curves_figure", lambda results, by: plots.Figure())

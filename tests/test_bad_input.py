@@ -56,6 +56,10 @@ INIT_CASES = {
         "init.b=0.3)",
     "init=xavier_normal init.gain=-2": "init.gain=-2 is not allowed: it must be a number > 0",
     "init=kaiming_uniform +init.a=abc": "init.a='abc' is not allowed: it must be a number",
+    "init=kaiming_normal init.mode=bogus":
+        "init.mode='bogus' is not allowed: it must be fan_in or fan_out (e.g. init.mode=fan_in)",
+    "init=kaiming_uniform init.nonlinearity=gelu":
+        "init.nonlinearity='gelu' is not allowed: it must be one of linear, conv1d,",
     "init=normal +init.gain=2": "init.gain=2 is not allowed: init.scheme=normal takes mean, "
                                 "std (e.g. ~init.gain, or init=xavier_uniform",
     "+init.std=0.1": "init.std=0.1 is not allowed: init.scheme=default takes no options (e.g. "

@@ -9,6 +9,7 @@ import runner.tasks
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, validate_result
 from runner.run.execute import run
+from runner.tasks import LanguageModelTask
 
 
 @pytest.mark.slow  # 8 epochs
@@ -104,9 +105,13 @@ def test_finished_result_is_resumed_never_lost(tiny_cfg, tmp_path, monkeypatch):
     assert json.loads((tmp_path / RESULT_FILE).read_text())["run_id"] == second["run_id"]
 
 
-def test_a_failed_run_is_run_again(tiny_cfg, tmp_path):
-    with pytest.raises(ValueError):  # torch rejects the kaiming mode while building the model
-        run(tiny_cfg("init=kaiming_normal", "init.mode=bogus"), tmp_path)
+def test_a_failed_run_is_run_again(tiny_cfg, tmp_path, monkeypatch):
+    def bogus(self, device):
+        raise ValueError("bogus: the model cannot be built")
+
+    with monkeypatch.context() as m, pytest.raises(ValueError):  # past validation, in train()
+        m.setattr(LanguageModelTask, "new_model", bogus)
+        run(tiny_cfg(), tmp_path)
     failed = json.loads((tmp_path / RESULT_FILE).read_text())
     validate_result(failed)
     assert failed["status"] == "failed" and "bogus" in failed["error"]["message"]

@@ -10,21 +10,28 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from models.init import SCHEMES
-from runner.run.checks import number, rule_problems
+from runner.run.checks import number, one_of, rule_problems
 
 # A scheme's own options (conf/init/): the keyword arguments of its torch.nn.init function,
 # which models.init_weights passes on. Those below are checked when present; an option the
 # function does not take is refused (init_problems). init.a of `uniform` is U(-a, a), unless
 # init.b is given too: then U(a, b), a < b.
 _GAIN = [("init.gain", number(0, lo_open=True), "a number > 0", "1.0")]
+# torch.nn.init.calculate_gain's nonlinearities; kaiming's fan modes
+NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                  "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh", "relu",
+                  "leaky_relu", "selu")
+_KAIMING = [("init.a", number(), "a number (leaky_relu's negative slope)", "0"),
+            ("init.mode", one_of(("fan_in", "fan_out")), "fan_in or fan_out", "fan_in"),
+            ("init.nonlinearity", one_of(NONLINEARITIES),
+             f"one of {', '.join(NONLINEARITIES)}", "leaky_relu")]
 INIT_RULES = {
     "normal": [("init.mean", number(), "a number", "0.0"),
                ("init.std", number(0, lo_open=True), "a number > 0", "0.01")],
     "uniform": [("init.a", number(0, lo_open=True), "a number > 0 (U(-a, a))", "0.1"),
                 ("init.b", number(), "a number", "0.1")],
     "xavier_uniform": _GAIN, "xavier_normal": _GAIN, "orthogonal": _GAIN,
-    "kaiming_uniform": [("init.a", number(), "a number (leaky_relu's negative slope)", "0")],
-    "kaiming_normal": [("init.a", number(), "a number (leaky_relu's negative slope)", "0")],
+    "kaiming_uniform": _KAIMING, "kaiming_normal": _KAIMING,
 }
 # What an optimizer option must be, for the line that names it (torch's message says why);
 # any option is checked by building the optimizer (optim_problems), listed here or not.

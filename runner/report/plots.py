@@ -35,8 +35,7 @@ FAILED = "failed/diverged (no completed run)"
 # metric figures, so a model has the same hue in every figure of a sweep.
 FAMILIES = ["Blues", "Oranges", "Greens", "Reds", "Purples", "Greys"]
 CI_NOTE = "mean over completed runs, bars: 95% CI (Student's t)"
-# Bimodal metrics (the note's MSE: a run escapes its plateau or not): every run is drawn too,
-# since their mean can sit where no run is.
+# Bimodal metrics (the note's MSE): every run is drawn too, as their mean may sit where none is
 EVERY_RUN = ("mse", "eval_mode_mse")
 
 
@@ -133,19 +132,8 @@ def _y_axis(ax, metric: str) -> None:
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
 
 
-def _draw_runs(ax, runs: pd.DataFrame, factor, metric, series, pos) -> None:
-    """Each completed run's value as a dot, in its series' colour, and the trained line."""
-    done = runs[runs["status"] == "completed"]
-    for i, (_, rows) in enumerate(_lines(done, series)):
-        ax.plot([pos[_key(v)] for v in rows[factor]], pd.to_numeric(rows[metric]), ".",
-                color=f"C{i % 10}", alpha=0.6, ms=7, label="_nolegend_")
-    ax.axhline(TRAINED_MSE, color="grey", linestyle=":", linewidth=1,
-               label=f"trained below {TRAINED_MSE:g} (runner/report/note.py)")
-
-
 def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str | None = None,
-                  reference: pd.DataFrame | None = None, runs: pd.DataFrame | None = None
-                  ) -> Figure:
+                  reference: pd.DataFrame | None = None, runs=None) -> Figure:
     """`metric`'s mean against `factor` with 95% CI bars, a line per value of `series`.
 
     `reference`, optional: the study's numbers as a long table with columns "value" (a value of
@@ -153,17 +141,20 @@ def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str |
     named `metric` (runner.report.reference.reference_series's answer; tables of several metrics may
     be stacked, a row counting for the metrics it has a number for). Each series is drawn dashed
     grey, labelled "<series> (the study)"; values not among the factor's points are left out,
-    and a value matches as a number where it reads as one ("32" is 32).
-
-    `runs` (runs.csv's table), for a metric of EVERY_RUN: each completed run as a dot too.
+    and a value matches as a number where it reads as one ("32" is 32). `runs` (runs.csv's
+    table), for a metric of EVERY_RUN: each completed run as a dot too, and the trained line.
     """
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
     pos = _x_axis(ax, summary[factor], factor)
     _draw_metric(ax, summary, factor, metric, series, pos)
-    each = runs is not None and metric in EVERY_RUN
-    if each:
-        _draw_runs(ax, runs, factor, metric, series, pos)
+    if each := runs is not None and metric in EVERY_RUN:
+        done = runs[runs["status"] == "completed"]
+        for i, (_, rows) in enumerate(_lines(done, series)):  # in the series' colours
+            ax.plot([pos[_key(v)] for v in rows[factor]], pd.to_numeric(rows[metric]), ".",
+                    color=f"C{i % 10}", alpha=0.6, ms=7, label="_nolegend_")
+        ax.axhline(TRAINED_MSE, color="grey", linestyle=":", linewidth=1,
+                   label=f"trained below {TRAINED_MSE:g} (runner/report/note.py)")
     if reference is not None and metric in reference.columns:
         ref = reference[reference["value"].map(_key).isin(pos) & reference[metric].notna()]
         groups = _lines(ref, "series" if "series" in ref.columns else None)
@@ -240,9 +231,8 @@ def curves_figure(results: list[dict], by: list[str]) -> Figure:
     ax.set_title("mean over seeds, band: min..max over seeds"
                  + (f"; left out: {skipped}" if skipped else ""), fontsize=9)
     ax.set_xlabel("epoch")
-    regression = bool(results) and all(r.get("task") == "regression" for r in results)
-    ax.set_ylabel("training MSE (per epoch: the note's loss, mean over its steps)" if regression
-                  else "training perplexity (per epoch)")
+    mse = bool(results) and all(r.get("task") == "regression" for r in results)
+    ax.set_ylabel(f"training {'MSE' if mse else 'perplexity'} (per epoch)")
     if len(groups) > 6:  # a model x size sweep has ~18 points: beside the axes, not on them
         fig.set_figwidth(9)
         fig.legend(loc="outside right upper", fontsize=7)

@@ -63,7 +63,9 @@ def test_each_model_size_is_judged_against_its_own_best():
         {"train.warmup": w, "model.num_hiddens": h, "train_perplexity_mean": p}
         for w, h, p in [(0.0, 64, 7.3), (0.01, 64, 7.2), (0.0, 256, 17.0), (0.01, 256, 3.5)]])
     text = warmup_check(_runs(), summary, ["train.warmup", "model.num_hiddens"])
-    assert "at model.num_hiddens=64: does not hold" in text
+    # 7.3 is within 1.5x of 64's best (7.2), not of 256's (3.5): both warm-ups train at 64
+    assert ("at model.num_hiddens=64: does not hold: without warm-up the model trains as well "
+            "as with it") in text
     assert "at model.num_hiddens=256: holds" in text
 
 

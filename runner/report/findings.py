@@ -9,6 +9,7 @@ train: a setting (over its seeds) counts as trained when every run completed and
 final training perplexity is within TRAINED_RATIO of the best setting's among those sharing its
 other swept values; one stuck far above the rest, or with a diverged or failed run, did not.
 """
+import copy
 import math
 
 import pandas as pd
@@ -28,9 +29,16 @@ NOTE_INIT = ("kaiming_uniform, kaiming_normal, normal (std 0.1, 0.002) and unifo
 class Judge:
     """Whether a summary row's setting trains, and its figures in words, for the folder's task."""
 
-    def __init__(self, df: pd.DataFrame, summary: pd.DataFrame):
+    def __init__(self, df: pd.DataFrame, rows: pd.DataFrame):
         self.regression = bool((df["task"] == "regression").all())
-        self.best = None if self.regression else summary["train_perplexity_mean"].min()
+        self.best = None if self.regression else rows["train_perplexity_mean"].min()
+
+    def within(self, rows: pd.DataFrame) -> "Judge":
+        """This judge for one group of points: a perplexity against the group's best."""
+        judge = copy.copy(self)
+        if not self.regression:
+            judge.best = rows["train_perplexity_mean"].min()
+        return judge
 
     def trains(self, row) -> bool:
         if self.regression:  # most of its completed runs learned the square
@@ -78,6 +86,7 @@ def _groups(rows: pd.DataFrame, others: list[str]):
 
 
 def _warmup_verdict(rows: pd.DataFrame, judge: Judge) -> str | None:
+    judge = judge.within(rows)
     cold, warm = rows[rows["train.warmup"] == 0], rows[rows["train.warmup"] > 0]
     if cold.empty or warm.empty:
         return None
@@ -112,6 +121,8 @@ def _init_verdict(rows: pd.DataFrame, keys: list[str], judge: Judge, notes: dict
     """`notes`: the note's row of each summary row (by index) that is one; named by it."""
     def name(i, r):
         return notes[i]["row"] if i in notes else _point(r, keys)
+
+    judge = judge.within(rows)
 
     failed = [name(i, r) for i, r in rows.iterrows() if not judge.trains(r)]
     verdict = (f"{'holds' if len(failed) >= 2 else 'does not hold'}: {len(failed)} of "

@@ -82,12 +82,12 @@ def note_tables(df: pd.DataFrame, by: list[str]) -> str:
     one), runs, trained fraction, MSE (train mode: the note's figure) and eval-mode MSE as
     mean ± std with each seed's value; under it, the note's own figure."""
     groups = list(df.groupby(by, dropna=False, sort=True)) if by else [((), df)]
-    matched = note_rows([g.iloc[0].to_dict() for _, g in groups])
+    configs = [g.iloc[0].to_dict() for _, g in groups]  # a point's config: its first run's
+    matched = note_rows(configs)
     # the note's rows in its order, then the points it has none for
     order = sorted(range(len(groups)), key=lambda i: (matched[i] is None,
                                                        (matched[i] or {}).get("index", i), i))
-    groups, matched = [groups[i] for i in order], [matched[i] for i in order]
-    configs = [g.iloc[0].to_dict() for _, g in groups]
+    groups, configs, matched = ([x[i] for i in order] for x in (groups, configs, matched))
     header = ["setting", "runs", f"trained (MSE < {TRAINED_MSE:g})", "MSE, mean ± std",
               "MSE per seed", "eval-mode MSE, mean ± std"]
     lines, unequal = [], False

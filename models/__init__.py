@@ -1,5 +1,5 @@
 """Sequence models and their initialisation schemes."""
-from models.core import CELLS, make_core
+from models.core import CELLS, make_core, resolved
 from models.init import SCHEMES, init_weights
 from models.lm import LanguageModel, detach, generate, num_params
 from models.regressor import EncoderRegressor
@@ -8,4 +8,4 @@ from models.transformer import TransformerLM, TransformerSeq2Seq
 
 __all__ = ["CELLS", "SCHEMES", "AdditiveAttention", "EncoderRegressor", "LanguageModel",
            "Seq2Seq", "TransformerLM", "TransformerSeq2Seq", "detach", "generate",
-           "init_weights", "make_core", "masked_cross_entropy", "num_params"]
+           "init_weights", "make_core", "masked_cross_entropy", "num_params", "resolved"]

@@ -16,7 +16,7 @@ class LanguageModel(nn.Module):
     def __init__(self, vocab_size: int, cell: str, num_hiddens: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
                  embed_size: int | None = None, nonlinearity: str = "tanh", skip: str = "none",
-                 chunk_size: int | None = None):
+                 chunk_size: int | None = None, impl: str | None = None):
         super().__init__()
         self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
         self.has_memory_cell = has_memory_cell(cell)
@@ -28,7 +28,7 @@ class LanguageModel(nn.Module):
         else:  # one-hot as a lookup into a fixed identity: one op, float output, no int64 copy
             self.register_buffer("one_hot", torch.eye(vocab_size), persistent=False)
         self.core = make_core(cell, embed_size or vocab_size, num_hiddens, num_layers,
-                              bidirectional, dropout, nonlinearity, skip, chunk_size)
+                              bidirectional, dropout, nonlinearity, skip, chunk_size, impl)
         width = num_hiddens * (2 if bidirectional else 1)
         # d2l's W_hq, b_q belong to its scratch models' params, drawn with the rest: their init
         output = d2l_output_layer if cell.endswith("_scratch") else nn.Linear

@@ -60,7 +60,8 @@ class Seq2Seq(nn.Module):
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, cell: str, num_hiddens: int,
                  num_layers: int = 1, dropout: float = 0.0, embed_size: int | None = 32,
                  attention: bool = False, bidirectional: bool = False,
-                 nonlinearity: str = "tanh", skip: str = "none", chunk_size: int | None = None):
+                 nonlinearity: str = "tanh", skip: str = "none", chunk_size: int | None = None,
+                 impl: str | None = None):
         super().__init__()
         problems = bidirectional_problems(bidirectional)
         if problems:
@@ -70,14 +71,14 @@ class Seq2Seq(nn.Module):
         self.has_memory_cell = has_memory_cell(cell)
         self.src_embedding = nn.Embedding(src_vocab_size, embed_size)
         self.encoder = make_core(cell, embed_size, num_hiddens, num_layers, False, dropout,
-                                 nonlinearity, skip, chunk_size)
+                                 nonlinearity, skip, chunk_size, impl)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embed_size)
         # The decoder reads a context next to each embedded token: the encoder's top state (H),
         # or with attention a weighted sum of its outputs (width: H, or L*H with dense skips).
         width = output_size(num_hiddens, num_layers, skip)
         context_size = width if attention else num_hiddens
         self.decoder = make_core(cell, embed_size + context_size, num_hiddens, num_layers,
-                                 False, dropout, nonlinearity, skip, chunk_size)
+                                 False, dropout, nonlinearity, skip, chunk_size, impl)
         if attention:
             self.attn = AdditiveAttention(width, num_hiddens, num_hiddens, dropout)
         self.output = nn.Linear(width, tgt_vocab_size)

@@ -17,13 +17,15 @@ FINISHED = ("completed", "diverged")  # re-running either gives the same result:
 # A sweep's two further words for a run: planned and not run yet (its manifest), and kept
 # because its folder already held this result (the job's outcome).
 PENDING, SKIPPED = "pending", "skipped"
+REUSED = "reused"  # a job's outcome: its result copied from the store (runner/run/store.py)
 # Execution settings: where and how a run executes, not what it is. They are left out of the
 # identity that resume compares, of reports' factors and (conf/config.yaml lists them for
 # Hydra) of sweep folder names. Under launcher=parallel each job's device and threads are set
-# to its slot; the device a run used is in environment.device.
-EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "quiet", "overwrite",
-                  "repeats", "launcher", "sweep_name", "reproduce", "train.checkpoint_every",
-                  "train.keep_checkpoint")
+# to its slot; the device a run used is in environment.device, the implementation of its cells
+# (model.impl, resolved for the device) in environment.impl.
+EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "model.impl", "quiet",
+                  "overwrite", "store", "repeats", "launcher", "sweep_name", "reproduce",
+                  "train.checkpoint_every", "train.keep_checkpoint")
 
 # Keys earlier runners wrote that never changed a result: data.name (read by nothing) and
 # model._target_ (the class, now built by the task from model.cell). Left out of the identity

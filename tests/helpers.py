@@ -27,7 +27,8 @@ def tiny_overrides(root: Path) -> list[str]:
     return [f"data.root={root}", "data.file=tiny.txt", "data.sha1=null", "data.download=false",
             "data.max_tokens=3000", "data.val_tokens=600", "data.batch_size=8",
             "data.num_steps=10", "model.num_hiddens=16", "train.num_epochs=3",
-            "train.eval_every=1", "quiet=true", "device=cpu", "sample.num_preds=10"]
+            "train.eval_every=1", "quiet=true", "device=cpu", "sample.num_preds=10",
+            "store=null"]  # no test reuses another's run, unless it names a store
 
 
 # The companion note's regression task (data=synthetic), shrunk: a few steps of a 2-layer,
@@ -35,7 +36,7 @@ def tiny_overrides(root: Path) -> list[str]:
 TINY_REGRESSION = ["data=synthetic", "data.dim=4", "data.steps_per_epoch=3",
                    "data.eval_batches=4", "model.num_hiddens=8", "model.num_heads=2",
                    "model.ffn_num_hiddens=16", "model.num_layers=2", "train.num_epochs=2",
-                   "quiet=true", "device=cpu"]
+                   "quiet=true", "device=cpu", "store=null"]
 
 
 def compose_config(*overrides: str, hydra_node: bool = False):

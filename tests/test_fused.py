@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.core import cell_mode, make_core
+from models.core import make_core
 from models.fused import FusedRNN
 from models.lm import LanguageModel
 
@@ -98,14 +98,14 @@ def test_no_fused_lstm():
         FusedRNN("lstm", IN, H)
 
 
-@pytest.mark.parametrize("cell", ["rnn_fused", "gru_fused"])
-def test_cells_are_registered(cell):
-    """model.cell=rnn_fused builds a language model around FusedRNN that trains as its torch.nn
-    twin (model.cell=rnn): same logits, and the same gradient for every parameter."""
-    assert isinstance(make_core(cell, IN, H), FusedRNN)
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_impl_fused_trains_as_torch_nn(cell):
+    """model.impl=fused builds a language model around FusedRNN that trains as its torch.nn
+    twin (model.impl=nn): same logits, and the same gradient for every parameter."""
+    assert isinstance(make_core(cell, IN, H, impl="fused"), FusedRNN)
     torch.manual_seed(0)
-    model, twin = (LanguageModel(10, c, H, num_layers=2) for c in (cell, cell_mode(cell)))
-    assert isinstance(twin.core, NN[cell_mode(cell)])
+    model, twin = (LanguageModel(10, cell, H, num_layers=2, impl=i) for i in ("fused", "nn"))
+    assert isinstance(model.core, FusedRNN) and isinstance(twin.core, NN[cell])
     twin.load_state_dict(model.state_dict())
     tokens, weights = torch.randint(10, (T, B)), torch.randn(T, B, 10)
     logits, grads = [], []

@@ -24,8 +24,9 @@ def d2l_xavier_init_weights(m):
 
 
 def study_seq2seq(attention=False):
-    """The study's preset on nn.GRU (data=tatoeba model=gru), small vocabularies."""
-    cfg = compose_config("data=tatoeba", "model=gru", f"model.attention={str(attention).lower()}")
+    """The study's preset on nn.GRU (data=tatoeba model=gru_nn), small vocabularies."""
+    cfg = compose_config("data=tatoeba", "model=gru_nn",
+                         f"model.attention={str(attention).lower()}")
     torch.manual_seed(0)
     return cfg, seq2seq(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
 

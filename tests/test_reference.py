@@ -173,21 +173,23 @@ def test_markdown_one_factor_adds_the_studys_rows_under_each_metric():
     assert table[2][1:] == ["5.21", "", "1.02"]  # 48: the study has none
     assert table[5][1:] == ["289,066", "", "9,542"]
     assert "\nThe study: Table 12 (nn.RNN, 500 epochs, batch 32, 35 steps, lr 1, " in text
-    assert text.rstrip().endswith("Their tokens/sec were measured on a personal CPU.")
+    assert text.rstrip().endswith("Their tokens/sec were measured on a personal CPU, with "
+                                  "torch.nn's layers or d2l's scratch code; ours by the "
+                                  "implementations under Environment (model.impl).")
 
 
 def test_markdown_model_by_factor_adds_a_study_row_per_model():
     by = ["model.cell", "model.num_hiddens"]
-    s = summary_of(by, [(c, h, 3.0, 1e3) for c in ["rnn", "gru", "rnn_fused"] for h in [512, 32]])
-    ref = reference_for(s, by, ["rnn", "gru", "rnn_fused"])
+    s = summary_of(by, [(c, h, 3.0, 1e3) for c in ["rnn", "gru", "sru"] for h in [512, 32]])
+    ref = reference_for(s, by, ["rnn", "gru", "sru"])
     text = markdown_tables(s, by, ref)
     ppl, val, tps, runs = tables_in(text)
     assert ppl[0] == ["model", "32", "512"]
     assert ppl[1:] == [["gru", "3.00", "3.00"], ["gru (the study)", "3.70", "1.00"],
                        ["rnn", "3.00", "3.00"], ["rnn (the study)", "5.21", "1.03"],
-                       ["rnn_fused", "3.00", "3.00"]]  # no published numbers: no study row
+                       ["sru", "3.00", "3.00"]]  # no published numbers: no study row
     assert tps[2] == ["gru (the study)", "82,966", "4,692"]
-    assert [r[0] for r in val] == [r[0] for r in runs] == ["model", "gru", "rnn", "rnn_fused"]
+    assert [r[0] for r in val] == [r[0] for r in runs] == ["model", "gru", "rnn", "sru"]
     assert "The study: Tables 16-19 (nn.RNN, nn.LSTM and nn.GRU, 500 epochs," in text
 
 

@@ -266,9 +266,9 @@ def test_training_differs_from_nn_rnn(tiny_cfg, tmp_path):
 
 def test_reference_rows_from_scratch_go_to_rnn_scratch_only():
     """Tables 9-10's "from scratch" numbers (1.26 sequential, 1.43 random) belong to d2l's
-    RNN from scratch: in a model.cell x data.sampling sweep with nn.RNN and our fused RNN (the
-    impl sweep), only rnn_scratch gets them; nn.RNN gets its own 1.03; fused gets nothing."""
-    cells = ["rnn", "rnn_scratch", "rnn_fused"]
+    RNN from scratch: in a model.cell x data.sampling sweep with nn.RNN's function and a model
+    the tables never ran (gru), only rnn_scratch gets them; rnn gets its own 1.03; gru nothing."""
+    cells = ["rnn", "rnn_scratch", "gru"]
     by = ["model.cell", "data.sampling"]
     points = [(c, m, 2.0, 1.0) for c in cells for m in ["sequential", "random"]]
     ref = reference_for(summary_of(by, points), by, cells)
@@ -276,4 +276,4 @@ def test_reference_rows_from_scratch_go_to_rnn_scratch_only():
     rows = set(zip(ppl["model.cell"], ppl["data.sampling"], ppl["reference"]))
     assert rows == {("rnn_scratch", "sequential", 1.26), ("rnn_scratch", "random", 1.43),
                     ("rnn", "sequential", 1.03)}
-    assert "rnn_fused" not in set(ref["model.cell"])
+    assert "gru" not in set(ref["model.cell"])

@@ -30,9 +30,11 @@ def batch():
 
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("attention", [False, True])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "rnn_scratch", "gru_fused"])
-def test_logits_shape_and_backward(cell, attention, num_layers):
-    model = tiny(cell, attention, num_layers, dropout=0.1 if num_layers > 1 else 0.0)
+@pytest.mark.parametrize("cell, impl", [("rnn", "nn"), ("lstm", "nn"), ("gru", "nn"),
+                                        ("rnn_scratch", None), ("gru", "fused")])
+def test_logits_shape_and_backward(cell, impl, attention, num_layers):
+    model = tiny(cell, attention, num_layers, dropout=0.1 if num_layers > 1 else 0.0,
+                 impl=impl)
     src, src_vl, tgt, tgt_vl = batch()
     tgt_in = torch.cat([torch.full((1, B), BOS), tgt[:-1]])  # <bos>, then shifted right
     logits = model(src, src_vl, tgt_in)

@@ -185,6 +185,13 @@ def note_values(choice: str) -> dict:
     return found | dict(leaves(doc))
 
 
+def model_values(choice: str) -> dict:
+    """{dotted key: value} a conf/model/ choice sets of its cell and implementation
+    (gru_nn: model.cell gru, model.impl nn)."""
+    doc = OmegaConf.load(CONF / "model" / f"{choice}.yaml")
+    return {f"model.{k}": doc[k] for k in ("cell", "impl") if k in doc}
+
+
 @cache
 def _composed_groups(groups: tuple[str, ...]):
     return compose_config(*groups)
@@ -243,7 +250,8 @@ def test_every_point_of_every_named_sweep_expands_composes_and_validates(name):
         cfg = compose_point(point)
         validate(cfg)  # raises ConfigError, naming every bad key, on a point that cannot run
         for key, value in values_of(point).items():
-            expected = note_values(value) if key == "note" else {key: value}
+            expected = (note_values(value) if key == "note" else model_values(value)
+                        if key == "model.cell" else {key: value})
             for k, v in expected.items():
                 assert OmegaConf.select(cfg, k) == v, (point, k)
     for key, listed in params.items():  # every value listed is some point's

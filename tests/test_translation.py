@@ -64,7 +64,7 @@ def overrides(root):
     return ["data=tatoeba", "model=gru", f"data.root={root}", "data.download=false",
             f"data.num_examples={TRAIN_LINES - 1}", f"data.val_pairs={VAL_PAIRS}",
             "train.num_epochs=30", "train.eval_every=10", "quiet=true", "device=cpu",
-            "optim.lr=0.01"]
+            "optim.lr=0.01", "store=null"]
 
 
 @pytest.mark.slow  # 30 epochs

@@ -11,6 +11,7 @@ from urllib.parse import quote, unquote
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from runner.report.runs import implemented
 from runner.result import flatten, version_label, write_text_atomic
 
 # A CPU run whose process used fewer than this share of its threads' CPU time over training
@@ -85,6 +86,15 @@ def oversubscribed(result: dict) -> str | None:
     return ", ".join(found) or None
 
 
+def _impls(results: list[dict]) -> str:
+    """Which implementation computed the runs' rnn, lstm and gru cells, and how many runs each."""
+    found = Counter(impl for r in results if (impl := implemented(
+        {"model.cell": flatten(r["config"]).get("model.cell")}, r["environment"]).get(
+        "model.impl")))
+    names = {"nn": "torch.nn's layers", "fused": "fused layers, models/fused.py"}
+    return "; ".join(f"{names[k]} ({n} runs)" for k, n in sorted(found.items()))
+
+
 def environment_lines(results: list[dict]) -> list[str]:
     """Where the runs ran: devices, software, concurrency, code versions."""
     def distinct(key):
@@ -94,6 +104,8 @@ def environment_lines(results: list[dict]) -> list[str]:
             f"- torch {', '.join(distinct('torch'))}, python {', '.join(distinct('python'))}",
             f"- threads per run: {', '.join(distinct('threads'))}; runs sharing a device: "
             f"{', '.join(distinct('concurrent_jobs'))}",
+            *([f"- rnn, lstm and gru cells computed by (model.impl): {impls}"]
+              if (impls := _impls(results)) else []),
             f"- code: {_versions(results)}"]
 
 

@@ -9,6 +9,7 @@ import jsonschema
 import numpy as np
 import pandas as pd
 
+from models.core import RETIRED, TORCH_CELLS
 from runner.result import (
     EXECUTION_KEYS,
     RESULT_FILE,
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 _SCHEMA = json.loads(SCHEMA_FILE.read_text())["properties"]["metrics"]
 METRICS = list(dict.fromkeys(["train_perplexity", "best_train_perplexity", *_SCHEMA["required"],
                               *_SCHEMA["properties"]]))
-ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs"]
+ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs", "impl"]
 RUN_COLUMNS = ["run_id", "status", "path", "task", "sees_future"]
 
 
@@ -94,11 +95,28 @@ def _ignored(key: str) -> bool:
                for i in range(1, len(parts) + 1))
 
 
+def implemented(config: dict, environment: dict) -> dict:
+    """A run's config with model.impl saying what computed its cells, "nn" or "fused" (the
+    model.impl typed, such as auto, is an execution setting: ignored). Results from before
+    model.impl computed rnn, lstm and gru with torch.nn, and named the fused ones rnn_fused
+    and gru_fused: read as the cell and impl they were, they compare with today's."""
+    cell = config.get("model.cell")
+    impl = environment.get("impl") or ("nn" if cell in TORCH_CELLS else None)
+    if cell in RETIRED:
+        cell, impl = RETIRED[cell], "fused"
+    if impl is None:
+        return config
+    items = list(config.items())
+    at = next((i + 1 for i, (k, _) in enumerate(items) if k == "model.cell"), len(items))
+    return dict([*items[:at], ("model.cell", cell), ("model.impl", impl), *items[at:]])
+
+
 def tidy(results: list[dict]) -> pd.DataFrame:
     """One row per run, columns in a fixed order: run, config, metrics, environment."""
     rows, config_columns = [], {}
     for r in results:
-        config = {k: v for k, v in flatten(r["config"]).items() if not _ignored(k)}
+        config = implemented({k: v for k, v in flatten(r["config"]).items() if not _ignored(k)},
+                             r["environment"])
         config_columns |= dict.fromkeys(config)  # first-seen order, across differing configs
         rows.append({"run_id": r["run_id"], "status": r["status"], "path": r.get("_path", ""),
                      "task": r.get("task"), "sees_future": r["sees_future"], **config,

@@ -95,7 +95,8 @@ def _study_note(reference, factor: str) -> str:
     tables = reference[["table", "setting"]].drop_duplicates()
     names = "; ".join(f"Table{'s' * ('-' in t)} {t} ({s})"
                       for t, s in zip(tables["table"], tables["setting"]))
-    cpu = (" Their tokens/sec were measured on a personal CPU."
+    cpu = (" Their tokens/sec were measured on a personal CPU, with torch.nn's layers or d2l's "
+           "scratch code; ours by the implementations under Environment (model.impl)."
            if (reference["metric"] == "tokens_per_sec").any() else "")
     return f"\nThe study: {names}.{cpu}\n"
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from models import num_params
+from models.core import resolve_impl
 from runner.result import (
     RESULT_FILE,
     SCHEMA_VERSION,
@@ -21,7 +22,7 @@ from runner.result import (
     now,
     write_json_atomic,
 )
-from runner.run import checkpoint
+from runner.run import checkpoint, store
 from runner.run.environment import (
     environment,
     load_average,
@@ -32,6 +33,7 @@ from runner.run.environment import (
 from runner.run.interrupt import Interrupted, interruptible
 from runner.run.output import check_output_folder, write_snapshot
 from runner.run.resume import other_code_version, previous_result
+from runner.run.store import store_key
 from runner.run.validate import validate
 from runner.tasks import TASKS, data_of
 from runner.tasks.loop import History, fit, make_scheduler
@@ -105,12 +107,20 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         log.info("skipped: %s already holds %s run %s of this config%s", result_path,
                  done["status"], done["run_id"], f" (made by code version {other}; "
                  f"overwrite=true re-runs it)" if other else "")
+        if cfg.store and (key := store_key(done["config"], data_sha1, done["environment"])):
+            store.put(cfg.store, key, done)  # finished before the store existed: filed now
         return {**done, "skipped": True}
+    if cfg.threads:  # before the environment is read: the store's key counts CPU threads
+        torch.set_num_threads(cfg.threads)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    env = {**environment(device, concurrent_jobs),
+           "impl": resolve_impl(cfg.model.cell, cfg.model.get("impl", "auto"), device.type)}
+    key = store_key(config, data_sha1, env) if cfg.store else None
+    if key and not cfg.overwrite and (stored := store.lookup(cfg.store, key)):
+        return reuse(stored, store.entry(cfg.store, key), cfg, Path(out_dir))
     resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another experiment: refused
     task = task_class(cfg, data_file)  # loads and checks the data: bad input stops here
     write_snapshot(out_dir, cfg)  # .hydra/ only now: a refused run leaves the folder as it was
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     run_fields = {"run_id": uuid.uuid4().hex[:12], "started_at": started_at,
                   "resumed_from_epoch": []}
     if resumed:  # the same run, continued: its id, start and every epoch it resumed from
@@ -121,22 +131,36 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         "run_id": run_fields["run_id"],
         "task": cfg.data.task,
         "status": "failed",
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": config,
         "dataset": task.provenance,
         "sees_future": False,  # the model's own answer, once it is built
-        "environment": environment(device, concurrent_jobs),
+        "environment": env,  # impl: what model.impl=auto chose for the device
         "started_at": run_fields["started_at"],
         **({"resumed_from_epoch": run_fields["resumed_from_epoch"]} if resumed else {}),
     }
     with interruptible():
         train(cfg, task, device, result, Recording(Path(out_dir), data_sha1, run_fields,
                                                    resumed, memory_kind, wall_start))
+    if key:
+        store.put(cfg.store, key, result)
     shown = [k for k in ("train_perplexity", "val_perplexity", "bleu", "mse", "eval_mode_mse")
              if k in result["metrics"]]
     log.info("%s: %s, %.0f tokens/s -> %s", result["status"],
              ", ".join(f"{k} {result['metrics'][k]}" for k in shown),
              result["metrics"]["tokens_per_sec"] or 0, result_path)
     return result
+
+
+def reuse(stored: dict, path: Path, cfg: DictConfig, out_dir: Path) -> dict:
+    """The run's folder gets the stored result of this very run (runner/run/store.py), with
+    where it came from, and the command's config snapshot; no training."""
+    write_snapshot(out_dir, cfg)
+    result = {**stored, "reused_from": str(path)}
+    write_json_atomic(out_dir / RESULT_FILE, result)
+    (out_dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)  # a stopped try's: moot
+    log.info("reused: %s is run %s of this config (%s), trained before: %s", out_dir / RESULT_FILE,
+             stored["run_id"], stored["status"], path)
+    return {**result, "reused": True}
 
 
 @dataclass
@@ -166,8 +190,10 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
                                         (model, optimizer, scheduler, task.generator))
         result["sees_future"] = model.sees_future
         result["model_class"] = f"models.{type(model).__name__}"  # what the task built
-        log.info("run %s: %s on %s, %d params, output %s%s", result["run_id"], cfg.model.cell,
-                 device, num_params(model), rec.folder, f", resumed after epoch "
+        impl = result["environment"]["impl"]
+        log.info("run %s: %s%s on %s, %d params, output %s%s", result["run_id"], cfg.model.cell,
+                 f" ({impl})" if impl else "", device, num_params(model), rec.folder,
+                 f", resumed after epoch "
                  f"{len(history.epoch)}" if rec.resumed else "")
         result["environment"]["load_avg_start"] = load_average()
         fit(model, optimizer, scheduler, task, cfg, device, history,

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from data.iterators import SAMPLINGS
 from data.timemachine import TOKEN_KINDS, tokenize
-from models.core import CELLS, cell_problems
+from models.core import CELLS, RETIRED, cell_problems
 from models.init import BIASES, SCHEMES
 from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
@@ -38,7 +38,8 @@ MODELS = (*CELLS, "transformer")  # model.cell names the model in results and re
 
 # key, check, what is allowed, an example value
 RULES = [
-    ("model.cell", one_of(MODELS), f"one of {', '.join(MODELS)}", "gru"),
+    # a retired name passes here, for cell_problems to say what it is now
+    ("model.cell", one_of((*MODELS, *RETIRED)), f"one of {', '.join(MODELS)}", "gru"),
     ("model.dropout", number(0, 1), "a number in [0, 1)", "0.1"),
     ("data.batch_size", integer(1), "an integer >= 1", "32"),
     ("data.num_steps", integer(1), "an integer >= 1", "35"),
@@ -57,6 +58,8 @@ RULES = [
     ("quiet", boolean, "true or false", "true"),
     ("overwrite", boolean, "true or false", "true"),
     ("repeats", integer(1), "an integer >= 1 (a sweep's seeds per point)", "1"),
+    ("store", optional(lambda v: isinstance(v, str) and v.strip() != ""),
+     "null (off) or a folder for finished results", "results/store"),
 ]
 # Keys only some config files carry (the defaults are the function's): checked when present.
 OPTIONAL_RULES = [
@@ -179,8 +182,8 @@ def _model_problems(cfg, task, family, bad) -> list[str]:
         return transformer_problems(m.cell, **options)
     if bad & {"model.cell", "model.num_hiddens", "model.bidirectional"}:
         return []
-    options = {key: m[key] for key in ("bidirectional", "nonlinearity", "skip", "chunk_size")
-               if key in m}
+    options = {key: m[key] for key in ("bidirectional", "nonlinearity", "skip", "chunk_size",
+                                       "impl") if key in m}
     if task != "translation":  # models.LanguageModel
         return cell_problems(m.cell, m.num_hiddens, **options)
     # models.Seq2Seq refuses a bidirectional encoder, then builds its cores one way

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from runner.result import (
     FINISHED,
     RESULT_FILE,
+    REUSED,
     SCHEMA_VERSION,
     SKIPPED,
     now,
@@ -50,7 +51,7 @@ def main() -> None:
 
         before = file_id(out_dir / RESULT_FILE)
         status = run_here(OmegaConf.create(spec["config"]), out_dir, spec["concurrent_jobs"])
-        if status != SKIPPED and file_id(out_dir / RESULT_FILE) != before:
+        if status not in (SKIPPED, REUSED) and file_id(out_dir / RESULT_FILE) != before:
             result = read_result(out_dir / RESULT_FILE)
             result["environment"]["fresh_process"] = process_record(os.getpid(), spec["slot"])
             write_json_atomic(out_dir / RESULT_FILE, result)

@@ -41,6 +41,7 @@ from runner.errors import ConfigError
 from runner.result import (
     FINISHED,
     RESULT_FILE,
+    REUSED,
     SKIPPED,
     STATUSES,
     now,
@@ -130,7 +131,7 @@ def run_fresh(cfg: DictConfig, out_dir: Path, sharing: int) -> str:
     (out_dir / FAULT_FILE).unlink(missing_ok=True)
     status, pid, returncode, max_rss = child(spec, pins, out_dir)
     fault = fault_tail(out_dir / FAULT_FILE)
-    if status in (*STATUSES, SKIPPED):
+    if status in (*STATUSES, SKIPPED, REUSED):
         if returncode and status != INTERRUPTED:
             log.warning("%s: its process (pid %d) reported %s, then %s", out_dir, pid, status,
                         how_it_died(returncode)[1])

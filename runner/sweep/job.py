@@ -10,7 +10,7 @@ from omegaconf import DictConfig, open_dict
 
 from data import DataError
 from runner.errors import ConfigError
-from runner.result import FINISHED, SKIPPED, read_result
+from runner.result import FINISHED, REUSED, SKIPPED, read_result
 from runner.sweep.sweeper import MANIFEST, PROGRESS, job_outcomes
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def run_here(cfg: DictConfig, out_dir: Path, sharing: int) -> str:
 
     try:
         result = run(cfg, out_dir, concurrent_jobs=sharing)
-        return SKIPPED if result.get("skipped") else result["status"]
+        return (SKIPPED if result.get("skipped") else REUSED if result.get("reused")
+                else result["status"])
     except (ConfigError, DataError) as e:  # bad input: nothing was written
         log.error("%s: %s", out_dir, e)
     except Exception as e:  # run() has written a failed result with the traceback
@@ -80,8 +81,8 @@ def progress(sweep_dir: Path) -> str:
     status = {r["dir"]: r["status"] for r in manifest["runs"]}
     outcomes = job_outcomes(sweep_dir)
     status |= outcomes
-    ran = [s for s in outcomes.values() if s != SKIPPED]  # trained (or failed) this sitting
-    done = sum(s in (*FINISHED, SKIPPED) for s in status.values())
+    ran = [s for s in outcomes.values() if s not in (SKIPPED, REUSED)]  # trained this sitting
+    done = sum(s in (*FINISHED, SKIPPED, REUSED) for s in status.values())
     failed = sum(s == "failed" for s in outcomes.values())
     left = sum(d not in outcomes and s not in FINISHED for d, s in status.items())
     elapsed = time.time() - datetime.fromisoformat(manifest["started_at"]).timestamp()

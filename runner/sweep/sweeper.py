@@ -15,6 +15,7 @@ from runner.result import (
     FINISHED,
     PENDING,
     RESULT_FILE,
+    REUSED,
     SKIPPED,
     STATUSES,
     now,
@@ -62,6 +63,23 @@ def size_launcher(config: DictConfig) -> None:
             config.hydra.launcher.n_jobs = len(devices) * config.launcher.jobs_per_device
 
 
+def refuse_shared_folders(jobs, folders) -> None:
+    """Points that differ only in execution settings (model.impl, device, threads: left out of
+    folder names, conf/config.yaml) would share one folder, the second skipping as the first's
+    finished run: refused before anything is written, with the fix."""
+    seen = {}
+    for job, folder in zip(jobs, folders):
+        if folder in seen and seen[folder] != list(job):
+            differ = sorted(set(job) ^ set(seen[folder]))
+            raise ConfigError(
+                f"invalid sweep:\n  points {', '.join(differ)} differ only in execution "
+                f"settings, left out of run folders and of the run's identity (runner/result.py "
+                f"EXECUTION_KEYS), so they would share the folder {folder!r}: sweep them in "
+                f"separate sweeps (e.g. hydra.sweep.dir=results/impl_nn), or, for model.impl, "
+                f"sweep the models that pin it (e.g. model=gru_nn,gru_fused)")
+        seen[folder] = list(job)
+
+
 class Sweep:
     """The sweeper's side: plan, manifest, summary, report, exit code."""
 
@@ -85,10 +103,11 @@ class Sweep:
     def start(self, jobs) -> None:
         from runner.run.output import check_output_folder
 
+        folders = [self.folder(job) for job in jobs]
+        refuse_shared_folders(jobs, folders)
         check_output_folder(self.dir, files=(MANIFEST,))  # before anything is written there
         self.runs = []
-        for job in jobs:
-            folder = self.folder(job)
+        for job, folder in zip(jobs, folders):
             previous = read_result(self.dir / folder / RESULT_FILE) or {}
             self.runs.append({"dir": folder, "overrides": list(job),
                               "status": previous.get("status", PENDING)})
@@ -141,20 +160,24 @@ class Sweep:
     def record(self, outcomes: list[str]) -> dict:
         """Put each job's outcome in the manifest, print the summary line; returns the counts."""
         for run, outcome in zip(self.runs, outcomes):
-            if outcome == SKIPPED:  # kept: the manifest says what the kept result is
+            for flag in ("skipped", REUSED):  # this sitting's outcome replaces the last's
+                run.pop(flag, None)
+            if outcome in (SKIPPED, REUSED):  # kept or copied: say what the result is
                 kept = read_result(self.dir / run["dir"] / RESULT_FILE) or {}
-                run.update(status=kept.get("status", run["status"]), skipped=True)
+                flag = "skipped" if outcome == SKIPPED else REUSED
+                run.update({"status": kept.get("status", run["status"]), flag: True})
             else:
                 run["status"] = outcome
-                run.pop("skipped", None)
         self.write_manifest()
-        order = ("completed", "failed", "diverged", SKIPPED, "interrupted", PENDING)
-        assert set(order) == {*STATUSES, SKIPPED, PENDING}  # every status a run can have
-        counts = {s: sum(r["status"] == s and not skipped(r) for r in self.runs) for s in order}
+        order = ("completed", "failed", "diverged", SKIPPED, REUSED, "interrupted", PENDING)
+        assert set(order) == {*STATUSES, SKIPPED, REUSED, PENDING}  # every status a run can have
+        counts = {s: sum(r["status"] == s and not skipped(r) and not r.get(REUSED)
+                         for r in self.runs) for s in order}
         counts[SKIPPED] = sum(map(skipped, self.runs))
+        counts[REUSED] = sum(bool(r.get(REUSED)) for r in self.runs)
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items()
-                          if n or s not in ("interrupted", PENDING))
+                          if n or s not in ("interrupted", PENDING, REUSED))
               + self.other_code_note()
               + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
         return counts

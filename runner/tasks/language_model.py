@@ -16,18 +16,20 @@ from omegaconf import OmegaConf
 from data import ensure_file, load_lm_data
 from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
-from models import LanguageModel, TransformerLM, detach, generate
+from models import LanguageModel, TransformerLM, detach, generate, resolved
 from runner.errors import ConfigError
 from runner.tasks.loop import perplexity, step
 
 log = logging.getLogger(__name__)
 
-def language_model(model, vocab_size: int):
-    """The network this task trains around `model` (conf/model/): the causal Transformer, or
-    the recurrent cells between an input (one-hot or embedding) and an output layer."""
+def language_model(model, vocab_size: int, device="cpu"):
+    """The network this task trains around `model` (conf/model/) on `device`: the causal
+    Transformer, or the recurrent cells between an input (one-hot or embedding) and an output
+    layer, computed by model.impl's choice for the device."""
     kwargs = OmegaConf.to_container(model, resolve=True)
-    cls = TransformerLM if kwargs["cell"] == "transformer" else LanguageModel
-    return cls(vocab_size=vocab_size, **kwargs)
+    if kwargs["cell"] == "transformer":
+        return TransformerLM(vocab_size=vocab_size, **kwargs)
+    return LanguageModel(vocab_size=vocab_size, **resolved(kwargs, device))
 
 
 class LanguageModelTask:
@@ -56,7 +58,7 @@ class LanguageModelTask:
         """The model, its data on `device`, and the minibatch generator; seeded by the caller."""
         self.generator = torch.Generator().manual_seed(self.cfg.seed)  # offsets and order
         self.data.train, self.data.val = self.data.train.to(device), self.data.val.to(device)
-        return language_model(self.cfg.model, len(self.data.vocab))
+        return language_model(self.cfg.model, len(self.data.vocab), device)
 
     def train_epoch(self, model, optimizer, scheduler):
         """Returns (mean token cross-entropy, tokens) as device values: no host sync here."""

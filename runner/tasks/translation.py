@@ -7,18 +7,21 @@ from omegaconf import OmegaConf
 
 from data import fra_file, load_nmt_data
 from data.tatoeba import RESERVED, truncate_pad
-from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy
+from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy, resolved
 from runner.errors import ConfigError
 from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
 from runner.tasks.loop import perplexity, step
 
 
-def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int):
-    """The encoder-decoder this task trains from `model` (conf/model/): d2l's Transformer, or
-    recurrent cells in a GRU-style encoder and decoder (with attention when model.attention)."""
+def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
+    """The encoder-decoder this task trains from `model` (conf/model/) on `device`: d2l's
+    Transformer, or recurrent cells in a GRU-style encoder and decoder (with attention when
+    model.attention), computed by model.impl's choice for the device."""
     kwargs = OmegaConf.to_container(model, resolve=True)
-    cls = TransformerSeq2Seq if kwargs["cell"] == "transformer" else Seq2Seq
-    return cls(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **kwargs)
+    sizes = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size)
+    if kwargs["cell"] == "transformer":
+        return TransformerSeq2Seq(**sizes, **kwargs)
+    return Seq2Seq(**sizes, **resolved(kwargs, device))
 
 
 class TranslationTask:
@@ -51,7 +54,8 @@ class TranslationTask:
         self.device = device
         self.data.train = tuple(t.to(device) for t in self.data.train)
         self.data.val = tuple(t.to(device) for t in self.data.val)
-        return seq2seq(self.cfg.model, len(self.data.src_vocab), len(self.data.tgt_vocab))
+        return seq2seq(self.cfg.model, len(self.data.src_vocab), len(self.data.tgt_vocab),
+                       device)
 
     def batches(self, arrays, order):
         """Time-major minibatches (src (T, b), src_len (b,), tgt (T, b), tgt_len (b,)), the

@@ -145,6 +145,9 @@ def main(argv=None, folder: Path = EXPERIMENT_DIR, settings: Path = SETTINGS_FIL
     p.add_argument("--quick", action="store_true", help=f"reduced: {reduced} and each "
                    "experiment's reproduce.quick overrides")
     p.add_argument("--only", help="comma-separated experiment names")
+    p.add_argument("--plan", action="store_true", help="print the runs, training tokens and "
+                   "estimated wall time (serial, and parallel with --jobs), then stop")
+    p.add_argument("--jobs", type=int, default=2, help="--plan: jobs of launcher=parallel")
     p.add_argument("overrides", nargs="*", help="runner overrides for every sweep, e.g. "
                    "launcher=parallel launcher.jobs_per_device=4")
     args = p.parse_args(argv)
@@ -155,6 +158,14 @@ def main(argv=None, folder: Path = EXPERIMENT_DIR, settings: Path = SETTINGS_FIL
     if unknown := set(chosen) - set(names):
         p.error(f"--only {sorted(unknown)}: no such experiment; choose from {names} "
                 f"(or add {folder}/<name>.yaml)")
+    commands = {e.name: command(e, args.out, repeats, epochs, args.quick, args.overrides)[4:]
+                for e in experiments if e.name in chosen}
+    if args.plan:
+        from runner.plan import plan
+
+        print("\n".join(plan([e for e in experiments if e.name in chosen], commands, args.jobs,
+                             str(CONF))))
+        return 0
     done = []
     for exp in experiments:
         if exp.name in chosen:

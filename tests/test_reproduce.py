@@ -1,16 +1,14 @@
 """The reproduction plan: conf/experiment/*.yaml, one sweep command each, the combined page."""
 import functools
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from hydra._internal.config_loader_impl import get_overrides_dirname
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 from runner.errors import ConfigError
+from runner.plan import planned_runs
 from runner.reproduce import (
     EXPERIMENT_DIR,
     Experiment,
@@ -20,10 +18,8 @@ from runner.reproduce import (
     load_experiments,
     main,
 )
-from runner.result import run_identity
 from runner.run.validate import validate
-from runner.sweep.sweeper import with_seed_axis
-from tests.helpers import compose_config
+from tests.helpers import CONF, compose_config
 
 NAMES = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
 # runner/reproduce.py's Python list and epochs rule before the experiments became YAML files:
@@ -46,25 +42,13 @@ def old_command(name: str, epochs: int, quick: bool) -> list[str]:
 
 
 @functools.cache
-def planned_runs(args: tuple[str, ...]) -> dict[str, dict]:
-    """What `python -m runner -m ARGS` runs, as the runner sweeper plans it (sweep params, then
-    the command line; a seed axis): run folder -> the run's identity. Every run is validated."""
-    parser = OverridesParser.create()
-    task = [a for a in args if a != "-m" and not a.startswith("hydra.")]
-    fixed = [a for a in task if not parser.parse_overrides([a])[0].is_sweep_override()]
-    primary = compose_config(*fixed, hydra_node=True)
-    params = [f"{k}={v}" for k, v in (primary.hydra.sweeper.params or {}).items()]
-    overrides = with_seed_axis(parser.parse_overrides(params + task), primary.seed,
-                               primary.repeats, parser)
-    naming = primary.hydra.job.config.override_dirname
-    runs = {}
-    for job in BasicSweeper.split_arguments(overrides, None)[0]:
-        cfg = compose_config(*job)
-        validate(cfg)  # raises ConfigError on a bad point
-        folder = get_overrides_dirname(parser.parse_overrides(job), list(naming.exclude_keys),
-                                       naming.item_sep, naming.kv_sep)
-        runs[folder] = run_identity(OmegaConf.to_container(cfg, resolve=True))
-    return runs
+def planned(args: tuple[str, ...]) -> dict[str, dict]:
+    """What `python -m runner -m ARGS` runs, as the runner sweeper plans it (runner/plan.py):
+    run folder -> the run's identity. Every run is validated."""
+    runs = planned_runs("test", list(args), str(CONF))
+    for r in runs:
+        validate(r.cfg)  # raises ConfigError on a bad point
+    return {r.folder: json.loads(r.identity) for r in runs}
 
 
 def new_command(name: str, epochs: int, quick: bool) -> tuple[str, ...]:
@@ -77,7 +61,7 @@ def new_command(name: str, epochs: int, quick: bool) -> tuple[str, ...]:
 def test_every_experiment_composes_and_every_point_validates(name):
     cfg = compose_config(f"experiment={name}", hydra_node=True)
     assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep_name == name  # runs without -m
-    runs = planned_runs(new_command(name, 500, False))  # cached for the test below
+    runs = planned(new_command(name, 500, False))  # cached for the test below
     assert runs and all(r["model"]["cell"] for r in runs.values())
     assert not any("reproduce" in r or "experiment" in folder for folder, r in runs.items())
 
@@ -87,8 +71,8 @@ def test_every_experiment_composes_and_every_point_validates(name):
                                         ("seq2seq", True), ("lr", True)])
 def test_experiments_plan_the_very_runs_of_the_old_commands(name, quick):
     epochs = 20 if quick else 500
-    new = planned_runs(new_command(name, epochs, quick))
-    old = planned_runs(("-m", *old_command(name, epochs, quick)))
+    new = planned(new_command(name, epochs, quick))
+    old = planned(("-m", *old_command(name, epochs, quick)))
     assert list(new) == list(old)  # the same run folders, in the same order
     assert new == old  # the same run identities: a result of either command resumes
 

@@ -1,0 +1,218 @@
+"""What a reproduction will cost, before anything runs: `python -m runner.reproduce --plan`.
+
+Every experiment's runs are planned as its sweep would plan them (the experiment's params, the
+command line, the seed axis, Hydra's cartesian product) and composed. Runs asked for by several
+experiments are one run: the store trains each once (runner/run/store.py), in the first
+experiment that asks. Each distinct model shape (the config without seed, epochs, lr, init,
+warm-up and sampling, which leave the cost of an epoch alone) is timed here, in this process,
+at the threads a run would get: its set-up, one epoch after one to warm up, one held-out
+evaluation and the run's closing outputs (the note's regression: 3 steps and 5 scored batches,
+scaled up). A run's estimate is set-up + epochs x epoch + evaluations x evaluation + outputs
++ RUN_OVERHEAD; a sweep under launcher=parallel with N jobs hands its runs, in order, to the
+first free of N workers, each timed at cores // N threads (the slots' share); experiments run
+one after another.
+"""
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf, open_dict
+
+from runner.result import run_identity
+from runner.sweep.hydra_private import basic_sweeper, job_folder
+from runner.sweep.sweeper import with_seed_axis
+
+RUN_OVERHEAD = 1.0  # s a sweep job spends outside its run: Hydra's job set-up, logging
+# keys that leave an epoch's cost alone: one timing serves every value
+COST_FREE = ("seed", "train.num_epochs", "train.eval_every", "optim.lr", "init",
+             "train.warmup", "data.sampling")
+
+
+@dataclass
+class Run:
+    experiment: str
+    folder: str
+    cfg: object  # the composed DictConfig
+    identity: str = field(init=False)
+    shape: str = field(init=False)
+
+    def __post_init__(self):
+        config = run_identity(OmegaConf.to_container(self.cfg, resolve=True))
+        self.identity = json.dumps(config, sort_keys=True)
+        for key in COST_FREE:
+            *parents, leaf = key.split(".")
+            node = config
+            for part in parents:
+                node = node.get(part, {})
+            node.pop(leaf, None)
+        self.shape = json.dumps(config, sort_keys=True)
+
+
+def planned_runs(experiment: str, args: list[str], conf_dir: str) -> list[Run]:
+    """The runs `python -m runner -m ARGS` makes, as the runner's sweeper plans them, each with
+    its composed config. Group choices are composed by Hydra once per distinct set; a point's
+    plain `key=value` overrides are then applied as Hydra applies them (OmegaConf.update),
+    which tests/test_sweep.py checks against a full compose."""
+    parser = OverridesParser.create()
+    task = [a for a in args if a != "-m" and not a.startswith("hydra.")]
+    fixed = [a for a in task if not parser.parse_overrides([a])[0].is_sweep_override()]
+    composed = {}
+
+    def config(overrides: tuple[str, ...], hydra_node=False):
+        if (overrides, hydra_node) not in composed:
+            with initialize_config_dir(conf_dir, version_base="1.3"):
+                composed[overrides, hydra_node] = compose(
+                    "config", overrides=list(overrides), return_hydra_config=hydra_node)
+        return composed[overrides, hydra_node]
+
+    primary = config(tuple(fixed), True)
+    params = [f"{k}={v}" for k, v in (primary.hydra.sweeper.params or {}).items()]
+    overrides = with_seed_axis(parser.parse_overrides(params + task), primary.seed,
+                               primary.repeats, parser)
+    naming = primary.hydra.job.config.override_dirname
+    sweeper = basic_sweeper()(max_batch_size=None, params=None)
+    runs = []
+    for job in sweeper.split_arguments(overrides, None)[0]:
+        parsed = parser.parse_overrides(list(job))
+        groups = tuple(o.input_line for o in parsed if o.is_sweep_override() is False
+                       and _is_group(o.key_or_group, conf_dir))
+        cfg = config(groups).copy()
+        with open_dict(cfg):
+            for o in parsed:
+                if o.input_line not in groups:
+                    OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+        runs.append(Run(experiment, job_folder(parsed, naming), cfg))
+    return runs
+
+
+def _is_group(key: str, conf_dir: str) -> bool:
+    return os.path.isdir(os.path.join(conf_dir, key))
+
+
+@dataclass
+class Timing:
+    """Seconds of one shape's parts, measured here (Plan docstring); tokens of one epoch."""
+    setup: float
+    epoch: float
+    evaluation: float
+    outputs: float
+    epoch_tokens: int
+
+    def run_seconds(self, cfg) -> float:
+        tr = cfg.train
+        evaluations = (tr.num_epochs // tr.eval_every + (tr.num_epochs % tr.eval_every != 0)
+                       if self.evaluation else 0)
+        return (self.setup + tr.num_epochs * self.epoch + evaluations * self.evaluation
+                + self.outputs + RUN_OVERHEAD)
+
+
+# the regression task's epoch and scoring, shrunk for timing: (key, value timed at)
+SHRINK = {"regression": (("data.steps_per_epoch", 3), ("data.eval_batches", 5))}
+
+
+def time_shape(cfg, threads: int) -> Timing:
+    """Time one run of `cfg` in this process on the CPU (module docstring)."""
+    cfg, scale = cfg.copy(), {}
+    with open_dict(cfg):
+        cfg.device, cfg.threads = "cpu", threads
+        for key, small in SHRINK.get(cfg.data.task, ()):
+            scale[key] = OmegaConf.select(cfg, key) / small
+            OmegaConf.update(cfg, key, small)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _time(cfg, scale, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _time(cfg, scale: dict, device) -> Timing:
+    from runner.run.execute import model_and_optimizer
+    from runner.tasks import TASKS, data_of
+    from runner.tasks.loop import make_scheduler
+
+    start = time.perf_counter()
+    task = TASKS[cfg.data.task](cfg, data_of(cfg)[0])
+    model, optimizer = model_and_optimizer(cfg, task, device)
+    scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
+    setup = time.perf_counter() - start
+    epoch, tokens = [], 0
+    for _ in range(2):  # the first warms up (allocations, oneDNN primitives)
+        start = time.perf_counter()
+        _, tokens = task.train_epoch(model, optimizer, scheduler)
+        tokens = int(tokens)
+        epoch.append(time.perf_counter() - start)
+    evaluation = 0.0
+    if task.evaluate:
+        start = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            task.evaluate(model)
+        evaluation = time.perf_counter() - start
+    start = time.perf_counter()
+    task.outputs(model, device)
+    outputs = time.perf_counter() - start
+    steps = scale.get("data.steps_per_epoch", 1)
+    return Timing(setup, epoch[1] * steps, evaluation,
+                  outputs * scale.get("data.eval_batches", 1), int(tokens * steps))
+
+
+def makespan(seconds: list[float], workers: int) -> float:
+    """Wall time of jobs handed in order to the first free of `workers` (joblib's way)."""
+    free = [0.0] * workers
+    for s in seconds:
+        free[free.index(min(free))] += s
+    return max(free)
+
+
+def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print) -> list[str]:
+    """The plan's lines (Markdown): each experiment's runs, distinct runs, training tokens and
+    estimated hours, serial and with `jobs` parallel jobs; `commands`: name -> its argv."""
+    cores = len(os.sched_getaffinity(0))
+    threads = {"serial": cores, "parallel": max(1, cores // jobs)}
+    runs = [r for e in experiments for r in planned_runs(e.name, commands[e.name], conf_dir)]
+    first = {}
+    for r in runs:  # the first experiment that asks for a run trains it; later ones copy it
+        first.setdefault(r.identity, r)
+    shapes = {r.shape: r.cfg for r in first.values()}
+    say(f"timing {len(shapes)} model shapes here ({cores} cores)...")
+    start, timed = time.perf_counter(), {}
+    for shape, cfg in shapes.items():
+        timed[shape] = {mode: time_shape(cfg, n) for mode, n in threads.items()
+                        if mode == "serial" or n != cores}
+        timed[shape].setdefault("parallel", timed[shape]["serial"])
+    took = time.perf_counter() - start
+    rows, totals = [], {"runs": 0, "distinct": 0, "tokens": 0, "serial": 0.0, "parallel": 0.0}
+    for e in experiments:
+        mine = [r for r in runs if r.experiment == e.name]
+        trained = [r for r in mine if first[r.identity] is r]
+        cost = {mode: [timed[r.shape][mode].run_seconds(r.cfg) for r in trained]
+                for mode in ("serial", "parallel")}
+        row = {"runs": len(mine), "distinct": len(trained),
+               "tokens": sum(timed[r.shape]["serial"].epoch_tokens * r.cfg.train.num_epochs
+                             for r in trained),
+               "serial": sum(cost["serial"]), "parallel": makespan(cost["parallel"], jobs)}
+        rows.append((e.name, row))
+        totals = {k: totals[k] + row[k] for k in totals}
+    head = (f"| experiment | runs | trained (distinct) | training tokens | serial, {cores} "
+            f"threads | launcher=parallel, {jobs} jobs x {threads['parallel']} threads |")
+    lines = [head, "| --- | --- | --- | --- | --- | --- |"]
+    for name, row in [*rows, ("total", totals)]:
+        lines.append(f"| {name} | {row['runs']:,} | {row['distinct']:,} | {row['tokens']:,} | "
+                     f"{_hours(row['serial'])} | {_hours(row['parallel'])} |")
+    reused = totals["runs"] - totals["distinct"]
+    lines += ["", f"{totals['runs']:,} runs, {totals['distinct']:,} trained: {reused:,} asked "
+              f"for again by a later experiment are copied from the store. Estimated from "
+              f"{len(shapes)} model shapes timed here in {took:.0f} s (runner/plan.py); "
+              f"training tokens count every epoch of every trained run."]
+    return lines
+
+
+def _hours(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

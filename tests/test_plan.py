@@ -1,0 +1,63 @@
+"""runner/plan.py: what `python -m runner.reproduce --plan` counts (runs, distinct runs,
+training tokens) and how it adds the timed parts up. Its estimates against real wall time are
+measured, not tested: README.md, "What the study costs"."""
+import re
+from types import SimpleNamespace
+
+import pytest
+from omegaconf import OmegaConf
+
+from runner.plan import RUN_OVERHEAD, Timing, makespan, plan, planned_runs
+from runner.reproduce import main
+from runner.run import run
+from tests.helpers import CONF, compose_config, tiny_overrides
+
+
+def test_makespan_hands_jobs_in_order_to_the_first_free_worker():
+    assert makespan([3, 1, 1, 1], 2) == 3  # 3 | 1+1+1
+    assert makespan([1, 1, 1, 3], 2) == 4  # 1+1 | 1+3
+    assert makespan([2.0, 5.0], 1) == 7.0
+    assert makespan([], 3) == 0
+
+
+@pytest.mark.parametrize("epochs, every", [(10, 4), (8, 4), (1, 50), (500, 50)])
+def test_a_run_costs_its_parts(epochs, every):
+    cfg = OmegaConf.create({"train": {"num_epochs": epochs, "eval_every": every}})
+    t = Timing(setup=2.0, epoch=0.5, evaluation=0.25, outputs=1.0, epoch_tokens=100)
+    # evaluations as runner/tasks/loop.py's fit() makes them: every `every` epochs and last
+    evaluations = sum(e % every == 0 or e == epochs for e in range(1, epochs + 1))
+    expected = 2.0 + epochs * 0.5 + evaluations * 0.25 + 1.0 + RUN_OVERHEAD
+    assert t.run_seconds(cfg) == pytest.approx(expected)
+    no_eval = Timing(2.0, 0.5, 0.0, 1.0, 100)  # a task without held-out evaluation
+    assert no_eval.run_seconds(cfg) == pytest.approx(2.0 + epochs * 0.5 + 1.0 + RUN_OVERHEAD)
+
+
+def test_runs_two_experiments_share_are_trained_once_and_tokens_are_the_runs(corpus_dir,
+                                                                             tmp_path):
+    tiny = [*tiny_overrides(corpus_dir), "train.num_epochs=2", "threads=1"]
+    commands = {"a": ["-m", *tiny, "model.num_hiddens=16,24"],
+                "b": ["-m", *tiny, "data.batch_size=8,4"]}  # (16, 8) is in both
+    experiments = [SimpleNamespace(name=n) for n in commands]
+    runs = {n: planned_runs(n, c, str(CONF)) for n, c in commands.items()}
+    assert ["model.num_hiddens=16," in r.folder for r in runs["a"]] == [True, False]
+    assert runs["a"][0].identity == runs["b"][0].identity != runs["b"][1].identity
+    lines = plan(experiments, commands, 2, str(CONF), say=lambda _: None)
+    table = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:5]]
+    assert [row[:3] for row in table] == [["a", "2", "2"], ["b", "2", "1"], ["total", "4", "3"]]
+    # training tokens, counted a second way: what the three runs record they trained on
+    trained = [compose_config(*tiny, "model.num_hiddens=16"),
+               compose_config(*tiny, "model.num_hiddens=24"),
+               compose_config(*tiny, "data.batch_size=4")]
+    tokens = sum(run(cfg, tmp_path / str(i))["metrics"]["train_tokens"]
+                 for i, cfg in enumerate(trained))
+    assert int(table[2][3].replace(",", "")) == tokens
+    assert re.fullmatch(r"\d+ s|\d+\.\d min", table[2][4])  # serial, at 2 threads...
+    assert "4 runs, 3 trained: 1 asked for again by a later experiment" in lines[-1]
+
+
+def test_plan_prints_and_runs_nothing(capsys, corpus_dir, tmp_path):
+    code = main(["--plan", "--quick", "--only", "num_layers", "--out", str(tmp_path / "out"),
+                 *tiny_overrides(corpus_dir), "train.num_epochs=1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "| num_layers | 10 | 10 |" in out
+    assert not (tmp_path / "out").exists()  # nothing written, nothing trained

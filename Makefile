@@ -7,7 +7,7 @@ EPOCHS  ?= 500
 export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint bench report reproduce reproduce-quick clean
+.PHONY: help install run test test-fast lint bench report plan reproduce reproduce-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ report: install ## the report of every sweep folder under results/ (runs.csv, su
 
 reproduce: install ## the study in full (GPUs advised): REPEATS=20 EPOCHS=500 -> results/reproduce/
 	$(PY) -m runner.reproduce --repeats $(REPEATS) --epochs $(EPOCHS) --out results/reproduce $(ARGS)
+
+plan: install ## what make reproduce costs, before it runs: runs, trained runs, tokens, hours (ARGS="--quick", "--jobs N")
+	$(PY) -m runner.reproduce --plan --repeats $(REPEATS) --epochs $(EPOCHS) $(ARGS)
 
 reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 epochs; the note's tables 50 steps) -> results/reproduce-quick/
 	$(PY) -m runner.reproduce --quick --out results/reproduce-quick $(ARGS)

@@ -29,7 +29,7 @@ def template(tmp: Path) -> dict:
     overrides = [f"data.root={tmp}", "data.file=tiny.txt", "data.sha1=null",
                  "data.max_tokens=3000", "data.val_tokens=600", "data.batch_size=8",
                  "data.num_steps=10", "model=gru", "model.num_hiddens=16", "train.num_epochs=2",
-                 "quiet=true", "device=cpu"]
+                 "quiet=true", "device=cpu", "store=null"]
     with initialize_config_dir(str(CHECKOUT / "conf"), version_base="1.3"):
         return run(compose("config", overrides=overrides), tmp / "template")
 

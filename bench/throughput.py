@@ -37,7 +37,7 @@ from runner.run.environment import CHECKOUT, device_name, environment
 
 CELLS = ("rnn", "rnn_nn", "gru", "gru_nn", "lstm", "sru", "onlstm")
 SIZES, D2L_KINDS = (32, 256, 1024), ("rnn", "lstm", "gru")
-D2L_SCRIPT = CHECKOUT.parent / "shared" / "tools" / "d2l_reference.py"
+D2L_SCRIPT = CHECKOUT.parent / "shared" / "tools" / "d2l_reference.py"  # ../shared
 KEY, D2L_KEY = "tokens_per_sec_epoch_median", "tokens_per_sec_last_epoch_d2l_timer"
 
 
@@ -49,7 +49,7 @@ def ours_once(cell: str, size: int, epochs: int, threads: int) -> dict:
     """One run in a fresh `python -m runner` process (as d2l's are): its metrics and impl."""
     overrides = [f"model={cell}", f"model.num_hiddens={size}", f"train.num_epochs={epochs}",
                  f"train.eval_every={epochs}", "quiet=true", "sample.num_preds=0",
-                 f"threads={threads}", "device=cpu"]
+                 f"threads={threads}", "device=cpu", "store=null"]  # trained, never copied
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([sys.executable, "-m", "runner", *overrides, f"hydra.run.dir={out}"],
                        cwd=CHECKOUT, check=True, capture_output=True)

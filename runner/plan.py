@@ -8,13 +8,16 @@ warm-up and sampling, which leave the cost of an epoch alone) is timed here, in 
 at the threads a run would get: its set-up, one epoch after one to warm up, one held-out
 evaluation and the run's closing outputs (the note's regression: 3 steps and 5 scored batches,
 scaled up). A run's estimate is set-up + epochs x epoch + evaluations x evaluation + outputs
-+ RUN_OVERHEAD; a sweep under launcher=parallel with N jobs hands its runs, in order, to the
-first free of N workers, each timed at cores // N threads (the slots' share); experiments run
-one after another.
++ RUN_OVERHEAD; an experiment's is its trained runs' + EXPERIMENT_OVERHEAD; under
+launcher=parallel with N jobs a sweep hands its runs, in order, to the first free of N
+workers, each timed at cores // N threads (the slots' share); experiments run one after
+another. Copied runs cost nothing here (a copy takes milliseconds).
 """
 import json
+import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -27,6 +30,9 @@ from runner.sweep.hydra_private import basic_sweeper, job_folder
 from runner.sweep.sweeper import with_seed_axis
 
 RUN_OVERHEAD = 1.0  # s a sweep job spends outside its run: Hydra's job set-up, logging
+# s an experiment spends outside its runs: its process start, Hydra's composition, the report
+# and plots. Measured: make reproduce-quick took 749 s here, its 15 sweeps 645 s (README.md)
+EXPERIMENT_OVERHEAD = 7.0
 # keys that leave an epoch's cost alone: one timing serves every value
 COST_FREE = ("seed", "train.num_epochs", "train.eval_every", "optim.lr", "init",
              "train.warmup", "data.sampling")
@@ -124,10 +130,15 @@ def time_shape(cfg, threads: int) -> Timing:
             OmegaConf.update(cfg, key, small)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    quiet = logging.getLogger("runner")
+    level, quiet.level = quiet.level, logging.ERROR  # a run's own warnings: not the plan's
     try:
-        return _time(cfg, scale, torch.device("cpu"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _time(cfg, scale, torch.device("cpu"))
     finally:
         torch.set_num_threads(before)
+        quiet.setLevel(level)
 
 
 def _time(cfg, scale: dict, device) -> Timing:
@@ -195,7 +206,8 @@ def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print) -> li
         row = {"runs": len(mine), "distinct": len(trained),
                "tokens": sum(timed[r.shape]["serial"].epoch_tokens * r.cfg.train.num_epochs
                              for r in trained),
-               "serial": sum(cost["serial"]), "parallel": makespan(cost["parallel"], jobs)}
+               "serial": sum(cost["serial"]) + EXPERIMENT_OVERHEAD,
+               "parallel": makespan(cost["parallel"], jobs) + EXPERIMENT_OVERHEAD}
         rows.append((e.name, row))
         totals = {k: totals[k] + row[k] for k in totals}
     head = (f"| experiment | runs | trained (distinct) | training tokens | serial, {cores} "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]  # the repository: runner/run/ is two below
 
 
 def resolve_device(name: str) -> torch.device:

@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from runner.result import run_identity
+from runner.result import run_identity, without
 from runner.sweep.hydra_private import basic_sweeper, job_folder
 from runner.sweep.sweeper import with_seed_axis
 
@@ -49,13 +49,7 @@ class Run:
     def __post_init__(self):
         config = run_identity(OmegaConf.to_container(self.cfg, resolve=True))
         self.identity = json.dumps(config, sort_keys=True)
-        for key in COST_FREE:
-            *parents, leaf = key.split(".")
-            node = config
-            for part in parents:
-                node = node.get(part, {})
-            node.pop(leaf, None)
-        self.shape = json.dumps(config, sort_keys=True)
+        self.shape = json.dumps(without(config, COST_FREE), sort_keys=True)
 
 
 def planned_runs(experiment: str, args: list[str], conf_dir: str) -> list[Run]:
@@ -84,19 +78,25 @@ def planned_runs(experiment: str, args: list[str], conf_dir: str) -> list[Run]:
     runs = []
     for job in sweeper.split_arguments(overrides, None)[0]:
         parsed = parser.parse_overrides(list(job))
-        groups = tuple(o.input_line for o in parsed if o.is_sweep_override() is False
-                       and _is_group(o.key_or_group, conf_dir))
-        cfg = config(groups).copy()
-        with open_dict(cfg):
-            for o in parsed:
-                if o.input_line not in groups:
-                    OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
-        runs.append(Run(experiment, job_folder(parsed, naming), cfg))
+        runs.append(Run(experiment, job_folder(parsed, naming),
+                        compose_job(parsed, conf_dir, config)))
     return runs
 
 
-def _is_group(key: str, conf_dir: str) -> bool:
-    return os.path.isdir(os.path.join(conf_dir, key))
+def compose_job(overrides, conf_dir: str, compose_groups):
+    """One job's config from its parsed overrides: its group choices composed by
+    `compose_groups` (a cache of Hydra's compose), then its plain `key=value` overrides applied
+    as Hydra applies them after composing (OmegaConf.update with merge)."""
+    groups = tuple(o.input_line for o in overrides
+                   if os.path.isdir(os.path.join(conf_dir, o.key_or_group)))
+    cfg = compose_groups(groups).copy()  # struct: a key the config lacks fails, as in Hydra
+    for o in overrides:
+        if o.input_line in groups:
+            continue
+        if o.is_add() or o.is_delete() or o.is_force_add():
+            raise ValueError(f"{o.input_line}: only plain key=value overrides are planned")
+        OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+    return cfg
 
 
 @dataclass

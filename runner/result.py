@@ -101,8 +101,13 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 def run_identity(config: dict) -> dict:
     """`config` without its execution settings (and retired keys): equal identities mean the
     same experiment."""
+    return without(config, (*EXECUTION_KEYS, *RETIRED_KEYS))
+
+
+def without(config: dict, keys) -> dict:
+    """A copy of the nested `config` without the dotted `keys` (those absent are fine)."""
     config = copy.deepcopy(config)
-    for key in (*EXECUTION_KEYS, *RETIRED_KEYS):
+    for key in keys:
         *parents, leaf = key.split(".")
         node = config
         for part in parents:

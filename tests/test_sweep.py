@@ -1,7 +1,6 @@
 """Sweeps through the real CLI on a generated corpus: folders, resume, failure isolation,
 launchers, and a SIGKILL in the middle; and every point of every named sweep expanded,
 composed and validated, one of each trained."""
-import copy
 import json
 import math
 import os
@@ -16,6 +15,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from runner.plan import compose_job
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
 from runner.run import run
 from runner.run.validate import validate
@@ -228,15 +228,8 @@ def compose_point(point):
     points, so each distinct set of group choices is composed once by Hydra and the point's
     plain `key=value` overrides are then applied as Hydra applies them after composing
     (OmegaConf.update(cfg, key, value, merge=True)). test_fast_composition_is_hydras checks
-    this against a full compose for one point of every sweep."""
-    overrides = PARSER.parse_overrides(list(point))
-    groups = tuple(o.input_line for o in overrides if (CONF / o.key_or_group).is_dir())
-    cfg = copy.deepcopy(_composed_groups(groups))
-    for o in overrides:
-        if o.input_line not in groups:
-            assert not (o.is_add() or o.is_delete() or o.is_force_add()), o.input_line
-            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
-    return cfg
+    this against a full compose for one point of every sweep (runner/plan.py compose_job)."""
+    return compose_job(PARSER.parse_overrides(list(point)), str(CONF), _composed_groups)
 
 
 @pytest.mark.parametrize("name", SWEEPS)

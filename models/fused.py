@@ -9,10 +9,12 @@ elementwise ops), then takes the weight, bias and input gradients with one large
 over all T*B rows. Whatever does not depend on the recurrence (activation derivatives and the
 like) is computed once over all steps, outside the loops.
 
-Where it pays: rnn and gru on CPU (measured by `make bench`; README.md's benchmark table). There
-is no fused LSTM: torch.nn.LSTM on CPU already runs as one oneDNN kernel per layer
-(aten::mkldnn_rnn_layer), and a version written this way was slower. On GPU, use torch.nn
-(cuDNN).
+Where it pays: rnn and gru on CPU (`python -m bench.kernels`, one layer; `make bench`, whole
+runs; README.md's benchmark table). There is no fused LSTM: torch.nn.LSTM on CPU already runs
+as one oneDNN kernel per layer (aten::mkldnn_rnn_layer), and an LSTM written this way (the same
+in-place factors and hoisted weight gradients, exact to 3e-15 in float64) ran at 0.44x, 0.69x
+and 1.00x of its speed at num_hiddens 32, 256 and 1024 (2 threads, 2026-11-29). On GPU, use
+torch.nn (cuDNN).
 
 Parameters and forward contract are torch.nn's (names, shapes, gate order, default init), so
 state_dicts move freely between a fused layer and its torch.nn twin, and so does what they
@@ -33,13 +35,11 @@ from torch.autograd.function import once_differentiable
 # autograd a zero-filled (T+1, B, H) gradient buffer per layer and step.
 
 
-def _grads(ctx, dz_ih, dz_hh, x, hs, w_ih, dh0):
-    """Gradients of x, h0, W_ih, W_hh, b_ih, b_hh from the pre-activation gradients of the
-    input and recurrent projections, dz_ih and dz_hh (T*B, G*H): one matmul or sum each."""
-    x2 = x.reshape(-1, x.shape[-1])  # (T*B, I)
-    dx = (dz_ih @ w_ih).view_as(x) if ctx.needs_input_grad[0] else None
-    return (dx, dh0, dz_ih.t() @ x2, dz_hh.t() @ hs[:-1].reshape(-1, hs.shape[-1]),
-            dz_ih.sum(0), dz_hh.sum(0))
+def _input_grads(ctx, dz, x, w_ih):
+    """dx and dW_ih from the gradient dz (T*B, G*H) of the input projection W_ih x_t (dW_hh
+    is the same over the previous states, hs[:-1]): one matmul each over all T*B rows."""
+    dx = (dz @ w_ih).view_as(x) if ctx.needs_input_grad[0] else None
+    return dx, dz.t() @ x.reshape(-1, x.shape[-1])
 
 
 class _RNN(torch.autograd.Function):
@@ -65,18 +65,20 @@ class _RNN(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dout):  # dout (T, B, H): gradient of the outputs h_1..h_T
         x, w_ih, w_hh, hs = ctx.saved_tensors
-        T, need_h0 = x.shape[0], ctx.needs_input_grad[1]
-        # act'(a_t) from the activation's output: tanh' = 1 - h^2, relu' = [h > 0]
-        d = (hs[1:] > 0).to(hs.dtype) if ctx.relu else 1 - hs[1:].square()  # (T, B, H)
-        dz = torch.empty_like(d)  # gradient of the pre-activations a_t
+        T, need_h0, h = x.shape[0], ctx.needs_input_grad[1], hs[1:]
+        # dz (T, B, H): gradient of the pre-activations a_t, first act'(a_t) from the
+        # activation's output: relu' = [h > 0] (h >= 0, so its sign), tanh' = 1 - h^2
+        dz = torch.sign(h) if ctx.relu else torch.addcmul(h.new_ones(()), h, h, value=-1)
         dh = dout.clone()  # dh[t]: total gradient of h_{t+1}, completed as the loop passes t+1
         for t in range(T - 1, -1, -1):
-            torch.mul(dh[t], d[t], out=dz[t])
+            dz[t].mul_(dh[t])
             if t:  # dh_{t-1} = dout_{t-1} + dz_t @ W_hh, accumulated in place
                 dh[t - 1].addmm_(dz[t], w_hh)
         dh0 = dz[0] @ w_hh if need_h0 else None
         dz = dz.view(T * x.shape[1], -1)
-        return *_grads(ctx, dz, dz, x, hs, w_ih, dh0), None
+        dx, dw_ih = _input_grads(ctx, dz, x, w_ih)
+        db = dz.sum(0)  # both biases' gradient: two tensors, as autograd may keep each as .grad
+        return dx, dh0, dw_ih, dz.t() @ hs[:-1].reshape(-1, hs.shape[-1]), db, db.clone(), None
 
 
 class _GRU(torch.autograd.Function):
@@ -88,13 +90,14 @@ class _GRU(torch.autograd.Function):
         T, B, H = x.shape[0], x.shape[1], w_hh.shape[1]
         hs = x.new_empty(T + 1, B, H)
         hs[0] = h0
-        a = torch.addmm(b_ih, x.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * H)
-        xn = a[..., 2 * H:].clone()  # (T, B, H) W_in x + b_in
-        # a (T, B, 3H) becomes (W_ir x + b_ir + b_hr, W_iz x + b_iz + b_hz, b_hn); adding
+        # a (T, B, 3H) starts as (W_ir x + b_ir + b_hr, W_iz x + b_iz + b_hz, b_hn); adding
         # W_hh h in place then gives r's and z's pre-activations and the n part W_hn h + b_hn,
-        # kept apart as the gradient of W_hn passes through r.
-        a[..., :2 * H] += b_hh[:2 * H]
+        # kept apart from xn = W_in x + b_in as the gradient of W_hn passes through r.
+        a, x2 = x.new_empty(T, B, 3 * H), x.reshape(T * B, -1)
+        torch.addmm(b_ih[:2 * H] + b_hh[:2 * H], x2, w_ih[:2 * H].t(),
+                    out=a.view(T * B, 3 * H)[:, :2 * H])
         a[..., 2 * H:] = b_hh[2 * H:]
+        xn = torch.addmm(b_ih[2 * H:], x2, w_ih[2 * H:].t()).view(T, B, H)
         n = x.new_empty(T, B, H)
         at, rzt, rt, zt, hnt = (v.unbind(0) for v in (a, a[..., :2 * H], a[..., :H],
                                                        a[..., H:2 * H], a[..., 2 * H:]))
@@ -113,25 +116,35 @@ class _GRU(torch.autograd.Function):
         x, w_ih, w_hh, hs, a, n = ctx.saved_tensors
         (T, B, H), need_h0 = n.shape, ctx.needs_input_grad[1]
         r, z, hn = a.view(T, B, 3, H).unbind(2)
-        # Every pre-activation gradient is dh_t times a factor known from the forward:
-        dan = (1 - z) * (1 - n * n)  # n's pre-activation
-        k = torch.stack([dan * hn * r * (1 - r), (hs[:-1] - n) * z * (1 - z), dan * r], 2)
-        # k (T, B, 3, H): factors for r's and z's pre-activations and for W_hn h + b_hn.
-        dhh = torch.empty_like(k)  # gradient of W_hh h + b_hh (with r, z pre-activations)
-        # dh (T+1, B, H): total gradient of hs, kept for dx and dW_ih; dh[t] starts as the
+        # Every pre-activation gradient is dh_t times a factor known from the forward, k
+        # (T, B, 3, H) for r's and z's pre-activations and for W_hn h + b_hn, computed in place
+        # (these passes over T*B*H are most of the backward's time beside its matmuls):
+        k = torch.empty_like(a).view(T, B, 3, H)
+        kr, kz, kn = k.unbind(2)
+        dan = torch.mul(n, n).sub_(1).mul_(torch.sub(z, 1, out=kn))  # (1 - n^2)(1 - z): n's
+        torch.addcmul(z, z, z, value=-1, out=kn)  # z (1 - z), scratch
+        torch.sub(hs[:-1], n, out=kz).mul_(kn)  # (h_{t-1} - n) z (1 - z)
+        torch.addcmul(r, r, r, value=-1, out=kr).mul_(hn).mul_(dan)  # dan hn r (1 - r)
+        torch.mul(dan, r, out=kn)  # dan r
+        dhh = torch.empty_like(a)  # gradient of W_hh h + b_hh (with r, z pre-activations)
+        # dh (T+1, B, H): total gradient of hs, kept for the input side; dh[t] starts as the
         # output's gradient and is completed in place as the loop passes step t.
         dh = torch.empty_like(hs)
         dh[0], dh[1:] = 0, dout
-        kt, dhht, dht, dhu, zt = k.unbind(0), dhh.view(T, B, 3 * H).unbind(0), dh.unbind(0), \
+        kt, dhht, dht, dhu, zt = k.unbind(0), dhh.unbind(0), dh.unbind(0), \
             dh.unsqueeze(2).unbind(0), z.unbind(0)
         for t in range(T - 1, -1, -1):  # step t's output is hs[t+1], its gradient dh[t+1]
-            torch.mul(kt[t], dhu[t + 1], out=dhh[t])
+            torch.mul(kt[t], dhu[t + 1], out=dhht[t].view(B, 3, H))
             if t or need_h0:  # dh_{t-1} += dh_t z_t + dhh_t @ W_hh
                 dht[t].addcmul_(dht[t + 1], zt[t]).addmm_(dhht[t], w_hh)
-        k[:, :, 2] = dan  # input side: the n part goes to W_in x + b_in unscaled by r
-        dz_ih = (k * dh[1:].unsqueeze(2)).view(T * B, 3 * H)
-        return _grads(ctx, dz_ih, dhh.view(T * B, 3 * H), x, hs, w_ih,
-                      dh[0] if need_h0 else None)
+        dz = dhh.view(T * B, 3 * H)
+        dw_hh, db_hh = dz.t() @ hs[:-1].reshape(-1, H), dz.sum(0)
+        # Then dz becomes the input side's gradient, in place: the same for r and z; for n,
+        # dh dan, unscaled by r.
+        torch.mul(dh[1:], dan, out=dhh[..., 2 * H:])
+        dx, dw_ih = _input_grads(ctx, dz, x, w_ih)
+        db_ih = torch.cat([db_hh[:2 * H], dz[:, 2 * H:].sum(0)])
+        return dx, dh[0] if need_h0 else None, dw_ih, dw_hh, db_ih, db_hh
 
 
 class FusedRNN(nn.Module):

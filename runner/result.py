@@ -24,7 +24,7 @@ REUSED = "reused"  # a job's outcome: its result copied from the store (runner/r
 # to its slot; the device a run used is in environment.device, the implementation of its cells
 # (model.impl, resolved for the device) in environment.impl.
 EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "model.impl", "quiet",
-                  "overwrite", "store", "repeats", "launcher", "sweep_name", "reproduce",
+                  "overwrite", "store", "repeats", "launcher", "logger", "sweep_name", "reproduce",
                   "train.checkpoint_every", "train.keep_checkpoint")
 
 # Keys earlier runners wrote that never changed a result: data.name (read by nothing) and

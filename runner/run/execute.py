@@ -15,11 +15,14 @@ from tqdm import tqdm
 
 from models import num_params
 from models.core import resolve_impl
+from runner.loggers import Loggers, RunInfo, epoch_metrics, replay
 from runner.result import (
     RESULT_FILE,
     SCHEMA_VERSION,
     error_record,
+    flatten,
     now,
+    version_label,
     write_json_atomic,
 )
 from runner.run import checkpoint, store
@@ -156,8 +159,15 @@ def reuse(stored: dict, path: Path, cfg: DictConfig, out_dir: Path) -> dict:
     where it came from, and the command's config snapshot; no training."""
     write_snapshot(out_dir, cfg)
     result = {**stored, "reused_from": str(path)}
+    result.pop("logger_errors", None)  # the trained run's trackers', not this copy's
     write_json_atomic(out_dir / RESULT_FILE, result)
     (out_dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)  # a stopped try's: moot
+    loggers = Loggers(logger_node(cfg))  # the trackers show it beside the sweep's other runs
+    replay(loggers, run_info(cfg, out_dir, result, first_epoch=1), result,
+           out_dir / RESULT_FILE)
+    if errors := loggers.close():
+        result["logger_errors"] = errors
+        write_json_atomic(out_dir / RESULT_FILE, result)
     log.info("reused: %s is run %s of this config (%s), trained before: %s", out_dir / RESULT_FILE,
              stored["run_id"], stored["status"], path)
     return {**result, "reused": True}
@@ -179,6 +189,7 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
     result.json however this ends, with a checkpoint first when the run was stopped."""
     bar, on_epoch = progress_bar(cfg, task.train_curve)
     history, model, task_metrics, saver = History(), None, {}, None
+    loggers = Loggers(logger_node(cfg))
     try:  # from here on, any failure (out of memory included) is recorded in the result
         model, optimizer = model_and_optimizer(cfg, task, device)
         scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
@@ -196,8 +207,14 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
                  f", resumed after epoch "
                  f"{len(history.epoch)}" if rec.resumed else "")
         result["environment"]["load_avg_start"] = load_average()
-        fit(model, optimizer, scheduler, task, cfg, device, history,
-            lambda h: (on_epoch(h), saver.epoch_done(h)))
+        loggers.start(run_info(cfg, rec.folder, result, first_epoch=len(history.epoch) + 1))
+
+        def epoch_done(h):  # the bar, the trackers, then the checkpoint
+            on_epoch(h)
+            loggers.epoch(h.epoch[-1], epoch_metrics(h, task.train_curve))
+            saver.epoch_done(h)
+
+        fit(model, optimizer, scheduler, task, cfg, device, history, epoch_done)
         result["environment"]["load_avg_end"] = load_average()
         result["status"] = "diverged" if history.diverged_epoch else "completed"
         outputs, task_metrics = task.outputs(model, device)
@@ -221,7 +238,27 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
         result["curves"] = curves_of(history, task)
         result["finished_at"] = now()
         write_json_atomic(rec.folder / RESULT_FILE, result)
+        loggers.end(result, rec.folder / RESULT_FILE)  # result.json is their artifact
+        if errors := loggers.close():
+            result["logger_errors"] = errors
+            write_json_atomic(rec.folder / RESULT_FILE, result)
     saver.finish(keep=cfg.train.keep_checkpoint)  # after the result: it replaces the checkpoint
+
+
+def logger_node(cfg: DictConfig) -> dict:
+    """The configured loggers (conf/logger/): name -> options; {} for logger=none."""
+    node = cfg.get("logger")
+    return OmegaConf.to_container(node, resolve=True) if node else {}
+
+
+def run_info(cfg: DictConfig, folder: Path, result: dict, first_epoch: int) -> RunInfo:
+    """What the trackers are told at a run's start (runner/loggers)."""
+    folder = Path(folder).resolve()
+    tags = {"sweep": folder.parent.name, "model": cfg.model.cell, "seed": cfg.seed,
+            "code_version": version_label(result["environment"]), "run_id": result["run_id"]}
+    return RunInfo(folder=folder, run_id=result["run_id"], name=folder.name,
+                   group=folder.parent.name, params=flatten(result["config"]), tags=tags,
+                   first_epoch=first_epoch)
 
 
 def curves_of(history, task) -> dict:

@@ -20,6 +20,7 @@ from models.init import BIASES, SCHEMES
 from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
+from runner.loggers import logger_problems
 from runner.run.checks import (
     boolean,
     device,
@@ -143,6 +144,7 @@ def validate(cfg: DictConfig) -> None:
     problems += _model_problems(cfg, task, family, bad)
     problems += init_problems(cfg, bad)
     problems += optim_problems(cfg, bad)
+    problems += logger_problems(cfg.get("logger"))
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
     if problems:

@@ -89,6 +89,10 @@ class Sweep:
         self.parser = parser
         self.naming = config.hydra.job.config.override_dirname
         self.overrides = with_seed_axis(overrides, config.seed, config.repeats, parser)
+        from runner.loggers import logger_problems
+
+        if problems := logger_problems(config.get("logger")):  # not once per job: before any
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
         self.started = time.time()
 
     @property
@@ -178,9 +182,15 @@ class Sweep:
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items()
                           if n or s not in ("interrupted", PENDING, REUSED))
-              + self.other_code_note()
+              + self.logger_errors_note() + self.other_code_note()
               + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
         return counts
+
+    def logger_errors_note(self) -> str:
+        """How many runs of this sitting ran on without a tracker that failed (runner/loggers)."""
+        n = sum(bool((read_result(self.dir / r["dir"] / RESULT_FILE) or {}).get("logger_errors"))
+                for r in self.runs if not skipped(r) and r["status"] != PENDING)
+        return f" ({n} with logger errors: see their result.json logger_errors)" if n else ""
 
     def other_code_note(self) -> str:
         """How many skipped runs kept a result made by another code version than this one."""

@@ -1,0 +1,42 @@
+"""logger=csv: one row per epoch in the run's folder (`metrics.csv`), for pandas or a
+spreadsheet: epoch, the training figure, tokens_per_sec, lr, and val_perplexity where the
+epoch evaluated (empty elsewhere). A resumed run keeps the rows before the epoch it continues
+from and appends after them."""
+import csv
+import io
+
+from runner.loggers import RunInfo
+from runner.result import write_bytes_atomic
+
+
+class Logger:
+    def __init__(self, info: RunInfo):
+        self.path = info.folder / info.options.get("file", "metrics.csv")
+        self.columns = None
+        kept = []
+        if info.first_epoch > 1 and self.path.exists():  # resumed: the rows it still stands by
+            with open(self.path, newline="") as f:
+                rows = list(csv.reader(f))
+            if rows:
+                self.columns = rows[0]
+                kept = [r for r in rows[1:] if r and int(r[0]) < info.first_epoch]
+        text = io.StringIO()
+        csv.writer(text).writerows([self.columns, *kept] if self.columns else [])
+        write_bytes_atomic(self.path, text.getvalue().encode())
+
+    def epoch(self, epoch: int, metrics: dict) -> None:
+        if self.columns is None:  # the first epoch names the columns; val_perplexity always
+            self.columns = ["epoch", *metrics, *(["val_perplexity"]
+                                                  if "val_perplexity" not in metrics else [])]
+            self._append(self.columns)
+        self._append([epoch, *(metrics.get(c, "") for c in self.columns[1:])])
+
+    def _append(self, row) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow(row)
+
+    def end(self, status: str, metrics: dict, result_path) -> None:
+        pass  # the final figures are result.json's
+
+    def close(self) -> None:
+        pass

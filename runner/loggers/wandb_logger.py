@@ -1,0 +1,35 @@
+"""logger=wandb: one W&B run per runner run, its files under the run's folder (`wandb/`).
+
+W&B runs offline unless told otherwise (`mode`, or WANDB_MODE): nothing leaves the machine,
+and `wandb sync <run folder>/wandb/offline-run-*` uploads it later. With `mode: online` and
+`wandb login` done it is live. The project is the sweep folder's name unless `project` says;
+the W&B run id is the runner run id, so a resumed run continues its W&B run."""
+import os
+
+import wandb
+
+from runner.loggers import RunInfo
+
+
+class Logger:
+    def __init__(self, info: RunInfo):
+        o = info.options
+        self.run = wandb.init(
+            project=o.get("project") or info.group, entity=o.get("entity"), name=info.name,
+            id=info.run_id, resume="allow", group=info.group, dir=str(info.folder),
+            mode=o.get("mode") or os.environ.get("WANDB_MODE", "offline"),
+            config=info.params, tags=[f"{k}={v}"[:64] for k, v in info.tags.items()],
+            reinit="create_new", settings=wandb.Settings(console="off", silent=True))
+
+    def epoch(self, epoch: int, metrics: dict) -> None:
+        self.run.log({**metrics, "epoch": epoch}, step=epoch)
+
+    def end(self, status: str, metrics: dict, result_path) -> None:
+        self.run.summary.update({**metrics, "status": status})
+        artifact = wandb.Artifact(f"result-{self.run.id}", type="result")
+        artifact.add_file(str(result_path))
+        self.run.log_artifact(artifact)
+        self.run.finish(exit_code=0 if status in ("completed", "diverged") else 1)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,395 @@
+"""Experiment trackers (logger=, runner/loggers/): what each tracker's own reader finds after a
+run is the run's result.json curves, epoch for epoch; a stopped and resumed run continues its
+tracker runs; a failing tracker never fails the run; a missing package is refused before work.
+
+The tracker packages are optional extras: their tests skip where one is missing, except under
+RUNNER_TRACKERS=required (CI), where a missing one fails."""
+import importlib.util
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import runner.loggers.csv_logger as csv_logger
+from runner.errors import ConfigError
+from runner.loggers import Loggers, RunInfo, logger_problems
+from runner.result import RESULT_FILE, validate_result
+from runner.run import run
+from runner.run.interrupt import Interrupted
+from tests.helpers import tiny_overrides
+from tests.test_checkpoint import ROOT, signal_during, wait_for_checkpoint
+
+SETTINGS = ["train.num_epochs=5", "train.eval_every=2", "threads=1"]
+
+
+def needs(package: str):
+    """Skip without `package`, or fail under RUNNER_TRACKERS=required."""
+    if importlib.util.find_spec(package) is None:
+        if os.environ.get("RUNNER_TRACKERS") == "required":
+            pytest.fail(f"{package} is not installed (make install-trackers)")
+        pytest.skip(f"{package} not installed: make install-trackers")
+
+
+def by_epoch(result: dict, name: str = "train_perplexity") -> dict:
+    curves = result["curves"]
+    if name == "val_perplexity":
+        return dict(zip(curves["val_epoch"], curves["val_perplexity"]))
+    return dict(zip(curves["epoch"], curves[name]))
+
+
+def csv_curves(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "metrics.csv").set_index("epoch")
+
+
+def tensorboard_scalars(folder: Path) -> dict:
+    """{tag: {step: value}} as TensorBoard reads the run's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder / "tensorboard"))
+    acc.Reload()
+    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
+
+
+def mlflow_runs(store: Path, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store.resolve() / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    return client, (client.search_runs([found.experiment_id]) if found else [])
+
+
+def mlflow_history(client, run_id: str, key: str) -> dict:
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+# ---- csv: no extra package
+
+
+def test_csv_holds_the_results_curves(tiny_cfg, tmp_path):
+    folder = tmp_path / "runs" / "one"
+    result = run(tiny_cfg(*SETTINGS, "logger=csv"), folder)
+    table = csv_curves(folder)
+    assert list(table.index) == [1, 2, 3, 4, 5]
+    assert table["train_perplexity"].to_dict() == by_epoch(result)
+    assert table["tokens_per_sec"].to_dict() == by_epoch(result, "tokens_per_sec")
+    assert table["lr"].to_dict() == by_epoch(result, "lr")
+    assert table["val_perplexity"].dropna().to_dict() == by_epoch(result, "val_perplexity")
+    assert set(table["val_perplexity"].dropna().index) == {2, 4, 5}
+    assert "logger_errors" not in result
+
+
+def test_logger_none_writes_nothing_and_is_the_default(tiny_cfg, tmp_path):
+    run(tiny_cfg(*SETTINGS), tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [".hydra", RESULT_FILE]
+
+
+def test_a_failing_tracker_leaves_the_run_and_the_other_trackers_alone(tiny_cfg, tmp_path,
+                                                                        monkeypatch):
+    calls = []
+
+    def broken(self, epoch, metrics):
+        calls.append(epoch)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(csv_logger.Logger, "epoch", broken)
+    clean = run(tiny_cfg(*SETTINGS), tmp_path / "clean")
+    result = run(tiny_cfg(*SETTINGS, "logger=csv"), tmp_path / "broken")
+    assert result["status"] == "completed"
+    assert result["curves"]["train_perplexity"] == clean["curves"]["train_perplexity"]
+    assert calls == [1]  # dropped after its first error: no error per epoch
+    assert result["logger_errors"] == [{"logger": "csv", "event": "epoch",
+                                        "error": "OSError: disk full"}]
+    written = json.loads((tmp_path / "broken" / RESULT_FILE).read_text())
+    assert written["logger_errors"] == result["logger_errors"]
+    validate_result(written)
+
+
+def test_a_tracker_that_hangs_is_waited_for_a_bounded_time(tmp_path, monkeypatch):
+    import threading
+
+    release = threading.Event()
+    monkeypatch.setattr(csv_logger.Logger, "epoch", lambda self, e, m: release.wait(30))
+    loggers = Loggers({"csv": {"file": "metrics.csv"}})
+    loggers.start(RunInfo(folder=tmp_path, run_id="0" * 12, name="x", group="g", params={},
+                          tags={}, first_epoch=1))
+    loggers.epoch(1, {"train_perplexity": 2.0})
+    errors = loggers.close(timeout=0.2)
+    release.set()
+    assert errors[-1]["event"] == "close" and "had not finished 0.2 s" in errors[-1]["error"]
+
+
+def test_a_tracker_that_cannot_start_is_recorded(tiny_cfg, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the csv's folder would be
+    result = run(tiny_cfg(*SETTINGS, "logger=csv", f"logger.csv.file={blocked}/metrics.csv"),
+                 tmp_path / "run")
+    assert result["status"] == "completed"
+    assert [(e["logger"], e["event"]) for e in result["logger_errors"]] == [("csv", "start")]
+
+
+def test_unknown_or_missing_loggers_are_refused_before_work(monkeypatch):
+    assert logger_problems({}) == [] and logger_problems(None) == []
+    assert "must be none or one or more of csv, tensorboard, mlflow, wandb" in \
+        logger_problems({"neptune": {}})[0]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mlflow" else real(name, *a))
+    assert logger_problems({"csv": {}, "mlflow": {}}) == [
+        "logger=mlflow needs the mlflow package, which is not installed: "
+        "pip install -e '.[mlflow]'"]
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_missing_tracker_in_one_line(corpus_dir, tmp_path):
+    """exit 2 before any work: mlflow hidden from the process (sys.modules[name] = None)."""
+    code = ("import runpy, sys; sys.modules['mlflow'] = None; sys.argv[0] = 'runner'; "
+            "runpy.run_module('runner', run_name='__main__')")
+    folder = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", code, *tiny_overrides(corpus_dir),
+                           "logger=[csv,mlflow]", f"hydra.run.dir={folder}"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "logger=mlflow needs the mlflow package, which is not installed: " \
+           "pip install -e '.[mlflow]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    sweep = subprocess.run([sys.executable, "-c", code, "-m", *tiny_overrides(corpus_dir),
+                            "seed=0,1", "logger=mlflow", f"hydra.sweep.dir={tmp_path / 's'}"],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert sweep.returncode == 2 and "pip install -e '.[mlflow]'" in sweep.stderr, sweep.stderr
+    assert not (tmp_path / "s" / "manifest.json").exists()  # refused before the plan
+    written = {f.name: f.read_bytes() for f in folder.rglob("*") if f.is_file()}
+    assert written in ({}, {"runner.log": b""})  # Hydra's log, opened before the task
+
+
+def test_a_run_copied_from_the_store_shows_in_the_trackers(tiny_cfg, tmp_path):
+    store = f"store={tmp_path / 'store'}"
+    first = run(tiny_cfg(*SETTINGS, store, "logger=csv"), tmp_path / "a" / "p")
+    copied = run(tiny_cfg(*SETTINGS, store, "logger=csv"), tmp_path / "b" / "p")
+    assert copied.get("reused")
+    assert csv_curves(tmp_path / "b" / "p").equals(csv_curves(tmp_path / "a" / "p"))
+    assert csv_curves(tmp_path / "b" / "p")["train_perplexity"].to_dict() == by_epoch(first)
+
+
+# ---- the trackers' own readers
+
+
+def test_tensorboard_event_files_hold_the_curves(tiny_cfg, tmp_path):
+    needs("tensorboard")
+    folder = tmp_path / "runs" / "one"
+    result = run(tiny_cfg(*SETTINGS, "logger=tensorboard"), folder)
+    scalars = tensorboard_scalars(folder)
+    assert scalars["train_perplexity"] == pytest.approx(by_epoch(result), rel=1e-6)
+    assert scalars["val_perplexity"] == pytest.approx(by_epoch(result, "val_perplexity"),
+                                                      rel=1e-6)
+    assert sorted(scalars["lr"]) == [1, 2, 3, 4, 5]
+    assert scalars["final/val_perplexity"][0] == pytest.approx(
+        result["metrics"]["val_perplexity"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_mlflow_holds_params_metrics_per_step_and_the_result(tiny_cfg, tmp_path):
+    needs("mlflow")
+    folder = tmp_path / "results" / "runs" / "one"
+    result = run(tiny_cfg(*SETTINGS, "logger=mlflow"), folder)
+    client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "runs")
+    assert len(runs) == 1
+    mlrun = runs[0]
+    assert mlrun.info.status == "FINISHED" and mlrun.info.run_name == "one"
+    assert mlrun.data.params["model.num_hiddens"] == "16"
+    assert mlrun.data.params["data.batch_size"] == "8"
+    assert mlrun.data.tags["runner.run_id"] == result["run_id"]
+    assert mlrun.data.tags["runner.status"] == "completed"
+    assert mlflow_history(client, mlrun.info.run_id, "train_perplexity") == pytest.approx(
+        by_epoch(result))
+    assert mlflow_history(client, mlrun.info.run_id, "val_perplexity") == pytest.approx(
+        by_epoch(result, "val_perplexity"))
+    assert mlrun.data.metrics["final.train_perplexity"] == pytest.approx(
+        result["metrics"]["train_perplexity"])
+    artifact = client.download_artifacts(mlrun.info.run_id, RESULT_FILE, str(tmp_path))
+    assert json.loads(Path(artifact).read_text()) == json.loads(
+        (folder / RESULT_FILE).read_text())
+
+
+def wandb_records(path: Path) -> list[bytes]:
+    """The records of a W&B run file (.wandb): W&B's record log, a ':W&B' header then 32 KiB
+    blocks of records, each `crc32 (seeded by its type), length, type (1 whole, 2 first, 3
+    middle, 4 last piece)` and its bytes; W&B's Python reader is gone from the package."""
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    records, pending, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        if (left := 32768 - pos % 32768) < 7:  # a block's tail too short for a header: padding
+            pos += left
+            continue
+        crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == crc, "corrupt record"
+        pending += chunk
+        if kind in (1, 4):
+            records.append(pending)
+            pending = b""
+    return records
+
+
+def wandb_history(folder: Path) -> list[dict]:
+    """The history rows of the offline runs under `folder`/wandb, each record parsed by W&B's
+    own protobuf (wandb.proto)."""
+    from wandb.proto import wandb_internal_pb2
+
+    rows = []
+    for path in sorted((folder / "wandb").glob("offline-run-*/run-*.wandb")):
+        for data in wandb_records(path):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                             for item in record.history.item})
+    return rows
+
+
+def test_wandb_offline_run_holds_the_history(tiny_cfg, tmp_path, monkeypatch):
+    needs("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    folder = tmp_path / "runs" / "one"
+    result = run(tiny_cfg(*SETTINGS, "logger=wandb"), folder)
+    assert "logger_errors" not in result, result.get("logger_errors")
+    rows = wandb_history(folder)
+    assert {row["epoch"]: row["train_perplexity"] for row in rows} == pytest.approx(
+        by_epoch(result))
+    assert {row["epoch"]: row["val_perplexity"] for row in rows
+            if "val_perplexity" in row} == pytest.approx(by_epoch(result, "val_perplexity"))
+
+
+# ---- resume: the same tracker runs, continued
+
+
+@pytest.mark.slow
+def test_a_stopped_run_continues_its_tracker_runs(tiny_cfg, tmp_path, monkeypatch):
+    needs("tensorboard")
+    needs("mlflow")
+    loggers = "logger=[csv,tensorboard,mlflow]"
+    clean = run(tiny_cfg(*SETTINGS, "train.checkpoint_every=1"), tmp_path / "clean")
+    folder = tmp_path / "results" / "runs" / "stopped"
+    with monkeypatch.context() as m:
+        signal_during(m, "train_epoch", 4)  # epochs 1-3 done and logged
+        with pytest.raises(Interrupted):
+            run(tiny_cfg(*SETTINGS, "train.checkpoint_every=1", loggers), folder)
+    client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "runs")
+    assert [r.info.status for r in runs] == ["KILLED"]
+    result = run(tiny_cfg(*SETTINGS, "train.checkpoint_every=1", loggers), folder)
+    assert result["resumed_from_epoch"] == [3]
+    assert result["curves"]["train_perplexity"] == clean["curves"]["train_perplexity"]
+    client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "runs")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the same MLflow run
+    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "train_perplexity")]
+    assert sorted(steps) == [1, 2, 3, 4, 5]
+    assert tensorboard_scalars(folder)["train_perplexity"] == pytest.approx(by_epoch(clean))
+    assert csv_curves(folder)["train_perplexity"].to_dict() == by_epoch(clean)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_its_trackers_without_duplicate_epochs(tiny_cfg, corpus_dir,
+                                                                    tmp_path):
+    """kill -9 after epoch 5 was logged but only epoch 4 checkpointed: the resumed run logs
+    epoch 5 again; TensorBoard purges the first, the csv keeps one row per epoch."""
+    needs("tensorboard")
+    folder = tmp_path / "runs" / "killed"
+    extra = ["train.num_epochs=40", "train.eval_every=2", "train.checkpoint_every=2",
+             "threads=1", "logger=[csv,tensorboard]", f"hydra.run.dir={folder}"]
+    argv = [sys.executable, "-m", "runner", *tiny_overrides(corpus_dir), *extra]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wait_for_checkpoint(folder, proc, 4)
+    while proc.poll() is None:  # until epoch 5 is in the csv (6 would be checkpointed)
+        rows = (folder / "metrics.csv").read_text().splitlines()
+        if len(rows) > 5 and rows[5].startswith("5,"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode == 0
+    result = json.loads((folder / RESULT_FILE).read_text())
+    assert result["resumed_from_epoch"] in ([4], [6])  # 6: the kill came after its checkpoint
+    table = csv_curves(folder)
+    assert list(table.index) == list(range(1, 41))
+    assert table["train_perplexity"].to_dict() == by_epoch(result)
+    assert tensorboard_scalars(folder)["train_perplexity"] == pytest.approx(by_epoch(result))
+
+
+# ---- a sweep: every run in both tools
+
+
+@pytest.mark.slow
+def test_a_parallel_sweep_shows_every_run_in_tensorboard_and_mlflow(corpus_dir, tmp_path):
+    needs("tensorboard")
+    needs("mlflow")
+    sweep = tmp_path / "results" / "hidden"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir),
+         "model.num_hiddens=8,16,24", "repeats=2", "train.num_epochs=3",
+         "logger=[tensorboard,mlflow]", "launcher=parallel", "launcher.jobs_per_device=2",
+         f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    results = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob(f"*/{RESULT_FILE}")}
+    assert len(results) == 6
+    client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "hidden")
+    assert sorted(r.info.run_name for r in runs) == sorted(results)
+    for mlrun in runs:
+        result = results[mlrun.info.run_name]
+        assert mlrun.data.tags["runner.run_id"] == result["run_id"]
+        assert mlflow_history(client, mlrun.info.run_id, "train_perplexity") == pytest.approx(
+            by_epoch(result))
+        assert tensorboard_scalars(sweep / mlrun.info.run_name)["train_perplexity"] == \
+            pytest.approx(by_epoch(result))
+
+
+@pytest.mark.slow
+def test_the_sweep_summary_counts_runs_with_logger_errors(corpus_dir, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir), "seed=0,1",
+         "train.num_epochs=1", "logger=csv", f"logger.csv.file={blocked}/m.csv",
+         f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 runs: 2 completed, 0 failed, 0 diverged, 0 skipped (2 with logger errors: see " \
+           "their result.json logger_errors)" in proc.stdout
+
+
+def test_loggers_are_execution_settings(tiny_cfg, tmp_path):
+    """Adding a tracker changes neither the run's identity (resume, the store) nor its folder."""
+    from omegaconf import OmegaConf
+
+    from runner.result import run_identity
+
+    plain, tracked = (OmegaConf.to_container(tiny_cfg(*extra), resolve=True)
+                      for extra in ([], ["logger=[csv,tensorboard]"]))
+    assert tracked["logger"] and run_identity(plain) == run_identity(tracked)
+    folder = tmp_path / "r"
+    run(tiny_cfg(*SETTINGS), folder)
+    assert run(tiny_cfg(*SETTINGS, "logger=csv"), folder).get("skipped")
+
+
+def test_a_logger_error_is_refused_by_validation_with_the_config(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="logger='neptune' is not allowed"):
+        run(tiny_cfg("+logger.neptune.project=x"), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_logger_option_is_left_out_of_folder_names():
+    """Hydra matches exclude_keys exactly: each option of conf/logger/ is listed there."""
+    from omegaconf import OmegaConf
+
+    from tests.helpers import CONF, compose_config
+
+    exclude = set(compose_config(hydra_node=True).hydra.job.config.override_dirname.exclude_keys)
+    options = {f"logger.{name}.{key}" for path in (CONF / "logger").glob("*.yaml")
+               for name, node in (OmegaConf.load(path) or {}).items() for key in node}
+    assert len(options) == 7 and options <= exclude

@@ -70,10 +70,11 @@ class _RNN(torch.autograd.Function):
         # activation's output: relu' = [h > 0] (h >= 0, so its sign), tanh' = 1 - h^2
         dz = torch.sign(h) if ctx.relu else torch.addcmul(h.new_ones(()), h, h, value=-1)
         dh = dout.clone()  # dh[t]: total gradient of h_{t+1}, completed as the loop passes t+1
+        dzt, dht = dz.unbind(0), dh.unbind(0)  # views made once, not two selects a step
         for t in range(T - 1, -1, -1):
-            dz[t].mul_(dh[t])
+            dzt[t].mul_(dht[t])
             if t:  # dh_{t-1} = dout_{t-1} + dz_t @ W_hh, accumulated in place
-                dh[t - 1].addmm_(dz[t], w_hh)
+                dht[t - 1].addmm_(dzt[t], w_hh)
         dh0 = dz[0] @ w_hh if need_h0 else None
         dz = dz.view(T * x.shape[1], -1)
         dx, dw_ih = _input_grads(ctx, dz, x, w_ih)

@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = {
     "runner/report": {"runner.result"},
     "runner/tasks": {"runner.errors"},
-    "runner/run": {"runner.errors", "runner.result", "runner.tasks"},
-    "runner/sweep": {"runner.errors", "runner.result", "runner.run", "runner.report"},
+    "runner/loggers": {"runner.result"},
+    "runner/run": {"runner.errors", "runner.result", "runner.tasks", "runner.loggers"},
+    "runner/sweep": {"runner.errors", "runner.result", "runner.run", "runner.report",
+                     "runner.loggers"},
     "models": set(),
     "data": set(),
 }

@@ -37,9 +37,10 @@ test-fast: install ## the suite without the tests marked slow (CLI subprocesses,
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins
 
-bench: install ## tokens/sec, GFLOP/s and % of the measured GEMM peak of rnn, lstm, gru (each model.impl), sru, onlstm at 32/256/1024 (ARGS="--d2l PY": d2l interleaved); one layer nn vs fused; report speed; the note's regression run
+bench: install ## tokens/sec, GFLOP/s and % of the measured GEMM peak of rnn, lstm, gru (each model.impl), sru, onlstm at 32/256/1024 (ARGS="--d2l PY": d2l interleaved); one layer nn vs fused; our training step vs d2l's around one torch.nn layer; report speed; the note's regression run
 	$(PY) -m bench.throughput $(ARGS)
 	$(PY) -m bench.kernels
+	$(PY) -m bench.loop --cells rnn,lstm
 	$(PY) -m bench.report_speed
 	$(PY) -m bench.regression
 

@@ -393,3 +393,39 @@ def test_every_logger_option_is_left_out_of_folder_names():
     options = {f"logger.{name}.{key}" for path in (CONF / "logger").glob("*.yaml")
                for name, node in (OmegaConf.load(path) or {}).items() for key in node}
     assert len(options) == 7 and options <= exclude
+
+
+@pytest.mark.slow
+def test_every_tracker_shows_an_epoch_while_the_run_goes_on(tmp_path):
+    """Live: an epoch's figures are readable in each store before the run ends (close)."""
+    needs("tensorboard")
+    needs("mlflow")
+    import time
+
+    folder = tmp_path / "results" / "hidden" / "seed=0"
+    folder.mkdir(parents=True)
+    loggers = Loggers({"csv": {}, "tensorboard": {}, "mlflow": {}})
+    loggers.start(RunInfo(folder=folder, run_id="a" * 12, name=folder.name, group="hidden",
+                          params={"model.num_hiddens": 16}, tags={"run_id": "a" * 12},
+                          first_epoch=1))
+    loggers.epoch(1, {"train_perplexity": 7.5, "tokens_per_sec": 1000.0, "lr": 1.0})
+
+    def seen() -> dict:
+        found = {}
+        if (folder / "metrics.csv").exists() and (folder / "metrics.csv").stat().st_size:
+            found["csv"] = csv_curves(folder)["train_perplexity"].to_dict()
+        if (folder / "tensorboard").exists():
+            found["tensorboard"] = tensorboard_scalars(folder).get("train_perplexity")
+        if (tmp_path / "results" / "mlruns" / "mlflow.db").exists():
+            client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "hidden")
+            if runs:
+                found["mlflow"] = mlflow_history(client, runs[0].info.run_id,
+                                                 "train_perplexity") or None
+        return {k: v for k, v in found.items() if v}
+
+    for _ in range(300):  # a hang guard only: ~30 s
+        if len(seen()) == 3:
+            break
+        time.sleep(0.1)
+    assert seen() == {"csv": {1: 7.5}, "tensorboard": {1: 7.5}, "mlflow": {1: 7.5}}
+    assert loggers.close() == []

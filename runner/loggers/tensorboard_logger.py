@@ -1,7 +1,8 @@
 """logger=tensorboard: event files in the run's folder (`tensorboard/`), written by torch's
 SummaryWriter, so `tensorboard --logdir results/<sweep>` shows every run of a sweep, named by
-its folder. Scalars are logged at step = epoch. A resumed run writes to the same folder and
-purges the steps from the epoch it continues from, which its first try may have logged."""
+its folder, live: scalars are logged at step = epoch and flushed each epoch. A resumed run
+writes to the same folder and purges the steps from the epoch it continues from, which its
+first try may have logged."""
 from torch.utils.tensorboard import SummaryWriter
 
 from runner.loggers import RunInfo
@@ -20,6 +21,7 @@ class Logger:
     def epoch(self, epoch: int, metrics: dict) -> None:
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, global_step=epoch)
+        self.writer.flush()  # on disk each epoch (SummaryWriter's own: every 2 minutes): live
 
     def end(self, status: str, metrics: dict, result_path) -> None:
         self.writer.add_text("status", status)

@@ -274,7 +274,9 @@ def test_wandb_offline_run_holds_the_history(tiny_cfg, tmp_path, monkeypatch):
 def test_a_stopped_run_continues_its_tracker_runs(tiny_cfg, tmp_path, monkeypatch):
     needs("tensorboard")
     needs("mlflow")
-    loggers = "logger=[csv,tensorboard,mlflow]"
+    needs("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    loggers = "logger=[csv,tensorboard,mlflow,wandb]"
     clean = run(tiny_cfg(*SETTINGS, "train.checkpoint_every=1"), tmp_path / "clean")
     folder = tmp_path / "results" / "runs" / "stopped"
     with monkeypatch.context() as m:
@@ -292,6 +294,11 @@ def test_a_stopped_run_continues_its_tracker_runs(tiny_cfg, tmp_path, monkeypatc
     assert sorted(steps) == [1, 2, 3, 4, 5]
     assert tensorboard_scalars(folder)["train_perplexity"] == pytest.approx(by_epoch(clean))
     assert csv_curves(folder)["train_perplexity"].to_dict() == by_epoch(clean)
+    # W&B: both tries are the one W&B run (its id is the run id), epochs 1-3 then 4-5
+    tries = sorted((folder / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert tries and {p.stem for p in tries} == {f"run-{result['run_id']}"}
+    assert {row["epoch"]: row["train_perplexity"] for row in wandb_history(folder)} == \
+        pytest.approx(by_epoch(clean))
 
 
 @pytest.mark.slow

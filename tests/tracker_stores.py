@@ -1,0 +1,88 @@
+"""Each tracker's store read back with the tracker's own reader (tests/test_loggers.py): the
+curves a run sent, by epoch, to compare with its result.json."""
+import importlib.util
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def needs(package: str):
+    """Skip without `package`, or fail under RUNNER_TRACKERS=required."""
+    if importlib.util.find_spec(package) is None:
+        if os.environ.get("RUNNER_TRACKERS") == "required":
+            pytest.fail(f"{package} is not installed (make install-trackers)")
+        pytest.skip(f"{package} not installed: make install-trackers")
+
+
+def by_epoch(result: dict, name: str = "train_perplexity") -> dict:
+    curves = result["curves"]
+    if name == "val_perplexity":
+        return dict(zip(curves["val_epoch"], curves["val_perplexity"]))
+    return dict(zip(curves["epoch"], curves[name]))
+
+
+def csv_curves(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "metrics.csv").set_index("epoch")
+
+
+def tensorboard_scalars(folder: Path) -> dict:
+    """{tag: {step: value}} as TensorBoard reads the run's event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder / "tensorboard"))
+    acc.Reload()
+    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
+
+
+def mlflow_runs(store: Path, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store.resolve() / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    return client, (client.search_runs([found.experiment_id]) if found else [])
+
+
+def mlflow_history(client, run_id: str, key: str) -> dict:
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def wandb_records(path: Path) -> list[bytes]:
+    """The records of a W&B run file (.wandb): W&B's record log, a ':W&B' header then 32 KiB
+    blocks of records, each `crc32 (seeded by its type), length, type (1 whole, 2 first, 3
+    middle, 4 last piece)` and its bytes; W&B's Python reader is gone from the package."""
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    records, pending, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        if (left := 32768 - pos % 32768) < 7:  # a block's tail too short for a header: padding
+            pos += left
+            continue
+        crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == crc, "corrupt record"
+        pending += chunk
+        if kind in (1, 4):
+            records.append(pending)
+            pending = b""
+    return records
+
+
+def wandb_history(folder: Path) -> list[dict]:
+    """The history rows of the offline runs under `folder`/wandb, each record parsed by W&B's
+    own protobuf (wandb.proto)."""
+    from wandb.proto import wandb_internal_pb2
+
+    rows = []
+    for path in sorted((folder / "wandb").glob("offline-run-*/run-*.wandb")):
+        for data in wandb_records(path):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                             for item in record.history.item})
+    return rows

@@ -191,7 +191,7 @@ def test_wandb_offline_run_holds_the_history(tiny_cfg, tmp_path, monkeypatch):
     assert "logger_errors" not in result, result.get("logger_errors")
     rows = wandb_history(folder)
     assert {row["epoch"]: row["train_perplexity"] for row in rows} == pytest.approx(
-        by_epoch(result))
+        by_epoch(result)), rows
     assert {row["epoch"]: row["val_perplexity"] for row in rows
             if "val_perplexity" in row} == pytest.approx(by_epoch(result, "val_perplexity"))
 

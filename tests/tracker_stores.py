@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def wandb_records(path: Path) -> list[bytes]:
             pos += left
             continue
         crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if pos + 7 + length > len(data):  # being written: read again later
+            break
         chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
         assert zlib.crc32(chunk, zlib.crc32(bytes([kind]))) == crc, "corrupt record"
         pending += chunk
@@ -72,17 +75,25 @@ def wandb_records(path: Path) -> list[bytes]:
     return records
 
 
-def wandb_history(folder: Path) -> list[dict]:
+def wandb_history(folder: Path, wait: float = 30.0) -> list[dict]:
     """The history rows of the offline runs under `folder`/wandb, each record parsed by W&B's
-    own protobuf (wandb.proto)."""
+    own protobuf (wandb.proto). W&B's service process writes the file on its own time, after
+    run.finish() has returned: each file is read once it holds its run's exit record."""
     from wandb.proto import wandb_internal_pb2
 
-    rows = []
-    for path in sorted((folder / "wandb").glob("offline-run-*/run-*.wandb")):
-        for data in wandb_records(path):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(data)
-            if record.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
-    return rows
+    deadline = time.monotonic() + wait
+    while True:
+        rows, finished = [], True
+        for path in sorted((folder / "wandb").glob("offline-run-*/run-*.wandb")):
+            kinds = []
+            for data in wandb_records(path):
+                record = wandb_internal_pb2.Record()
+                record.ParseFromString(data)
+                kinds.append(record.WhichOneof("record_type"))
+                if kinds[-1] == "history":
+                    rows.append({item.key or "/".join(item.nested_key):
+                                 json.loads(item.value_json) for item in record.history.item})
+            finished &= "exit" in kinds
+        if finished or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)

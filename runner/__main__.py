@@ -18,20 +18,28 @@ from omegaconf import DictConfig
 from data import DataError
 from runner.errors import ConfigError
 from runner.hydra_errors import bad_input
+from runner.objective import objective_value
+from runner.result import RESULT_FILE, read_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
 from runner.sweep.job import run_job
 
 FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra's switch: re-raise its errors instead of printing them
 USER_FULL_ERROR = os.environ.get(FULL_ERROR)  # the user's own setting, restored for the run
+RUNNER_SWEEPER = "hydra_plugins.runner_sweeper.runner_sweeper.RunnerSweeper"
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> str:
+def main(cfg: DictConfig) -> str | float:
     restore_full_error()  # from here on Hydra reports errors its own way: a run's, exit 1
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:  # one run of a sweep: never raises
-        return run_job(cfg, Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.sweep.dir))
+        out_dir = Path(hydra_cfg.runtime.output_dir)
+        status = run_job(cfg, out_dir, Path(hydra_cfg.sweep.dir))
+        if hydra_cfg.sweeper.get("_target_") == RUNNER_SWEEPER:
+            return status  # its summary counts the runs by status
+        # another sweeper (a search: conf/hparams_search/) optimises the objective's number
+        return objective_value(read_result(out_dir / RESULT_FILE), cfg.objective.metric)
     try:
         return run(cfg, hydra_cfg.runtime.output_dir)["status"]
     except (ConfigError, DataError) as e:  # bad input: one clear message, no traceback

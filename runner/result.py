@@ -25,7 +25,7 @@ REUSED = "reused"  # a job's outcome: its result copied from the store (runner/r
 # (model.impl, resolved for the device) in environment.impl.
 EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "model.impl", "quiet",
                   "overwrite", "store", "repeats", "launcher", "logger", "sweep_name", "reproduce",
-                  "train.checkpoint_every", "train.keep_checkpoint")
+                  "train.checkpoint_every", "train.keep_checkpoint", "objective")
 
 # Keys earlier runners wrote that never changed a result: data.name (read by nothing) and
 # model._target_ (the class, now built by the task from model.cell). Left out of the identity

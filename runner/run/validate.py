@@ -21,6 +21,7 @@ from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
 from runner.loggers import logger_problems
+from runner.objective import objective_problems
 from runner.run.checks import (
     boolean,
     device,
@@ -32,6 +33,7 @@ from runner.run.checks import (
     rule_problems,
 )
 from runner.run.options import init_problems, optim_problems
+from runner.tasks import TASKS
 
 log = logging.getLogger(__name__)
 MODELS = (*CELLS, "transformer")  # model.cell names the model in results and reports
@@ -145,6 +147,7 @@ def validate(cfg: DictConfig) -> None:
     problems += init_problems(cfg, bad)
     problems += optim_problems(cfg, bad)
     problems += logger_problems(cfg.get("logger"))
+    problems += objective_problems(cfg.get("objective"), task, TASKS[task].metrics)
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
     if problems:

@@ -19,8 +19,15 @@ from data.timemachine import tokenize
 from models import LanguageModel, TransformerLM, detach, generate, resolved
 from runner.errors import ConfigError
 from runner.tasks.loop import perplexity, step
+from runner.tasks.metric import TOKENS_PER_SEC, Metric
 
 log = logging.getLogger(__name__)
+# the language model's figures, and the translator's per target token
+PERPLEXITY = (Metric("train_perplexity", "minimize", "training perplexity"),
+              Metric("best_train_perplexity", "minimize", "best training perplexity"),
+              Metric("val_perplexity", "minimize", "held-out perplexity"),
+              Metric("best_val_perplexity", "minimize", "best held-out perplexity"))
+
 
 def language_model(model, vocab_size: int, device="cpu"):
     """The network this task trains around `model` (conf/model/) on `device`: the causal
@@ -33,6 +40,7 @@ def language_model(model, vocab_size: int, device="cpu"):
 
 
 class LanguageModelTask:
+    metrics = (*PERPLEXITY, TOKENS_PER_SEC)
     train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
     score = staticmethod(perplexity)  # of an epoch's mean loss
 

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from models import EncoderRegressor
 from runner.tasks.loop import step
+from runner.tasks.metric import TOKENS_PER_SEC, Metric
 
 
 def note_loss(y, target):
@@ -23,6 +24,11 @@ def note_loss(y, target):
 
 
 class RegressionTask:
+    metrics = (Metric("train_mse", "minimize", "training MSE"),
+               Metric("best_train_mse", "minimize", "best training MSE"),
+               Metric("mse", "minimize", "MSE on fresh batches, train mode (the note's)"),
+               Metric("eval_mode_mse", "minimize", "MSE on fresh batches, eval mode"),
+               TOKENS_PER_SEC)
     train_curve = "train_mse"  # the per-epoch training figure (History's list)
     val_tokens_scored = None   # nothing held out: every batch is fresh
     evaluate = None            # no evaluation between epochs: outputs() scores, once

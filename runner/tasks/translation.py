@@ -10,7 +10,9 @@ from data.tatoeba import RESERVED, truncate_pad
 from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy, resolved
 from runner.errors import ConfigError
 from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
+from runner.tasks.language_model import PERPLEXITY
 from runner.tasks.loop import perplexity, step
+from runner.tasks.metric import TOKENS_PER_SEC, Metric
 
 
 def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
@@ -25,6 +27,7 @@ def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
 
 
 class TranslationTask:
+    metrics = (*PERPLEXITY, Metric("bleu", "maximize", "held-out BLEU"), TOKENS_PER_SEC)
     train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
     score = staticmethod(perplexity)  # of an epoch's mean loss
 

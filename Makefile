@@ -7,7 +7,7 @@ EPOCHS  ?= 500
 export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-trackers run test test-fast lint bench report plan reproduce reproduce-quick clean
+.PHONY: help install install-extras run test test-fast lint bench report plan reproduce reproduce-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -22,8 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
-install-trackers: install ## add the experiment trackers' packages (tensorboard, mlflow, wandb: logger=, conf/logger/)
-	$(PY) -m pip install -q -e '.[dev,trackers]' --config-settings editable_mode=compat
+install-extras: install ## add the optional extras: trackers (logger=tensorboard|mlflow|wandb) and Optuna (hparams_search=optuna)
+	$(PY) -m pip install -q -e '.[dev,extras]' --config-settings editable_mode=compat
 
 run: install ## one run: python -m runner $(ARGS) (defaults: the study's RNN baseline)
 	$(PY) -m runner $(ARGS)

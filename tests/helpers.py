@@ -1,8 +1,11 @@
 """Helpers the tests import: a tiny generated corpus, the real config composed (and shrunk),
 and Markdown tables read back. Fixtures built on them are in conftest.py."""
+import importlib.util
+import os
 import random
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -58,3 +61,12 @@ def tables_in(text: str) -> list[list[list[str]]]:
         else:
             current = None
     return tables
+
+
+def needs(package: str, extra: str) -> None:
+    """Skip without `package`, an optional extra's (pip install -e '.[extra]'); fail instead
+    under RUNNER_EXTRAS=required, which CI sets once it has installed them all."""
+    if importlib.util.find_spec(package) is None:
+        if os.environ.get("RUNNER_EXTRAS") == "required":
+            pytest.fail(f"{package} is not installed (make install-extras)")
+        pytest.skip(f"{package} not installed: pip install -e '.[{extra}]'")

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from data import DataError
 from runner.errors import ConfigError
 from runner.hydra_errors import bad_input
-from runner.objective import objective_value
+from runner.run.objective import objective_value
 from runner.result import RESULT_FILE, read_result
 from runner.run import run
 from runner.run.interrupt import Interrupted

@@ -144,7 +144,7 @@ def time_shape(cfg, threads: int) -> Timing:
 def _time(cfg, scale: dict, device) -> Timing:
     from runner.run.execute import model_and_optimizer
     from runner.tasks import TASKS, data_of
-    from runner.tasks.loop import make_scheduler
+    from runner.tasks.loop import make_scheduler, train_epoch
 
     start = time.perf_counter()
     task = TASKS[cfg.data.task](cfg, data_of(cfg)[0])
@@ -154,11 +154,11 @@ def _time(cfg, scale: dict, device) -> Timing:
     epoch, tokens = [], 0
     for _ in range(2):  # the first warms up (allocations, oneDNN primitives)
         start = time.perf_counter()
-        _, tokens = task.train_epoch(model, optimizer, scheduler)
+        _, tokens = train_epoch(model, optimizer, scheduler, task, cfg.train.grad_clip)
         tokens = int(tokens)
         epoch.append(time.perf_counter() - start)
     evaluation = 0.0
-    if task.evaluate:
+    if task.val_metric:
         start = time.perf_counter()
         model.eval()
         with torch.no_grad():

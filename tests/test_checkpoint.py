@@ -60,9 +60,9 @@ def clean(tiny_cfg, tmp_path):
 
 
 @pytest.mark.parametrize("method, call, signum", [
-    ("train_epoch", 4, signal.SIGTERM),  # in epoch 4's training: epochs 1-3 kept
+    ("train_batches", 4, signal.SIGTERM),  # in epoch 4's training: epochs 1-3 kept
     ("evaluate", 2, signal.SIGTERM),     # in epoch 4's evaluation
-    ("train_epoch", 1, signal.SIGINT),   # before any epoch finished: nothing to keep
+    ("train_batches", 1, signal.SIGINT),   # before any epoch finished: nothing to keep
 ])
 def test_a_stopped_run_resumes_to_the_uninterrupted_result(tiny_cfg, tmp_path, monkeypatch,
                                                            clean, method, call, signum):
@@ -75,8 +75,8 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tiny_cfg, tmp_path, m
     written = json.loads((folder / RESULT_FILE).read_text())
     assert written["status"] == "interrupted"
     # curves so far: in an evaluation, that epoch's training is done but not yet kept
-    kept = call - 1 if method == "train_epoch" else 3
-    trained = kept if method == "train_epoch" else 4
+    kept = call - 1 if method == "train_batches" else 3
+    trained = kept if method == "train_batches" else 4
     assert written["curves"]["epoch"] == list(range(1, trained + 1))
     if kept:
         assert written["checkpoint"]["epoch"] == kept and (folder / CHECKPOINT_FILE).exists()
@@ -95,7 +95,7 @@ def test_a_run_resumed_twice_lists_both_epochs(tiny_cfg, tmp_path, monkeypatch, 
     folder = tmp_path / "twice"
     for call in (3, 3):  # stopped in epoch 3, then in epoch 5 (the second process's 3rd)
         with monkeypatch.context() as m:
-            signal_during(m, "train_epoch", call)
+            signal_during(m, "train_batches", call)
             with pytest.raises(Interrupted):
                 run(tiny_cfg(*SETTINGS), folder)
     result = run(tiny_cfg(*SETTINGS), folder)
@@ -110,7 +110,7 @@ def test_a_checkpoint_of_another_experiment_is_refused_or_replaced(tiny_cfg, tmp
                                                                    monkeypatch):
     folder = tmp_path / "other"
     with monkeypatch.context() as m:
-        signal_during(m, "train_epoch", 3)
+        signal_during(m, "train_batches", 3)
         with pytest.raises(Interrupted):
             run(tiny_cfg(*SETTINGS), folder)
     before = (folder / CHECKPOINT_FILE).read_bytes()
@@ -236,7 +236,7 @@ def test_a_signal_someone_else_handles_is_left_to_them(tiny_cfg, tmp_path, monke
     seen = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
-        signal_during(monkeypatch, "train_epoch", 2)
+        signal_during(monkeypatch, "train_batches", 2)
         result = run(tiny_cfg(*SETTINGS), tmp_path)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -246,7 +246,7 @@ def test_a_signal_someone_else_handles_is_left_to_them(tiny_cfg, tmp_path, monke
 def test_an_exit_asked_of_the_process_checkpoints_and_resumes(tiny_cfg, tmp_path, monkeypatch,
                                                               clean):
     """submitit's requeue exits the process (SystemExit) from inside the run."""
-    real = language_model.LanguageModelTask.train_epoch
+    real = language_model.LanguageModelTask.train_batches
     calls = []
 
     def requeued(self, *args):
@@ -256,7 +256,7 @@ def test_an_exit_asked_of_the_process_checkpoints_and_resumes(tiny_cfg, tmp_path
         return real(self, *args)
 
     with monkeypatch.context() as m:
-        m.setattr(language_model.LanguageModelTask, "train_epoch", requeued)
+        m.setattr(language_model.LanguageModelTask, "train_batches", requeued)
         with pytest.raises(SystemExit):
             run(tiny_cfg(*SETTINGS), tmp_path)
     written = json.loads((tmp_path / RESULT_FILE).read_text())

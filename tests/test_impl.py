@@ -76,7 +76,7 @@ def test_a_run_stopped_under_one_implementation_resumes_under_the_other(tiny_cfg
     here model.impl=nn stands in for the GPU."""
     folder, clean = tmp_path / "moved", run(tiny_cfg(*SETTINGS), tmp_path / "clean")
     with monkeypatch.context() as m:
-        signal_during(m, "train_epoch", 4)
+        signal_during(m, "train_batches", 4)
         with pytest.raises(Interrupted):
             run(tiny_cfg(*SETTINGS), folder)  # model=rnn: fused on cpu
     moved = run(tiny_cfg(*SETTINGS, "model.impl=nn"), folder)

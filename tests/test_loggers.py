@@ -209,7 +209,7 @@ def test_a_stopped_run_continues_its_tracker_runs(tiny_cfg, tmp_path, monkeypatc
     clean = run(tiny_cfg(*SETTINGS, "train.checkpoint_every=1"), tmp_path / "clean")
     folder = tmp_path / "results" / "runs" / "stopped"
     with monkeypatch.context() as m:
-        signal_during(m, "train_epoch", 4)  # epochs 1-3 done and logged
+        signal_during(m, "train_batches", 4)  # epochs 1-3 done and logged
         with pytest.raises(Interrupted):
             run(tiny_cfg(*SETTINGS, "train.checkpoint_every=1", loggers), folder)
     client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "runs")

@@ -134,7 +134,7 @@ def test_the_note_preset_is_the_note_program():
 def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     settings = ["train.num_epochs=4", "train.checkpoint_every=1", "train.warmup=0.25"]
     clean = run(tiny(*settings), tmp_path / "clean")
-    real, calls = regression.RegressionTask.train_epoch, []
+    real, calls = regression.RegressionTask.train_batches, []
 
     def stopped_in_epoch_3(self, *args):
         calls.append(1)
@@ -143,7 +143,7 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch
         return real(self, *args)
 
     with monkeypatch.context() as m:
-        m.setattr(regression.RegressionTask, "train_epoch", stopped_in_epoch_3)
+        m.setattr(regression.RegressionTask, "train_batches", stopped_in_epoch_3)
         with pytest.raises(Interrupted):
             run(tiny(*settings), tmp_path / "stopped")
     resumed = run(tiny(*settings), tmp_path / "stopped")

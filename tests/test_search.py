@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.objective import objective_problems, objective_value
+from runner.run.objective import objective_problems, objective_value
 from runner.result import RESULT_FILE, validate_result
 from runner.run.validate import validate
 from runner.tasks import TASKS
@@ -58,20 +58,20 @@ def test_the_search_optimises_the_datas_objective_in_its_direction():
 def test_every_datas_objective_is_a_metric_its_task_declares(data):
     cfg = compose_config(f"data={data}")
     validate(cfg)
-    declared = {m.key: m.direction for m in TASKS[cfg.data.task].metrics}
-    assert declared[cfg.objective.metric] == cfg.objective.direction
+    declared = TASKS[cfg.data.task].metric(cfg.objective.metric)
+    assert declared.direction == cfg.objective.direction
 
 
 @pytest.mark.parametrize("objective,fragment", [
     ({"metric": "bleu", "direction": "maximize"}, "objective.metric='bleu' is not a metric of "
-     "data.task=language_model: it must be one of train_perplexity"),
+     "data.task=language_model: it must be one of train_perplexity, val_perplexity, "
+     "best_train_perplexity, best_val_perplexity, tokens_per_sec"),
     ({"metric": "val_perplexity", "direction": "up"}, "objective.direction='up' is not allowed"),
     ({"metric": "val_perplexity", "direction": "maximize"},
      "contradicts val_perplexity, which is better when lower: set objective.direction=minimize"),
 ])
 def test_a_bad_objective_is_refused_naming_the_fix(objective, fragment):
-    metrics = TASKS["language_model"].metrics
-    [line] = objective_problems(objective, "language_model", metrics)
+    [line] = objective_problems(objective, "language_model", TASKS["language_model"])
     assert fragment in line
 
 

@@ -4,8 +4,8 @@ TensorBoard, MLflow or W&B, or to several (`logger=[tensorboard,mlflow]`).
 The training loop knows one object, `Loggers`, and four events:
   start  the flattened resolved config as parameters; tags: sweep, model, seed, code version
          and the run's id (which a resumed run keeps, and so finds its tracker run again);
-  epoch  the epoch's training figure (train_perplexity or train_mse), tokens_per_sec and lr,
-         and val_perplexity on the epochs that evaluate;
+  epoch  the task's training figure (runner/tasks/task.py: train_metric), tokens_per_sec and
+         lr, and its held-out figure (val_metric) on the epochs that evaluate;
   end    the result's final metrics (BLEU for translation), its status, and result.json as an
          artifact where the tracker keeps artifacts.
 Each logger (one module here per tracker) implements those three methods and `close`.
@@ -61,6 +61,7 @@ class RunInfo:
     tags: dict  # sweep, model, seed, code_version, run_id
     first_epoch: int  # 1, or the epoch a resumed run continues from
     options: dict = field(default_factory=dict)  # this logger's node of conf/logger/
+    epoch_keys: tuple = ()  # what an epoch event may carry, in order (the task's figures)
 
 
 class Loggers:
@@ -133,29 +134,29 @@ def final_metrics(result: dict) -> dict:
             if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def epoch_metrics(history, train_curve: str) -> dict:
-    """The last epoch's figures from fit()'s History (val_perplexity when it evaluated)."""
-    metrics = {train_curve: getattr(history, train_curve)[-1],
+def epoch_metrics(history, task) -> dict:
+    """The last epoch's figures from fit()'s History, under the task's names: its training
+    figure, tokens/sec and lr, and its held-out figure on an epoch that evaluated."""
+    metrics = {task.train_metric: history.train[-1],
                "tokens_per_sec": history.tokens_per_sec[-1], "lr": history.lr[-1]}
     if history.val_epoch and history.val_epoch[-1] == history.epoch[-1]:
-        metrics["val_perplexity"] = history.val_perplexity[-1]
+        metrics[task.val_metric] = history.val[-1]
     return metrics
 
 
-def replay(loggers: Loggers, info: RunInfo, result: dict, result_path: Path) -> None:
+def replay(loggers: Loggers, info: RunInfo, result: dict, result_path: Path, task) -> None:
     """A finished result's events, as the run sent them: a run copied from the store shows in
     the trackers beside the sweep's trained ones."""
-    curves = result.get("curves", {})
-    name = next((k for k in ("train_perplexity", "train_mse") if k in curves), None)
-    val = dict(zip(curves.get("val_epoch", []), curves.get("val_perplexity", [])))
+    curves, name = result.get("curves", {}), task.train_metric
+    val = dict(zip(curves.get("val_epoch", []), curves.get(task.val_metric, [])))
     loggers.start(info)
     for i, epoch in enumerate(curves.get("epoch", [])):
-        if name is None or curves[name][i] is None:  # the diverged epoch: never sent
+        if curves[name][i] is None:  # the diverged epoch: never sent
             break
         metrics = {name: curves[name][i], "tokens_per_sec": curves["tokens_per_sec"][i],
                    "lr": curves["lr"][i]}  # epoch_metrics' keys, in its order
         if epoch in val:
-            metrics["val_perplexity"] = val[epoch]
+            metrics[task.val_metric] = val[epoch]
         loggers.epoch(epoch, metrics)
     loggers.end(result, result_path)
 

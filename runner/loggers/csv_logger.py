@@ -1,7 +1,7 @@
 """logger=csv: one row per epoch in the run's folder (`metrics.csv`), for pandas or a
-spreadsheet: epoch, the training figure, tokens_per_sec, lr, and val_perplexity where the
-epoch evaluated (empty elsewhere). A resumed run keeps the rows before the epoch it continues
-from and appends after them."""
+spreadsheet: epoch, the task's training figure, tokens_per_sec, lr, and its held-out figure
+where the epoch evaluated (empty elsewhere). A resumed run keeps the rows before the epoch it
+continues from and appends after them."""
 import csv
 import io
 
@@ -12,7 +12,7 @@ from runner.result import write_bytes_atomic
 class Logger:
     def __init__(self, info: RunInfo):
         self.path = info.folder / info.options.get("file", "metrics.csv")
-        self.columns = None
+        self.columns, self.keys = None, info.epoch_keys
         kept = []
         if info.first_epoch > 1 and self.path.exists():  # resumed: the rows it still stands by
             with open(self.path, newline="") as f:
@@ -25,9 +25,8 @@ class Logger:
         write_bytes_atomic(self.path, text.getvalue().encode())
 
     def epoch(self, epoch: int, metrics: dict) -> None:
-        if self.columns is None:  # the first epoch names the columns; val_perplexity always
-            self.columns = ["epoch", *metrics, *(["val_perplexity"]
-                                                  if "val_perplexity" not in metrics else [])]
+        if self.columns is None:  # the task's figures, the held-out one where not yet taken
+            self.columns = ["epoch", *(self.keys or metrics)]
             self._append(self.columns)
         self._append([epoch, *(metrics.get(c, "") for c in self.columns[1:])])
 

@@ -59,7 +59,7 @@ def restore(state: dict, model, optimizer, scheduler, generator) -> History:
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return History(**copy.deepcopy(state["history"]))
+    return History.restored(copy.deepcopy(state["history"]))
 
 
 class Checkpointer:

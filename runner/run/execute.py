@@ -53,16 +53,17 @@ def steady_state_median(tokens_per_sec: list[float]) -> float | None:
 
 
 def metrics_of(history, model, device, memory_kind, task, wall_seconds) -> dict:
-    """The result's metrics from the curves; the task's own (BLEU, MSE) are added later.
-    `train_perplexity` or `train_mse`: the task's training figure (task.train_curve)."""
-    name = task.train_curve
-    curve = getattr(history, name)
+    """The result's metrics from the curves, named by the task's declarations (its train
+    and val metrics, each with its best); the task's own (BLEU, MSE) are added later."""
+    train, val = task.train_metric, task.val_metric
     seconds, tokens = sum(history.train_seconds), sum(history.train_tokens)
+    metrics = {train: history.train[-1] if history.train else None,
+               f"best_{train}": min((v for v in history.train if v is not None), default=None)}
+    if val:
+        metrics |= {val: history.val[-1] if history.val else None,
+                    f"best_{val}": min(history.val, default=None)}
     return {
-        name: curve[-1] if curve else None,
-        f"best_{name}": min((v for v in curve if v is not None), default=None),
-        "val_perplexity": history.val_perplexity[-1] if history.val_perplexity else None,
-        "best_val_perplexity": min(history.val_perplexity, default=None),
+        **metrics,
         "tokens_per_sec": tokens / seconds if seconds else None,
         "tokens_per_sec_epoch_median": steady_state_median(history.tokens_per_sec),
         "train_tokens": tokens,
@@ -72,22 +73,23 @@ def metrics_of(history, model, device, memory_kind, task, wall_seconds) -> dict:
         "epochs_done": len(history.epoch),
         "diverged_epoch": history.diverged_epoch,
         "num_params": num_params(model) if model else None,
-        # the held-out targets every val_perplexity was computed over
-        "val_tokens_scored": task.val_tokens_scored if history.val_perplexity else None,
+        # the held-out targets every held-out figure was computed over
+        "val_tokens_scored": task.val_tokens_scored if history.val else None,
         **peak_memory(device, memory_kind),
     }
 
 
-def progress_bar(cfg: DictConfig, train_curve: str):
+def progress_bar(cfg: DictConfig, task):
     bar = tqdm(total=cfg.train.num_epochs, unit="epoch", dynamic_ncols=True,
                disable=cfg.quiet or not sys.stderr.isatty())
-    short = {"train_perplexity": "ppl", "train_mse": "mse"}[train_curve]
+    train, val = task.metric(task.train_metric), task.val_metric and task.metric(task.val_metric)
 
     def on_epoch(history):
-        val = history.val_perplexity[-1] if history.val_perplexity else float("nan")
-        bar.set_postfix({short: f"{getattr(history, train_curve)[-1]:.3f}",
-                         "val_ppl": f"{val:.3f}",
-                         "tok_s": f"{history.tokens_per_sec[-1]:,.0f}"}, refresh=False)
+        shown = {train.short or train.key: f"{history.train[-1]:.3f}"}
+        if val:
+            shown[val.short or val.key] = f"{history.val[-1]:.3f}" if history.val else "-"
+        bar.set_postfix({**shown, "tok_s": f"{history.tokens_per_sec[-1]:,.0f}"},
+                        refresh=False)
         bar.update(1)
 
     return bar, on_epoch
@@ -146,8 +148,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
                                                    resumed, memory_kind, wall_start))
     if key:
         store.put(cfg.store, key, result)
-    shown = [k for k in ("train_perplexity", "val_perplexity", "bleu", "mse", "eval_mode_mse")
-             if k in result["metrics"]]
+    shown = [m.key for m in task.metrics if m.key in result["metrics"]]
     log.info("%s: %s, %.0f tokens/s -> %s", result["status"],
              ", ".join(f"{k} {result['metrics'][k]}" for k in shown),
              result["metrics"]["tokens_per_sec"] or 0, result_path)
@@ -164,7 +165,7 @@ def reuse(stored: dict, path: Path, cfg: DictConfig, out_dir: Path) -> dict:
     (out_dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)  # a stopped try's: moot
     loggers = Loggers(logger_node(cfg))  # the trackers show it beside the sweep's other runs
     replay(loggers, run_info(cfg, out_dir, result, first_epoch=1), result,
-           out_dir / RESULT_FILE)
+           out_dir / RESULT_FILE, TASKS[cfg.data.task])
     if errors := loggers.close():
         result["logger_errors"] = errors
         write_json_atomic(out_dir / RESULT_FILE, result)
@@ -187,7 +188,7 @@ class Recording:
 def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
     """Build (or restore), train, evaluate and sample, filling `result`; it is written to
     result.json however this ends, with a checkpoint first when the run was stopped."""
-    bar, on_epoch = progress_bar(cfg, task.train_curve)
+    bar, on_epoch = progress_bar(cfg, task)
     history, model, task_metrics, saver = History(), None, {}, None
     loggers = Loggers(logger_node(cfg))
     try:  # from here on, any failure (out of memory included) is recorded in the result
@@ -211,7 +212,7 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
 
         def epoch_done(h):  # the bar, the trackers, then the checkpoint
             on_epoch(h)
-            loggers.epoch(h.epoch[-1], epoch_metrics(h, task.train_curve))
+            loggers.epoch(h.epoch[-1], epoch_metrics(h, task))
             saver.epoch_done(h)
 
         fit(model, optimizer, scheduler, task, cfg, device, history, epoch_done)
@@ -256,15 +257,21 @@ def run_info(cfg: DictConfig, folder: Path, result: dict, first_epoch: int) -> R
     folder = Path(folder).resolve()
     tags = {"sweep": folder.parent.name, "model": cfg.model.cell, "seed": cfg.seed,
             "code_version": version_label(result["environment"]), "run_id": result["run_id"]}
+    task = TASKS[cfg.data.task]
+    keys = (task.train_metric, "tokens_per_sec", "lr", *filter(None, [task.val_metric]))
     return RunInfo(folder=folder, run_id=result["run_id"], name=folder.name,
                    group=folder.parent.name, params=flatten(result["config"]), tags=tags,
-                   first_epoch=first_epoch)
+                   first_epoch=first_epoch, epoch_keys=keys)
 
 
 def curves_of(history, task) -> dict:
-    """The result's per-epoch curves: the task's training figure's, not the other task's."""
-    other = {"train_perplexity", "train_mse"} - {task.train_curve}
-    return {k: v for k, v in vars(history).items() if k != "diverged_epoch" and k not in other}
+    """The result's per-epoch curves, the task's figures under the names it declares."""
+    curves = {k: v for k, v in vars(history).items()
+              if k not in ("train", "val", "val_epoch", "diverged_epoch")}
+    curves[task.train_metric] = history.train
+    if task.val_metric:
+        curves |= {"val_epoch": history.val_epoch, task.val_metric: history.val}
+    return curves
 
 
 def model_and_optimizer(cfg: DictConfig, task, device):

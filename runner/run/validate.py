@@ -21,7 +21,7 @@ from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
 from runner.loggers import logger_problems
-from runner.objective import objective_problems
+from runner.run.objective import objective_problems
 from runner.run.checks import (
     boolean,
     device,
@@ -147,7 +147,7 @@ def validate(cfg: DictConfig) -> None:
     problems += init_problems(cfg, bad)
     problems += optim_problems(cfg, bad)
     problems += logger_problems(cfg.get("logger"))
-    problems += objective_problems(cfg.get("objective"), task, TASKS[task].metrics)
+    problems += objective_problems(cfg.get("objective"), task, TASKS[task])
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
     if problems:

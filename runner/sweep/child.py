@@ -109,8 +109,7 @@ def record_death(spec: dict) -> None:
         "error": {"type": "ProcessDied", "message": death["message"],
                   "traceback_tail": death["traceback_tail"]},
         "metrics": metrics,
-        "curves": {k: v for k, v in vars(execute.History()).items()
-                   if k != "diverged_epoch"},
+        "curves": execute.curves_of(execute.History(), task),
     })
     log.info("%s: recorded as %s", path, death["status"])
 

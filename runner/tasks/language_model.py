@@ -18,15 +18,13 @@ from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
 from models import LanguageModel, TransformerLM, detach, generate, resolved
 from runner.errors import ConfigError
-from runner.tasks.loop import perplexity, step
-from runner.tasks.metric import TOKENS_PER_SEC, Metric
+from runner.tasks.loop import perplexity
+from runner.tasks.task import Metric, Task
 
 log = logging.getLogger(__name__)
 # the language model's figures, and the translator's per target token
-PERPLEXITY = (Metric("train_perplexity", "minimize", "training perplexity"),
-              Metric("best_train_perplexity", "minimize", "best training perplexity"),
-              Metric("val_perplexity", "minimize", "held-out perplexity"),
-              Metric("best_val_perplexity", "minimize", "best held-out perplexity"))
+PERPLEXITY = (Metric("train_perplexity", "minimize", "training perplexity", "ppl"),
+              Metric("val_perplexity", "minimize", "held-out perplexity", "val_ppl"))
 
 
 def language_model(model, vocab_size: int, device="cpu"):
@@ -39,10 +37,9 @@ def language_model(model, vocab_size: int, device="cpu"):
     return LanguageModel(vocab_size=vocab_size, **resolved(kwargs, device))
 
 
-class LanguageModelTask:
-    metrics = (*PERPLEXITY, TOKENS_PER_SEC)
-    train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
-    score = staticmethod(perplexity)  # of an epoch's mean loss
+class LanguageModelTask(Task):
+    metrics, train_metric, val_metric = PERPLEXITY, "train_perplexity", "val_perplexity"
+    train_score = staticmethod(perplexity)  # of an epoch's mean token cross-entropy
 
     @staticmethod
     def data_file(cfg) -> Path:
@@ -68,24 +65,24 @@ class LanguageModelTask:
         self.data.train, self.data.val = self.data.train.to(device), self.data.val.to(device)
         return language_model(self.cfg.model, len(self.data.vocab), device)
 
-    def train_epoch(self, model, optimizer, scheduler):
-        """Returns (mean token cross-entropy, tokens) as device values: no host sync here."""
+    def train_batches(self):
+        """The epoch's (input, target) pairs, (T, B) each; sequential partitioning carries the
+        state from one batch to the next, so a new epoch starts it afresh."""
         d = self.cfg.data
         X, Y = epoch_batches(d.sampling, self.data.train, d.batch_size, d.num_steps,
                              self.generator)  # (num_batches, T, B) each
-        params = [p for p in model.parameters() if p.requires_grad]
-        clip, carry = self.cfg.train.grad_clip, self.carry_state  # no config look-ups per batch
-        loss_sum, state = torch.zeros((), device=X.device), None
-        for x, y in zip(X, Y):  # (T, B) each
-            if state is None or not carry:
-                state = model.begin_state(X.shape[2], X.device)
-            else:
-                state = detach(state)  # sequential partitioning: keep the values, cut the graph
-            logits, state = model(x, state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            step(loss, params, optimizer, scheduler, clip)
-            loss_sum += loss.detach()
-        return loss_sum / len(X), X.numel()  # batches hold B*T tokens each: the token mean
+        self.state = None
+        return zip(X, Y)
+
+    def loss(self, model, batch):
+        """Mean token cross-entropy of one batch, and its B * T tokens."""
+        x, y = batch  # (T, B) each
+        if self.state is None or not self.carry_state:
+            state = model.begin_state(x.shape[1], x.device)
+        else:
+            state = detach(self.state)  # sequential partitioning: keep the values, cut the graph
+        logits, self.state = model(x, state)  # (T, B, V)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), y.numel()
 
     def evaluate(self, model) -> float:
         """Held-out perplexity over every target of the held-out slice (module docstring)."""

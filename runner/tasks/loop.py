@@ -12,18 +12,31 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class History:
-    """Per-epoch curves; `val_epoch[i]` is the epoch after which `val_perplexity[i]` was taken."""
+    """Per-epoch curves: `train` the task's training figure (its train_metric) of each epoch;
+    `val[i]` its held-out figure (val_metric) taken after epoch `val_epoch[i]`."""
     epoch: list = field(default_factory=list)
-    train_perplexity: list = field(default_factory=list)  # language model, translation
-    train_mse: list = field(default_factory=list)  # regression: the note's loss
+    train: list = field(default_factory=list)
     tokens_per_sec: list = field(default_factory=list)
     train_seconds: list = field(default_factory=list)
     train_cpu_seconds: list = field(default_factory=list)  # this process's CPU time, all threads
     train_tokens: list = field(default_factory=list)
     lr: list = field(default_factory=list)
     val_epoch: list = field(default_factory=list)
-    val_perplexity: list = field(default_factory=list)
+    val: list = field(default_factory=list)
     diverged_epoch: int | None = None
+
+    @classmethod
+    def restored(cls, saved: dict) -> "History":
+        """A checkpoint's curves; those written before the task contract named the figures
+        (train_perplexity or train_mse, val_perplexity) are read as `train` and `val`."""
+        saved = dict(saved)
+        for old in ("train_perplexity", "train_mse"):
+            if old in saved:
+                train = saved.pop(old)
+                saved["train"] = train if train else saved.get("train", [])
+        if "val_perplexity" in saved:
+            saved["val"] = saved.pop("val_perplexity")
+        return cls(**saved)
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -66,13 +79,27 @@ def step(loss, params, optimizer, scheduler, grad_clip) -> None:
     scheduler.step()
 
 
+def train_epoch(model, optimizer, scheduler, task, grad_clip):
+    """One epoch over the task's batches, one optimizer step each; returns (mean loss per
+    unit, units) as device values: no host sync here."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss_sum, count = None, 0
+    for batch in task.train_batches():
+        loss, units = task.loss(model, batch)
+        step(loss, params, optimizer, scheduler, grad_clip)
+        weighted = loss.detach() * units
+        loss_sum = weighted if loss_sum is None else loss_sum + weighted
+        count = count + units
+    return loss_sum / count, count
+
+
 def fit(model, optimizer, scheduler, task, cfg, device, history: History,
         on_epoch=None) -> History:
     """Train up to epoch cfg.train.num_epochs, from the epoch after the last one in `history`
     (a resumed run's), appending to `history` as it goes (so a failure keeps the curves so
-    far); stop early, recording the epoch, on a non-finite loss. The task
-    (runner/tasks/language_model.py, runner/tasks/translation.py) runs an epoch and
-    evaluates; this loop is the same for all.
+    far); stop early, recording the epoch, on a non-finite training figure. The task
+    (runner/tasks/task.py) gives the batches, their loss and its figures; this loop is the
+    same for all.
 
     An epoch's training time runs from building its batches to the device-synchronised end of
     its last optimizer step: evaluation and set-up are not in it. The process's CPU time over
@@ -84,7 +111,7 @@ def fit(model, optimizer, scheduler, task, cfg, device, history: History,
     for epoch in range(len(history.epoch) + 1, tr.num_epochs + 1):
         synchronize(device)
         start, cpu_start = time.perf_counter(), time.process_time()
-        mean_loss, tokens = task.train_epoch(model, optimizer, scheduler)
+        mean_loss, tokens = train_epoch(model, optimizer, scheduler, task, tr.grad_clip)
         mean_loss, tokens = float(mean_loss), int(tokens)  # the epoch's one host sync
         seconds = time.perf_counter() - start
         history.epoch.append(epoch)
@@ -95,16 +122,16 @@ def fit(model, optimizer, scheduler, task, cfg, device, history: History,
         # the lr of the epoch's last step (param_groups already holds the next step's)
         history.lr.append(scheduler.base_lrs[0] * warmup_factor(scheduler.last_epoch - 1,
                                                                 warmup))
-        score, curve = task.score(mean_loss), getattr(history, task.train_curve)
+        score = task.train_score(mean_loss)
         if not math.isfinite(score):  # NaN/inf loss, or one too large to exponentiate
-            curve.append(None)
+            history.train.append(None)
             history.diverged_epoch = epoch
             break
-        curve.append(score)
-        if task.evaluate and (epoch % tr.eval_every == 0 or epoch == tr.num_epochs):
+        history.train.append(score)
+        if task.val_metric and (epoch % tr.eval_every == 0 or epoch == tr.num_epochs):
             model.eval()
             with torch.no_grad():
-                history.val_perplexity.append(task.evaluate(model))
+                history.val.append(task.evaluate(model))
             history.val_epoch.append(epoch)
             model.train()
         if on_epoch:

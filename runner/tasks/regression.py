@@ -15,30 +15,21 @@ import torch
 from omegaconf import OmegaConf
 
 from models import EncoderRegressor
-from runner.tasks.loop import step
-from runner.tasks.metric import TOKENS_PER_SEC, Metric
+from runner.tasks.task import Metric, Task
 
 
 def note_loss(y, target):
     return (0.5 * (y - target) ** 2).mean()
 
 
-class RegressionTask:
-    metrics = (Metric("train_mse", "minimize", "training MSE"),
-               Metric("best_train_mse", "minimize", "best training MSE"),
+class RegressionTask(Task):
+    metrics = (Metric("train_mse", "minimize", "training MSE", "mse"),
                Metric("mse", "minimize", "MSE on fresh batches, train mode (the note's)"),
-               Metric("eval_mode_mse", "minimize", "MSE on fresh batches, eval mode"),
-               TOKENS_PER_SEC)
-    train_curve = "train_mse"  # the per-epoch training figure (History's list)
-    val_tokens_scored = None   # nothing held out: every batch is fresh
-    evaluate = None            # no evaluation between epochs: outputs() scores, once
+               Metric("eval_mode_mse", "minimize", "MSE on fresh batches, eval mode"))
+    train_metric = "train_mse"  # nothing held out: outputs() scores fresh batches, once
 
     @staticmethod
-    def data_file(cfg) -> None:
-        return None  # no file: the data is drawn
-
-    @staticmethod
-    def score(mean_loss: float) -> float:
+    def train_score(mean_loss: float) -> float:
         return mean_loss
 
     def __init__(self, cfg, path=None):
@@ -65,17 +56,15 @@ class RegressionTask:
         x, target = torch.cat([a, b], -1), (a + 1) ** 2 + b
         return x.to(self.device), target.to(self.device)
 
-    def train_epoch(self, model, optimizer, scheduler):
-        """Returns (mean loss, positions) as device values: no host sync here."""
-        params = [p for p in model.parameters() if p.requires_grad]
-        clip, loss_sum = self.cfg.train.grad_clip, torch.zeros((), device=self.device)
-        for _ in range(self.steps_per_epoch):
-            x, target = self.batch()
-            loss = note_loss(model(x), target)
-            step(loss, params, optimizer, scheduler, clip)
-            loss_sum += loss.detach()
-        d = self.cfg.data
-        return loss_sum / self.steps_per_epoch, self.steps_per_epoch * d.batch_size * d.num_steps
+    def train_batches(self):
+        """Fresh batches, each drawn when the loop asks for it: the draws and dropout share
+        torch's global RNG in the note's order."""
+        return (self.batch() for _ in range(self.steps_per_epoch))
+
+    def loss(self, model, batch):
+        """The note's loss of one batch, and its batch_size * num_steps positions."""
+        x, target = batch
+        return note_loss(model(x), target), target.shape[0] * target.shape[1]
 
     def outputs(self, model, device) -> tuple[dict, dict]:
         """The note's evaluation (module docstring): each batch's loss summed in float64, as

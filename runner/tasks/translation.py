@@ -11,8 +11,8 @@ from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy, resolved
 from runner.errors import ConfigError
 from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
 from runner.tasks.language_model import PERPLEXITY
-from runner.tasks.loop import perplexity, step
-from runner.tasks.metric import TOKENS_PER_SEC, Metric
+from runner.tasks.loop import perplexity
+from runner.tasks.task import Metric, Task
 
 
 def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
@@ -26,10 +26,10 @@ def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
     return Seq2Seq(**sizes, **resolved(kwargs, device))
 
 
-class TranslationTask:
-    metrics = (*PERPLEXITY, Metric("bleu", "maximize", "held-out BLEU"), TOKENS_PER_SEC)
-    train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
-    score = staticmethod(perplexity)  # of an epoch's mean loss
+class TranslationTask(Task):
+    metrics = (*PERPLEXITY, Metric("bleu", "maximize", "held-out BLEU"))
+    train_metric, val_metric = "train_perplexity", "val_perplexity"
+    train_score = staticmethod(perplexity)  # of an epoch's mean cross-entropy per target token
 
     @staticmethod
     def data_file(cfg) -> Path:
@@ -71,17 +71,16 @@ class TranslationTask:
             dec_in = torch.cat([torch.full_like(y[:1], self.bos), y[:-1]])
             yield src[idx].T, src_len[idx], dec_in, y, tgt_len[idx]
 
-    def train_epoch(self, model, optimizer, scheduler):
-        """Returns (mean loss per target token, target tokens) as device tensors."""
+    def train_batches(self):
         order = torch.randperm(self.num_train, generator=self.generator).to(self.device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        clip = self.cfg.train.grad_clip
-        loss_sum = count = torch.zeros((), device=self.device)
-        for x, x_len, dec_in, y, y_len in self.batches(self.data.train, order):
-            total, n = masked_cross_entropy(model(x, x_len, dec_in), y, y_len)
-            step(total / n, params, optimizer, scheduler, clip)
-            loss_sum, count = loss_sum + total.detach(), count + n
-        return loss_sum / count, count
+        return self.batches(self.data.train, order)
+
+    def loss(self, model, batch):
+        """Mean cross-entropy per target token of one batch (padding masked), and its target
+        tokens."""
+        x, x_len, dec_in, y, y_len = batch
+        total, n = masked_cross_entropy(model(x, x_len, dec_in), y, y_len)
+        return total / n, n
 
     def evaluate(self, model) -> float:
         """Held-out perplexity per target token, teacher-forced as in training, over every

@@ -1,22 +1,22 @@
 """The number a search sweeper optimises (conf/hparams_search/, Hydra's Optuna sweeper): one
-of the metrics the task declares (runner/tasks/metric.py), named by `objective.metric`, with
+of the metrics the task reports (runner/tasks/task.py), named by `objective.metric`, with
 `objective.direction` its declared direction. The runner's own sweeper ignores it: its jobs
 return their status, and the report compares every metric."""
 import math
 
-from runner.tasks.metric import DIRECTIONS, metric_named
+from runner.tasks.task import DIRECTIONS
 
 
-def objective_problems(objective, task_name: str, metrics) -> list[str]:
-    """validate.py's lines for the `objective` node against the task's declared metrics."""
+def objective_problems(objective, task_name: str, task) -> list[str]:
+    """validate.py's lines for the `objective` node against the metrics `task` reports."""
     if objective is None:
         return []
-    keys = ", ".join(m.key for m in metrics)
-    declared = metric_named(metrics, objective.get("metric"))
+    declared = task.metric(objective.get("metric"))
     if declared is None:
+        keys = task.metric_keys()
         return [f"objective.metric={objective.get('metric')!r} is not a metric of "
-                f"data.task={task_name}: it must be one of {keys} (e.g. "
-                f"objective.metric={metrics[0].key})"]
+                f"data.task={task_name}: it must be one of {', '.join(keys)} (e.g. "
+                f"objective.metric={task.val_metric or task.train_metric})"]
     direction = objective.get("direction")
     if direction not in DIRECTIONS:
         return [f"objective.direction={direction!r} is not allowed: it must be one of "

@@ -17,10 +17,10 @@ import pytest
 import runner.loggers.csv_logger as csv_logger
 from runner.errors import ConfigError
 from runner.loggers import Loggers, RunInfo, logger_problems
-from runner.result import RESULT_FILE, validate_result
+from runner.result import RESULT_FILE, is_execution_key, validate_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
-from tests.helpers import tiny_overrides
+from tests.helpers import CONF, tiny_overrides
 from tests.test_checkpoint import ROOT, signal_during, wait_for_checkpoint
 from tests.tracker_stores import (
     by_epoch,
@@ -33,6 +33,16 @@ from tests.tracker_stores import (
 )
 
 SETTINGS = ["train.num_epochs=5", "train.eval_every=2", "threads=1"]
+
+
+def logger_node(*names: str) -> dict:
+    """The `logger` node of logger=[names...], as conf/logger/ writes it."""
+    from omegaconf import OmegaConf
+
+    return {k: v for name in names
+            for k, v in OmegaConf.to_container(OmegaConf.load(CONF / "logger" / f"{name}.yaml"))
+            .items()}
+
 
 
 # ---- csv: no extra package
@@ -319,16 +329,26 @@ def test_a_logger_error_is_refused_by_validation_with_the_config(tiny_cfg, tmp_p
     assert not (tmp_path / "r").exists()
 
 
-def test_every_logger_option_is_left_out_of_folder_names():
-    """Hydra matches exclude_keys exactly: each option of conf/logger/ is listed there."""
-    from omegaconf import OmegaConf
+def test_every_logger_option_is_an_execution_setting():
+    """Every option of every conf/logger/ file is left out of the run's identity and, given on
+    the command line, of its sweep folder's name (Hydra's exclude_keys match exact keys: the
+    sweeper gives each job the keys of its overrides under runner/result.py EXECUTION_KEYS)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from tests.helpers import CONF, compose_config
+    from runner.sweep.hydra_private import job_folder
+    from runner.sweep.sweeper import exclude_keys
+    from tests.helpers import compose_config
 
-    exclude = set(compose_config(hydra_node=True).hydra.job.config.override_dirname.exclude_keys)
-    options = {f"logger.{name}.{key}" for path in (CONF / "logger").glob("*.yaml")
-               for name, node in (OmegaConf.load(path) or {}).items() for key in node}
-    assert len(options) == 7 and options <= exclude
+    naming = compose_config(hydra_node=True).hydra.job.config.override_dirname
+    files = sorted((CONF / "logger").glob("*.yaml"))
+    options = [f"logger.{name}.{key}" for path in files
+               for name, node in logger_node(path.stem).items() for key in node]
+    assert {o.split(".")[1] for o in options} == {p.stem for p in files} - {"none"}
+    for key in options:
+        assert is_execution_key(key), key
+        job = OverridesParser.create().parse_overrides(["seed=1", f"{key}=x"])
+        assert key in exclude_keys(job, naming)
+        assert job_folder(job, exclude_keys(job, naming), naming) == "seed=1", key
 
 
 @pytest.mark.slow

@@ -44,7 +44,6 @@ def logger_node(*names: str) -> dict:
             .items()}
 
 
-
 # ---- csv: no extra package
 
 
@@ -74,7 +73,7 @@ def test_a_failing_tracker_leaves_the_run_and_the_other_trackers_alone(tiny_cfg,
         calls.append(epoch)
         raise OSError("disk full")
 
-    monkeypatch.setattr(csv_logger.Logger, "epoch", broken)
+    monkeypatch.setattr(csv_logger.CSVLogger, "epoch", broken)
     clean = run(tiny_cfg(*SETTINGS), tmp_path / "clean")
     result = run(tiny_cfg(*SETTINGS, "logger=csv"), tmp_path / "broken")
     assert result["status"] == "completed"
@@ -91,8 +90,8 @@ def test_a_tracker_that_hangs_is_waited_for_a_bounded_time(tmp_path, monkeypatch
     import threading
 
     release = threading.Event()
-    monkeypatch.setattr(csv_logger.Logger, "epoch", lambda self, e, m: release.wait(30))
-    loggers = Loggers({"csv": {"file": "metrics.csv"}})
+    monkeypatch.setattr(csv_logger.CSVLogger, "epoch", lambda self, e, m: release.wait(30))
+    loggers = Loggers(logger_node("csv"))
     loggers.start(RunInfo(folder=tmp_path, run_id="0" * 12, name="x", group="g", params={},
                           tags={}, first_epoch=1))
     loggers.epoch(1, {"train_perplexity": 2.0})
@@ -112,14 +111,34 @@ def test_a_tracker_that_cannot_start_is_recorded(tiny_cfg, tmp_path):
 
 def test_unknown_or_missing_loggers_are_refused_before_work(monkeypatch):
     assert logger_problems({}) == [] and logger_problems(None) == []
-    assert "must be none or one or more of csv, tensorboard, mlflow, wandb" in \
-        logger_problems({"neptune": {}})[0]
+    assert logger_problems(logger_node("csv", "tensorboard", "mlflow", "wandb")) == []
+    assert "whose _target_ names its class; runner's own: csv, mlflow, none, tensorboard, " \
+        "wandb" in logger_problems({"neptune": {"project": "x"}})[0]
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "mlflow" else real(name, *a))
-    assert logger_problems({"csv": {}, "mlflow": {}}) == [
+    assert logger_problems(logger_node("csv", "mlflow")) == [
         "logger=mlflow needs the mlflow package, which is not installed: "
         "pip install -e '.[mlflow]'"]
+
+
+def test_a_logger_whose_class_cannot_be_built_is_refused_naming_its_target(monkeypatch,
+                                                                          tmp_path):
+    assert logger_problems({"mine": {"_target_": "mytrackr.MyTracker"}}) == [
+        "logger=mine: its _target_ mytrackr.MyTracker cannot be imported (No module named "
+        "'mytrackr'): fix the class path, or put its folder on PYTHONPATH"]
+    assert "its _target_ runner.loggers.csv_logger.CsvLogger cannot be imported (AttributeError" \
+        in logger_problems({"csv": {"_target_": "runner.loggers.csv_logger.CsvLogger"}})[0]
+    assert logger_problems({"csv": {**logger_node("csv")["csv"], "path": "m.csv"}}) == [
+        "logger.csv options ['file', 'path'] do not fit runner.loggers.csv_logger.CSVLogger: "
+        "got an unexpected keyword argument 'path' (its arguments: file)"]
+    # a tracker outside the package that imports its package at the top: named by the import
+    (tmp_path / "neptune_tracker.py").write_text("import neptune\n\n\nclass NeptuneTracker:\n"
+                                                 "    pass\n")
+    monkeypatch.setitem(sys.modules, "neptune", None)
+    monkeypatch.syspath_prepend(tmp_path)
+    assert logger_problems({"nep": {"_target_": "neptune_tracker.NeptuneTracker"}}) == [
+        "logger=nep needs the neptune package, which is not installed: pip install neptune"]
 
 
 @pytest.mark.slow
@@ -360,7 +379,7 @@ def test_every_tracker_shows_an_epoch_while_the_run_goes_on(tmp_path):
 
     folder = tmp_path / "results" / "hidden" / "seed=0"
     folder.mkdir(parents=True)
-    loggers = Loggers({"csv": {}, "tensorboard": {}, "mlflow": {}})
+    loggers = Loggers(logger_node("csv", "tensorboard", "mlflow"))
     loggers.start(RunInfo(folder=folder, run_id="a" * 12, name=folder.name, group="hidden",
                           params={"model.num_hiddens": 16}, tags={"run_id": "a" * 12},
                           first_epoch=1))

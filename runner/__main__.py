@@ -18,10 +18,10 @@ from omegaconf import DictConfig
 from data import DataError
 from runner.errors import ConfigError
 from runner.hydra_errors import bad_input
-from runner.run.objective import objective_value
 from runner.result import RESULT_FILE, read_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
+from runner.run.objective import objective_value
 from runner.sweep.job import run_job
 
 FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra's switch: re-raise its errors instead of printing them

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf, open_dict
 
 from runner.result import run_identity, without
 from runner.sweep.hydra_private import basic_sweeper, job_folder
-from runner.sweep.sweeper import with_seed_axis
+from runner.sweep.sweeper import exclude_keys, with_seed_axis
 
 RUN_OVERHEAD = 1.0  # s a sweep job spends outside its run: Hydra's job set-up, logging
 # s an experiment spends outside its runs: its process start, Hydra's composition, the report
@@ -78,7 +78,7 @@ def planned_runs(experiment: str, args: list[str], conf_dir: str) -> list[Run]:
     runs = []
     for job in sweeper.split_arguments(overrides, None)[0]:
         parsed = parser.parse_overrides(list(job))
-        runs.append(Run(experiment, job_folder(parsed, naming),
+        runs.append(Run(experiment, job_folder(parsed, exclude_keys(parsed, naming), naming),
                         compose_job(parsed, conf_dir, config)))
     return runs
 

@@ -18,19 +18,29 @@ FINISHED = ("completed", "diverged")  # re-running either gives the same result:
 # because its folder already held this result (the job's outcome).
 PENDING, SKIPPED = "pending", "skipped"
 REUSED = "reused"  # a job's outcome: its result copied from the store (runner/run/store.py)
-# Execution settings: where and how a run executes, not what it is. They are left out of the
-# identity that resume compares, of reports' factors and (conf/config.yaml lists them for
-# Hydra) of sweep folder names. Under launcher=parallel each job's device and threads are set
-# to its slot; the device a run used is in environment.device, the implementation of its cells
-# (model.impl, resolved for the device) in environment.impl.
+# Execution settings: where and how a run executes, not what it is. Each names a config key
+# and every key under it (`logger`: logger.mlflow.tracking_uri, a tracker's from outside the
+# package too), or a config group that only picks them (sweep=, experiment=). They are left
+# out of the identity that resume compares, of reports' factors and of sweep folder names
+# (the runner's sweeper tells Hydra each job's: runner/sweep/sweeper.py). Under
+# launcher=parallel each job's device and threads are set to its slot; the device a run used
+# is in environment.device, the implementation of its cells (model.impl, resolved for the
+# device) in environment.impl.
 EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "model.impl", "quiet",
                   "overwrite", "store", "repeats", "launcher", "logger", "sweep_name", "reproduce",
-                  "train.checkpoint_every", "train.keep_checkpoint", "objective")
+                  "train.checkpoint_every", "train.keep_checkpoint", "sweep", "experiment",
+                  "hparams_search", "objective")
 
 # Keys earlier runners wrote that never changed a result: data.name (read by nothing) and
 # model._target_ (the class, now built by the task from model.cell). Left out of the identity
 # and of reports, so results made before they went are still recognised and compared.
 RETIRED_KEYS = ("data.name", "model._target_")
+
+
+def is_execution_key(key: str) -> bool:
+    """`key` (dotted) is an execution setting or a key under one (EXECUTION_KEYS)."""
+    return any(key == k or key.startswith(k + ".") for k in EXECUTION_KEYS)
+
 
 def now() -> str:
     """A result's timestamps: UTC, ISO 8601, to the second (they sort as strings)."""

@@ -63,10 +63,11 @@ def tables_in(text: str) -> list[list[list[str]]]:
     return tables
 
 
-def needs(package: str, extra: str) -> None:
-    """Skip without `package`, an optional extra's (pip install -e '.[extra]'); fail instead
-    under RUNNER_EXTRAS=required, which CI sets once it has installed them all."""
+def needs(package: str, extra: str | None = None) -> None:
+    """Skip without `package`, an optional extra's (pip install -e '.[extra]', the extra
+    named as the package by default); fail instead under RUNNER_EXTRAS=required, which CI sets
+    once it has installed them all (make install-extras)."""
     if importlib.util.find_spec(package) is None:
         if os.environ.get("RUNNER_EXTRAS") == "required":
             pytest.fail(f"{package} is not installed (make install-extras)")
-        pytest.skip(f"{package} not installed: pip install -e '.[{extra}]'")
+        pytest.skip(f"{package} not installed: pip install -e '.[{extra or package}]'")

@@ -4,11 +4,12 @@ import torch
 from hydra.utils import instantiate
 
 from models import EncoderRegressor, LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
+from runner.loggers import Tracker, tracker_class
 from runner.run.validate import validate
 from runner.tasks.language_model import language_model
 from runner.tasks.regression import RegressionTask
 from runner.tasks.translation import seq2seq
-from tests.helpers import CONF, compose_config
+from tests.helpers import CONF, compose_config, needs
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()
           if g.is_dir()}
@@ -27,7 +28,12 @@ def test_groups_are_the_registry():
 @pytest.mark.parametrize("group,name", CHOICES)
 def test_choice_composes_validates_and_instantiates(group, name):
     cfg = compose_config(f"{group}={name}", "model.num_hiddens=16")
+    for node in (cfg.get("logger") or {}).values():  # its package: an optional extra
+        if package := tracker_class(node._target_).requires:
+            needs(package)
     validate(cfg)
+    for node in (cfg.get("logger") or {}).values():  # built from its options, not started
+        assert isinstance(instantiate(node), Tracker)
     if cfg.data.task == "translation":
         model = seq2seq(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
         assert isinstance(model, Seq2Seq | TransformerSeq2Seq)

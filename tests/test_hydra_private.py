@@ -19,11 +19,11 @@ def test_the_pinned_hydra_is_installed():
 
 def test_job_folder_is_hydra_s_override_dirname():
     parser = OverridesParser.create()
-    naming = OmegaConf.create({"exclude_keys": ["quiet"], "item_sep": ",", "kv_sep": "="})
+    naming = OmegaConf.create({"exclude_keys": [], "item_sep": ",", "kv_sep": "="})
     overrides = parser.parse_overrides(["seed=1", "model=gru", "quiet=true",
                                         "model.num_hiddens=32"])
-    # sorted by key, execution settings left out: the folder the job will get
-    assert job_folder(overrides, naming) == "model.num_hiddens=32,model=gru,seed=1"
+    # sorted by key, the excluded keys left out: the folder the job will get
+    assert job_folder(overrides, ["quiet"], naming) == "model.num_hiddens=32,model=gru,seed=1"
 
 
 def test_basic_sweeper_offers_what_the_runner_sweeper_calls():

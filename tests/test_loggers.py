@@ -3,7 +3,7 @@ run is the run's result.json curves, epoch for epoch; a stopped and resumed run 
 tracker runs; a failing tracker never fails the run; a missing package is refused before work.
 
 The tracker packages are optional extras: their tests skip where one is missing, except under
-RUNNER_TRACKERS=required (CI), where a missing one fails."""
+RUNNER_EXTRAS=required (CI), where a missing one fails."""
 import importlib.util
 import json
 import os
@@ -17,22 +17,30 @@ import pytest
 import runner.loggers.csv_logger as csv_logger
 from runner.errors import ConfigError
 from runner.loggers import Loggers, RunInfo, logger_problems
-from runner.result import RESULT_FILE, validate_result
+from runner.result import RESULT_FILE, is_execution_key, validate_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
-from tests.helpers import tiny_overrides
+from tests.helpers import CONF, needs, tiny_overrides
 from tests.test_checkpoint import ROOT, signal_during, wait_for_checkpoint
 from tests.tracker_stores import (
     by_epoch,
     csv_curves,
     mlflow_history,
     mlflow_runs,
-    needs,
     tensorboard_scalars,
     wandb_history,
 )
 
 SETTINGS = ["train.num_epochs=5", "train.eval_every=2", "threads=1"]
+
+
+def logger_node(*names: str) -> dict:
+    """The `logger` node of logger=[names...], as conf/logger/ writes it."""
+    from omegaconf import OmegaConf
+
+    return {k: v for name in names
+            for k, v in OmegaConf.to_container(OmegaConf.load(CONF / "logger" / f"{name}.yaml"))
+            .items()}
 
 
 # ---- csv: no extra package
@@ -64,7 +72,7 @@ def test_a_failing_tracker_leaves_the_run_and_the_other_trackers_alone(tiny_cfg,
         calls.append(epoch)
         raise OSError("disk full")
 
-    monkeypatch.setattr(csv_logger.Logger, "epoch", broken)
+    monkeypatch.setattr(csv_logger.CSVLogger, "epoch", broken)
     clean = run(tiny_cfg(*SETTINGS), tmp_path / "clean")
     result = run(tiny_cfg(*SETTINGS, "logger=csv"), tmp_path / "broken")
     assert result["status"] == "completed"
@@ -81,8 +89,8 @@ def test_a_tracker_that_hangs_is_waited_for_a_bounded_time(tmp_path, monkeypatch
     import threading
 
     release = threading.Event()
-    monkeypatch.setattr(csv_logger.Logger, "epoch", lambda self, e, m: release.wait(30))
-    loggers = Loggers({"csv": {"file": "metrics.csv"}})
+    monkeypatch.setattr(csv_logger.CSVLogger, "epoch", lambda self, e, m: release.wait(30))
+    loggers = Loggers(logger_node("csv"))
     loggers.start(RunInfo(folder=tmp_path, run_id="0" * 12, name="x", group="g", params={},
                           tags={}, first_epoch=1))
     loggers.epoch(1, {"train_perplexity": 2.0})
@@ -102,14 +110,34 @@ def test_a_tracker_that_cannot_start_is_recorded(tiny_cfg, tmp_path):
 
 def test_unknown_or_missing_loggers_are_refused_before_work(monkeypatch):
     assert logger_problems({}) == [] and logger_problems(None) == []
-    assert "must be none or one or more of csv, tensorboard, mlflow, wandb" in \
-        logger_problems({"neptune": {}})[0]
+    assert logger_problems(logger_node("csv", "tensorboard", "mlflow", "wandb")) == []
+    assert "whose _target_ names its class; runner's own: csv, mlflow, none, tensorboard, " \
+        "wandb" in logger_problems({"neptune": {"project": "x"}})[0]
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "mlflow" else real(name, *a))
-    assert logger_problems({"csv": {}, "mlflow": {}}) == [
+    assert logger_problems(logger_node("csv", "mlflow")) == [
         "logger=mlflow needs the mlflow package, which is not installed: "
         "pip install -e '.[mlflow]'"]
+
+
+def test_a_logger_whose_class_cannot_be_built_is_refused_naming_its_target(monkeypatch,
+                                                                          tmp_path):
+    assert logger_problems({"mine": {"_target_": "mytrackr.MyTracker"}}) == [
+        "logger=mine: its _target_ mytrackr.MyTracker cannot be imported (No module named "
+        "'mytrackr'): fix the class path, or put its folder on PYTHONPATH"]
+    assert "its _target_ runner.loggers.csv_logger.CsvLogger cannot be imported (AttributeError" \
+        in logger_problems({"csv": {"_target_": "runner.loggers.csv_logger.CsvLogger"}})[0]
+    assert logger_problems({"csv": {**logger_node("csv")["csv"], "path": "m.csv"}}) == [
+        "logger.csv options ['file', 'path'] do not fit runner.loggers.csv_logger.CSVLogger: "
+        "got an unexpected keyword argument 'path' (its arguments: file)"]
+    # a tracker outside the package that imports its package at the top: named by the import
+    (tmp_path / "neptune_tracker.py").write_text("import neptune\n\n\nclass NeptuneTracker:\n"
+                                                 "    pass\n")
+    monkeypatch.setitem(sys.modules, "neptune", None)
+    monkeypatch.syspath_prepend(tmp_path)
+    assert logger_problems({"nep": {"_target_": "neptune_tracker.NeptuneTracker"}}) == [
+        "logger=nep needs the neptune package, which is not installed: pip install neptune"]
 
 
 @pytest.mark.slow
@@ -319,16 +347,26 @@ def test_a_logger_error_is_refused_by_validation_with_the_config(tiny_cfg, tmp_p
     assert not (tmp_path / "r").exists()
 
 
-def test_every_logger_option_is_left_out_of_folder_names():
-    """Hydra matches exclude_keys exactly: each option of conf/logger/ is listed there."""
-    from omegaconf import OmegaConf
+def test_every_logger_option_is_an_execution_setting():
+    """Every option of every conf/logger/ file is left out of the run's identity and, given on
+    the command line, of its sweep folder's name (Hydra's exclude_keys match exact keys: the
+    sweeper gives each job the keys of its overrides under runner/result.py EXECUTION_KEYS)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from tests.helpers import CONF, compose_config
+    from runner.sweep.hydra_private import job_folder
+    from runner.sweep.sweeper import exclude_keys
+    from tests.helpers import compose_config
 
-    exclude = set(compose_config(hydra_node=True).hydra.job.config.override_dirname.exclude_keys)
-    options = {f"logger.{name}.{key}" for path in (CONF / "logger").glob("*.yaml")
-               for name, node in (OmegaConf.load(path) or {}).items() for key in node}
-    assert len(options) == 7 and options <= exclude
+    naming = compose_config(hydra_node=True).hydra.job.config.override_dirname
+    files = sorted((CONF / "logger").glob("*.yaml"))
+    options = [f"logger.{name}.{key}" for path in files
+               for name, node in logger_node(path.stem).items() for key in node]
+    assert {o.split(".")[1] for o in options} == {p.stem for p in files} - {"none"}
+    for key in options:
+        assert is_execution_key(key), key
+        job = OverridesParser.create().parse_overrides(["seed=1", f"{key}=x"])
+        assert key in exclude_keys(job, naming)
+        assert job_folder(job, exclude_keys(job, naming), naming) == "seed=1", key
 
 
 @pytest.mark.slow
@@ -340,7 +378,7 @@ def test_every_tracker_shows_an_epoch_while_the_run_goes_on(tmp_path):
 
     folder = tmp_path / "results" / "hidden" / "seed=0"
     folder.mkdir(parents=True)
-    loggers = Loggers({"csv": {}, "tensorboard": {}, "mlflow": {}})
+    loggers = Loggers(logger_node("csv", "tensorboard", "mlflow"))
     loggers.start(RunInfo(folder=folder, run_id="a" * 12, name=folder.name, group="hidden",
                           params={"model.num_hiddens": 16}, tags={"run_id": "a" * 12},
                           first_epoch=1))

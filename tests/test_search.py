@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.run.objective import objective_problems, objective_value
 from runner.result import RESULT_FILE, validate_result
+from runner.run.objective import objective_problems, objective_value
 from runner.run.validate import validate
 from runner.tasks import TASKS
 from tests.helpers import compose_config, needs, tiny_overrides

@@ -19,8 +19,8 @@ from runner.plan import compose_job
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
 from runner.run import run
 from runner.run.validate import validate
-from runner.sweep.hydra_private import basic_sweeper, sweep_params
-from runner.sweep.sweeper import MANIFEST, with_seed_axis
+from runner.sweep.hydra_private import basic_sweeper, job_folder, sweep_params
+from runner.sweep.sweeper import MANIFEST, exclude_keys, naming_override, with_seed_axis
 from tests.helpers import CONF, TINY_REGRESSION, compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,9 +143,17 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(corpus_dir, tmp_pat
 
 
 def test_folder_names_leave_out_every_execution_setting():
-    hydra = compose_config(hydra_node=True).hydra
-    exclude = set(hydra.job.config.override_dirname.exclude_keys)
-    assert set(EXECUTION_KEYS) - {"sweep_name"} <= exclude
+    """One list, runner/result.py EXECUTION_KEYS: each, and any key under one, is left out of
+    the folder name the sweeper plans and tells Hydra (exclude_keys, matched exactly)."""
+    naming = compose_config(hydra_node=True).hydra.job.config.override_dirname
+    lines = [f"{k}=x" for k in EXECUTION_KEYS] + ["launcher.jobs_per_device=2", "seed=1",
+                                                  "+logger.mine.file=e.jsonl", "model=gru"]
+    job = OverridesParser.create().parse_overrides(lines)
+    keys = exclude_keys(job, naming)
+    assert set(EXECUTION_KEYS) | {"launcher.jobs_per_device", "logger.mine.file"} == set(keys)
+    assert job_folder(job, keys, naming) == "model=gru,seed=1"
+    assert naming_override(["logger", "seed"]) == \
+        "hydra.job.config.override_dirname.exclude_keys=['logger','seed']"
     config = {"data": {"root": "/x", "num_steps": 35}, "device": "cpu", "seed": 1,
               "launcher": {"name": "parallel"}}
     assert run_identity(config) == {"data": {"num_steps": 35}, "seed": 1}

@@ -1,23 +1,12 @@
 """Each tracker's store read back with the tracker's own reader (tests/test_loggers.py): the
 curves a run sent, by epoch, to compare with its result.json."""
-import importlib.util
 import json
-import os
 import struct
 import time
 import zlib
 from pathlib import Path
 
 import pandas as pd
-import pytest
-
-
-def needs(package: str):
-    """Skip without `package`, or fail under RUNNER_TRACKERS=required."""
-    if importlib.util.find_spec(package) is None:
-        if os.environ.get("RUNNER_TRACKERS") == "required":
-            pytest.fail(f"{package} is not installed (make install-trackers)")
-        pytest.skip(f"{package} not installed: make install-trackers")
 
 
 def by_epoch(result: dict, name: str = "train_perplexity") -> dict:

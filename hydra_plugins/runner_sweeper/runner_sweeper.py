@@ -47,7 +47,7 @@ class RunnerSweeper(BasicSweeper):
 
         try:
             with interruptible():  # Ctrl-C or SIGTERM anywhere in the sweep: one way out
-                returns = self.launcher.launch(jobs, initial_job_idx=0)
+                returns = self.launcher.launch(sweep.launched(jobs), initial_job_idx=0)
         except KeyboardInterrupt as e:
             sweep.stop(e)  # manifest, summary line, exit 130 (143 for SIGTERM)
         sweep.finish(returns)  # summary, manifest, report; exits 1 if any run failed

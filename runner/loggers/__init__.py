@@ -1,53 +1,108 @@
 """Experiment trackers (conf/logger/): a run's events, sent as it trains to a CSV file,
 TensorBoard, MLflow or W&B, or to several (`logger=[tensorboard,mlflow]`).
 
-The training loop knows one object, `Loggers`, and four events:
-  start  the flattened resolved config as parameters; tags: sweep, model, seed, code version
-         and the run's id (which a resumed run keeps, and so finds its tracker run again);
+A tracker is a class and a YAML: conf/logger/<name>.yaml holds `<name>:` with the class's
+`_target_` and its constructor's arguments (docs/extend-tracker.md). The training loop knows
+one object, `Loggers`, and four events:
+  start  RunInfo: the run's folder, its id (which a resumed run keeps, and so finds its
+         tracker run again), the flattened resolved config as parameters; tags: sweep, model,
+         seed, code version and run id;
   epoch  the task's training figure (runner/tasks/task.py: train_metric), tokens_per_sec and
          lr, and its held-out figure (val_metric) on the epochs that evaluate;
   end    the result's final metrics (BLEU for translation), its status, and result.json as an
-         artifact where the tracker keeps artifacts.
-Each logger (one module here per tracker) implements those three methods and `close`.
+         artifact where the tracker keeps artifacts;
+then `close`. `Tracker` gives each a default that does nothing.
 
 Trackers never break or slow a run: the events go through a queue to one background thread,
-which calls each logger in turn. A logger that raises is dropped for the rest of the run and
-its error is kept; the run ends with them in result.json's `logger_errors`. A tracker that
-hangs (a server that never answers) is waited for at most CLOSE_SECONDS after the run ends.
+which builds each tracker and calls it in turn. A tracker that raises is dropped for the rest
+of the run and its error is kept; the run ends with them in result.json's `logger_errors`. A
+tracker that hangs (a server that never answers) is waited for at most CLOSE_SECONDS after the
+run ends.
 """
 import importlib
 import importlib.util
+import inspect
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-# name: (module here, the package it needs, the pyproject extra that installs it)
-LOGGERS = {
-    "csv": ("csv_logger", None, None),
-    "tensorboard": ("tensorboard_logger", "tensorboard", "tensorboard"),
-    "mlflow": ("mlflow_logger", "mlflow", "mlflow"),
-    "wandb": ("wandb_logger", "wandb", "wandb"),
-}
 CLOSE_SECONDS = 60.0
 
 
+class Tracker:
+    """What a tracker may declare and implement; every event does nothing unless overridden.
+    `requires` is the package it imports (lazily, in start: validation reads this attribute
+    without it) and `extra` the pyproject extra that installs it (None: `pip install
+    <requires>`)."""
+    requires: str | None = None
+    extra: str | None = None
+
+    def start(self, run: "RunInfo") -> None:
+        pass
+
+    def epoch(self, epoch: int, metrics: dict) -> None:
+        pass
+
+    def end(self, status: str, metrics: dict, result_path: Path) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def tracker_class(target: str) -> type:
+    """The class a logger's `_target_` names ("package.module.Class")."""
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def logger_problems(node) -> list[str]:
-    """validate.py's lines for the `logger` node: each name known, its package installed."""
-    names = list(node or {})
-    problems = []
-    for name in names:
-        if name not in LOGGERS:
-            problems.append(f"logger={name!r} is not allowed: it must be none or one or more "
-                            f"of {', '.join(LOGGERS)} (e.g. logger=[tensorboard,mlflow])")
-        elif (package := LOGGERS[name][1]) and importlib.util.find_spec(package) is None:
-            problems.append(f"logger={name} needs the {package} package, which is not "
-                            f"installed: pip install -e '.[{LOGGERS[name][2]}]'")
-    return problems
+    """validate.py's lines for the `logger` node: each logger names an importable class whose
+    package is installed and whose constructor takes its options."""
+    return [line for name, options in dict(node or {}).items()
+            if (line := _problem(name, dict(options or {})))]
+
+
+def _problem(name: str, options: dict) -> str | None:
+    target = options.pop("_target_", None)
+    if not target:
+        return (f"logger={name!r} is not allowed: a logger is a file of conf/logger/ (or of "
+                f"--config-dir's logger/) whose _target_ names its class; runner's own: "
+                f"{', '.join(own_loggers())} (e.g. logger=[tensorboard,mlflow])")
+    try:
+        cls = tracker_class(target)
+    except ModuleNotFoundError as e:  # its own module missing, or a package it imports
+        if e.name and not (target + ".").startswith(e.name + "."):
+            return _missing(name, e.name.split(".")[0], None)
+        return (f"logger={name}: its _target_ {target} cannot be imported ({e}): fix the "
+                f"class path, or put its folder on PYTHONPATH")
+    except Exception as e:  # noqa: BLE001 (an AttributeError, or the module's own error)
+        return (f"logger={name}: its _target_ {target} cannot be imported "
+                f"({type(e).__name__}: {e}): fix the class path")
+    package = getattr(cls, "requires", None)
+    if package and importlib.util.find_spec(package) is None:
+        return _missing(name, package, getattr(cls, "extra", None))
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as e:
+        return (f"logger.{name} options {sorted(options)} do not fit {target}: {e} (its "
+                f"arguments: {', '.join(inspect.signature(cls).parameters)})")
+    return None
+
+
+def _missing(name: str, package: str, extra: str | None) -> str:
+    fix = f"pip install -e '.[{extra}]'" if extra else f"pip install {package}"
+    return f"logger={name} needs the {package} package, which is not installed: {fix}"
+
+
+def own_loggers() -> list[str]:
+    """The files of runner's conf/logger/ (an error's list of what there is)."""
+    conf = Path(__file__).resolve().parents[2] / "conf" / "logger"
+    return sorted(p.stem for p in conf.glob("*.yaml"))
 
 
 @dataclass
@@ -60,7 +115,6 @@ class RunInfo:
     params: dict  # the flattened resolved config
     tags: dict  # sweep, model, seed, code_version, run_id
     first_epoch: int  # 1, or the epoch a resumed run continues from
-    options: dict = field(default_factory=dict)  # this logger's node of conf/logger/
     epoch_keys: tuple = ()  # what an epoch event may carry, in order (the task's figures)
 
 
@@ -101,10 +155,12 @@ class Loggers:
 
     def _work(self, info: RunInfo) -> None:
         live = {}
-        for name, options in self.node.items():
+        for name, options in self.node.items():  # built here: a tracker's import takes seconds
             try:
-                module = importlib.import_module(f"runner.loggers.{LOGGERS[name][0]}")
-                live[name] = module.Logger(RunInfo(**{**vars(info), "options": options or {}}))
+                options = dict(options)
+                tracker = tracker_class(options.pop("_target_"))(**options)
+                tracker.start(info)
+                live[name] = tracker
             except Exception as e:  # noqa: BLE001 (whatever a tracker raises, the run goes on)
                 self._failed(name, "start", e)
         while (item := self.queue.get()) is not None:

@@ -5,13 +5,16 @@ continues from and appends after them."""
 import csv
 import io
 
-from runner.loggers import RunInfo
+from runner.loggers import RunInfo, Tracker
 from runner.result import write_bytes_atomic
 
 
-class Logger:
-    def __init__(self, info: RunInfo):
-        self.path = info.folder / info.options.get("file", "metrics.csv")
+class CSVLogger(Tracker):  # no end: the final figures are result.json's
+    def __init__(self, file: str = "metrics.csv"):
+        self.file = file  # in the run's folder (an absolute path: that file)
+
+    def start(self, info: RunInfo) -> None:
+        self.path = info.folder / self.file
         self.columns, self.keys = None, info.epoch_keys
         kept = []
         if info.first_epoch > 1 and self.path.exists():  # resumed: the rows it still stands by
@@ -33,9 +36,3 @@ class Logger:
     def _append(self, row) -> None:
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow(row)
-
-    def end(self, status: str, metrics: dict, result_path) -> None:
-        pass  # the final figures are result.json's
-
-    def close(self) -> None:
-        pass

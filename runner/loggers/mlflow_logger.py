@@ -18,20 +18,24 @@ import fcntl
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
-from runner.loggers import RunInfo, timestamp_ms
+from runner.loggers import RunInfo, Tracker, timestamp_ms
 
 STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
           "interrupted": "KILLED"}
 BATCH = 100  # MLflow's limit of params per log_batch
 
 
-class Logger:
-    def __init__(self, info: RunInfo):
-        uri, artifacts, lock = info.options.get("tracking_uri"), None, nullcontext()
+class MLflowLogger(Tracker):
+    requires, extra = "mlflow", "mlflow"
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None):
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+
+    def start(self, info: RunInfo) -> None:
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        uri, artifacts, lock = self.tracking_uri, None, nullcontext()
         if not uri:  # the local store, results/mlruns
             root = (info.folder.parent.parent / "mlruns").resolve()
             root.mkdir(parents=True, exist_ok=True)
@@ -39,8 +43,7 @@ class Logger:
                                     (root / "artifacts").as_uri(), locked(root / ".lock"))
         with lock:  # one job creates the database and the experiment, the others wait
             self.client = MlflowClient(tracking_uri=uri)
-            name = info.options.get("experiment") or info.group
-            experiment = self._experiment(name, artifacts)
+            experiment = self._experiment(self.experiment or info.group, artifacts)
         found = self.client.search_runs([experiment], f"tags.`runner.run_id` = '{info.run_id}'",
                                         max_results=1)
         if found:  # this run, resumed: the same MLflow run
@@ -54,6 +57,8 @@ class Logger:
             self.client.log_batch(self.run, params=params[i:i + BATCH])
 
     def _experiment(self, name: str, artifacts: str | None) -> str:
+        from mlflow.exceptions import MlflowException
+
         if found := self.client.get_experiment_by_name(name):
             return found.experiment_id
         try:
@@ -63,20 +68,21 @@ class Logger:
             return self.client.get_experiment_by_name(name).experiment_id
 
     def epoch(self, epoch: int, metrics: dict) -> None:
+        from mlflow.entities import Metric
+
         now = timestamp_ms()
         self.client.log_batch(self.run, metrics=[Metric(k, float(v), now, epoch)
                                                  for k, v in metrics.items()])
 
     def end(self, status: str, metrics: dict, result_path) -> None:
+        from mlflow.entities import Metric, RunTag
+
         now = timestamp_ms()
         self.client.log_batch(self.run, metrics=[Metric(f"final.{k}", float(v), now, 0)
                                                  for k, v in metrics.items()],
                               tags=[RunTag("runner.status", status)])
         self.client.log_artifact(self.run, str(result_path))
         self.client.set_terminated(self.run, STATUS[status])
-
-    def close(self) -> None:
-        pass
 
 
 @contextmanager

@@ -3,14 +3,19 @@ SummaryWriter, so `tensorboard --logdir results/<sweep>` shows every run of a sw
 its folder, live: scalars are logged at step = epoch and flushed each epoch. A resumed run
 writes to the same folder and purges the steps from the epoch it continues from, which its
 first try may have logged."""
-from torch.utils.tensorboard import SummaryWriter
-
-from runner.loggers import RunInfo
+from runner.loggers import RunInfo, Tracker
 
 
-class Logger:
-    def __init__(self, info: RunInfo):
-        folder = info.folder / info.options.get("dir", "tensorboard")
+class TensorBoardLogger(Tracker):
+    requires, extra = "tensorboard", "tensorboard"  # torch's SummaryWriter imports it
+
+    def __init__(self, dir: str = "tensorboard"):
+        self.dir = dir  # in the run's folder
+
+    def start(self, info: RunInfo) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        folder = info.folder / self.dir
         self.writer = SummaryWriter(log_dir=str(folder),
                                     purge_step=info.first_epoch if info.first_epoch > 1 else None)
         tags = "\n".join(f"- {k}: `{v}`" for k, v in info.tags.items())

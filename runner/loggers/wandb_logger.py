@@ -6,18 +6,23 @@ and `wandb sync <run folder>/wandb/offline-run-*` uploads it later. With `mode: 
 the W&B run id is the runner run id, so a resumed run continues its W&B run."""
 import os
 
-import wandb
-
-from runner.loggers import RunInfo
+from runner.loggers import RunInfo, Tracker
 
 
-class Logger:
-    def __init__(self, info: RunInfo):
-        o = info.options
+class WandbLogger(Tracker):
+    requires, extra = "wandb", "wandb"
+
+    def __init__(self, mode: str | None = None, project: str | None = None,
+                 entity: str | None = None):
+        self.mode, self.project, self.entity = mode, project, entity
+
+    def start(self, info: RunInfo) -> None:
+        import wandb
+
         self.run = wandb.init(
-            project=o.get("project") or info.group, entity=o.get("entity"), name=info.name,
+            project=self.project or info.group, entity=self.entity, name=info.name,
             id=info.run_id, resume="allow", group=info.group, dir=str(info.folder),
-            mode=o.get("mode") or os.environ.get("WANDB_MODE", "offline"),
+            mode=self.mode or os.environ.get("WANDB_MODE", "offline"),
             config=info.params, tags=[f"{k}={v}"[:64] for k, v in info.tags.items()],
             reinit="create_new", settings=wandb.Settings(console="off", silent=True))
 
@@ -26,10 +31,9 @@ class Logger:
 
     def end(self, status: str, metrics: dict, result_path) -> None:
         self.run.summary.update({**metrics, "status": status})
+        import wandb
+
         artifact = wandb.Artifact(f"result-{self.run.id}", type="result")
         artifact.add_file(str(result_path))
         self.run.log_artifact(artifact)
         self.run.finish(exit_code=0 if status in ("completed", "diverged") else 1)
-
-    def close(self) -> None:
-        pass

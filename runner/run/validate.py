@@ -21,7 +21,6 @@ from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
 from runner.loggers import logger_problems
-from runner.run.objective import objective_problems
 from runner.run.checks import (
     boolean,
     device,
@@ -32,6 +31,7 @@ from runner.run.checks import (
     optional,
     rule_problems,
 )
+from runner.run.objective import objective_problems
 from runner.run.options import init_problems, optim_problems
 from runner.tasks import TASKS
 

@@ -26,11 +26,11 @@ def basic_sweeper() -> type[Sweeper]:
     return importlib.import_module("hydra._internal.core_plugins.basic_sweeper").BasicSweeper
 
 
-def job_folder(overrides: list[Override], naming: DictConfig) -> str:
+def job_folder(overrides: list[Override], exclude_keys: list[str], naming: DictConfig) -> str:
     """The folder Hydra names a job with these overrides under `hydra.sweep.subdir:
-    ${hydra:job.override_dirname}`; `naming` is hydra.job.config.override_dirname."""
-    return get_overrides_dirname(overrides, list(naming.exclude_keys), naming.item_sep,
-                                 naming.kv_sep)
+    ${hydra:job.override_dirname}` when its hydra.job.config.override_dirname is `naming`
+    with these `exclude_keys` (Hydra leaves out the overrides whose key is one, exactly)."""
+    return get_overrides_dirname(overrides, list(exclude_keys), naming.item_sep, naming.kv_sep)
 
 
 def sweep_params(sweeper: Sweeper) -> list[str]:

@@ -18,6 +18,7 @@ from runner.result import (
     REUSED,
     SKIPPED,
     STATUSES,
+    is_execution_key,
     now,
     read_result,
     version_label,
@@ -63,9 +64,24 @@ def size_launcher(config: DictConfig) -> None:
             config.hydra.launcher.n_jobs = len(devices) * config.launcher.jobs_per_device
 
 
+def exclude_keys(overrides, naming: DictConfig) -> list[str]:
+    """The keys Hydra leaves out of a job's folder name: those of its overrides that are
+    execution settings or under one (runner/result.py: logger.<any tracker>.<option> too),
+    and any the config lists itself. Hydra matches exact keys, so each job is told its own
+    (naming_override): the one list is EXECUTION_KEYS."""
+    return sorted({*naming.exclude_keys,
+                   *(o.key_or_group for o in overrides if is_execution_key(o.key_or_group))})
+
+
+def naming_override(keys: list[str]) -> str:
+    """The hydra override that gives a job these exclude_keys."""
+    return ("hydra.job.config.override_dirname.exclude_keys=["
+            + ",".join(f"'{k}'" for k in keys) + "]")
+
+
 def refuse_shared_folders(jobs, folders) -> None:
     """Points that differ only in execution settings (model.impl, device, threads: left out of
-    folder names, conf/config.yaml) would share one folder, the second skipping as the first's
+    folder names, runner/result.py) would share one folder, the second skipping as the first's
     finished run: refused before anything is written, with the fix."""
     seen = {}
     for job, folder in zip(jobs, folders):
@@ -102,7 +118,13 @@ class Sweep:
 
     def folder(self, job: list[str]) -> str:
         """The run folder Hydra will give this job (hydra.sweep.subdir: override_dirname)."""
-        return job_folder(self.parser.parse_overrides(list(job)), self.naming)
+        parsed = self.parser.parse_overrides(list(job))
+        return job_folder(parsed, exclude_keys(parsed, self.naming), self.naming)
+
+    def launched(self, jobs) -> list[list[str]]:
+        """The jobs as the launcher gets them: each with its exclude_keys for Hydra."""
+        return [[*job, naming_override(exclude_keys(self.parser.parse_overrides(list(job)),
+                                                    self.naming))] for job in jobs]
 
     def start(self, jobs) -> None:
         from runner.run.output import check_output_folder

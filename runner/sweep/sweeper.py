@@ -101,6 +101,7 @@ class Sweep:
     """The sweeper's side: plan, manifest, summary, report, exit code."""
 
     def __init__(self, config: DictConfig, overrides, parser):
+        refuse("hydra.sweeper.max_batch_size", config.hydra.sweeper.get("max_batch_size"))
         self.dir = Path(config.hydra.sweep.dir)
         self.name = self.dir.name
         self.parser = parser

@@ -167,6 +167,7 @@ def test_a_single_seed_moves_the_start_of_the_seed_axis():
     assert seeds_of(["seed=1,5"], 0, 1) == [["seed=1"], ["seed=5"]]  # an explicit seed sweep
     # a seed the app lacks, added by the user (+seed=5): the axis adds it the same way
     assert seeds_of(["+seed=5"], 5, 2) == [["+seed=5"], ["+seed=6"]]
+    assert seeds_of(["++seed=5"], 5, 2) == [["seed=5"], ["seed=6"]]  # folders as ever
 
 
 def test_the_runner_s_own_sweep_is_for_a_config_with_seed_and_repeats():

@@ -62,8 +62,9 @@ def with_seed_axis(overrides, seed: int, repeats: int, parser):
             log.warning("repeats=%d ignored: the seeds are swept explicitly", repeats)
         return overrides
     given = [o for o in overrides if o.key_or_group == "seed"]
-    # the user's own form of the key: `+seed=3` added a seed the app lacks, and so must the axis
-    key = given[-1].get_key_element() if given else "seed"
+    # `+seed=3` added a seed the app lacks, and so must the axis (`seed=` would fail there);
+    # after `seed=3` or `++seed=3` it is `seed=`, as ever, so run folders keep their names
+    key = "+seed" if given and given[-1].get_key_element() == "+seed" else "seed"
     kept = [o for o in overrides if o.key_or_group != "seed"]
     return kept + parser.parse_overrides([f"{key}=range({seed},{seed + repeats})"])
 

@@ -162,6 +162,17 @@ def test_jobs_per_device_below_one_is_refused_before_the_launcher_is_built():
         "one device) (e.g. launcher.jobs_per_device=1)")
 
 
+def test_max_batch_size_below_one_is_refused_before_anything_is_planned(tmp_path):
+    config = compose_config("hydra.sweeper.max_batch_size=0", f"hydra.sweep.dir={tmp_path}/s",
+                            hydra_node=True)
+    with pytest.raises(ConfigError) as info:
+        Sweep(config, [], OverridesParser.create())
+    assert the_line(str(info.value)) == (
+        "hydra.sweeper.max_batch_size=0 is not allowed: it must be null (every job launched at "
+        "once) or an integer >= 1 (jobs launched together) (e.g. hydra.sweeper.max_batch_size=4)")
+    assert not (tmp_path / "s").exists()
+
+
 # ---------------------------------------------------------------- 6. Hydra's own errors
 @pytest.mark.parametrize("override, line", [
     ("model=nosuch", "model=nosuch is not allowed: it must be one of gru, gru_fused, "),
@@ -277,6 +288,9 @@ CLI_CASES = {
     "repeats": (["-m", "repeats=0"], "repeats=0 is not allowed: it must be an integer >= 1"),
     "jobs per device": (["-m", "launcher=parallel", "launcher.jobs_per_device=0"],
                         "launcher.jobs_per_device=0 is not allowed: it must be an integer >= 1"),
+    "max batch size": (["-m", "hydra.sweeper.max_batch_size=0"],
+                       "hydra.sweeper.max_batch_size=0 is not allowed: it must be null (every "
+                       "job launched at once) or an integer >= 1"),
     "no such model": (["model=nosuch"], "model=nosuch is not allowed: it must be one of gru, "),
     "typo key": (["model.num_hidden=16"], "model.num_hidden=16 is not allowed: model has no key "
                                           "num_hidden"),

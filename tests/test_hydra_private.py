@@ -28,15 +28,19 @@ def test_job_folder_is_hydra_s_override_dirname():
 
 def test_basic_sweeper_offers_what_the_runner_sweeper_calls():
     BasicSweeper = basic_sweeper()  # noqa: N806 (a class), looked up now as the plugin does
-    for name in ("setup", "split_arguments", "validate_batch_is_legal"):
+    # sweep: another Hydra app's whole sweep; the rest: the runner's own
+    for name in ("setup", "sweep", "split_arguments", "validate_batch_is_legal"):
         assert callable(getattr(BasicSweeper, name, None)), f"BasicSweeper.{name} is gone"
     params = list(inspect.signature(BasicSweeper.__init__).parameters)
     assert params[1:] == ["max_batch_size", "params"], params
-    sweeper = BasicSweeper(max_batch_size=None, params={"model": "rnn,gru", "seed": "0"})
+    sweeper = BasicSweeper(max_batch_size=2, params={"model": "rnn,gru", "seed": "0"})
     assert sweep_params(sweeper) == ["model=rnn,gru", "seed=0"]
-    jobs = BasicSweeper.split_arguments(
-        OverridesParser.create().parse_overrides(sweep_params(sweeper)), None)
+    assert sweeper.max_batch_size == 2  # read by RunnerSweeper.sweep
+    overrides = OverridesParser.create().parse_overrides(sweep_params(sweeper))
+    jobs = BasicSweeper.split_arguments(overrides, None)
     assert jobs == [[["model=rnn", "seed=0"], ["model=gru", "seed=0"]]]
+    assert BasicSweeper.split_arguments(overrides, 1) == [[["model=rnn", "seed=0"]],
+                                                           [["model=gru", "seed=0"]]]
 
 
 def test_a_completed_job_return_hands_over_its_value():

@@ -20,7 +20,13 @@ from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_re
 from runner.run import run
 from runner.run.validate import validate
 from runner.sweep.hydra_private import basic_sweeper, job_folder, sweep_params
-from runner.sweep.sweeper import MANIFEST, exclude_keys, naming_override, with_seed_axis
+from runner.sweep.sweeper import (
+    MANIFEST,
+    exclude_keys,
+    naming_override,
+    runner_app,
+    with_seed_axis,
+)
 from tests.helpers import CONF, TINY_REGRESSION, compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +146,40 @@ def test_sigkill_mid_sweep_then_the_same_command_finishes_it(corpus_dir, tmp_pat
     assert len(final) == 4 and {r["status"] for r in final.values()} == {"completed"}
     assert all(final[k]["run_id"] == r["run_id"] for k, r in partial.items()
                if r["status"] == "completed")
+
+
+@pytest.mark.slow  # the CLI in a subprocess
+def test_max_batch_size_launches_batches_of_a_sweep_planned_in_full(corpus_dir, tmp_path):
+    out = tmp_path / "sweep"
+    proc = sweep_cli(corpus_dir, out, "model.num_hiddens=8,16", "hydra.sweeper.max_batch_size=1")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 runs planned, 0 already finished" in proc.stdout  # the manifest: every run
+    assert "2 runs: 2 completed, 0 failed" in proc.stdout
+    # job numbers run on across batches (each batch of 1 is launched on its own)
+    nums = sorted(OmegaConf.load(p).hydra.job.num for p in out.rglob(".hydra/hydra.yaml"))
+    assert nums == [0, 1]
+
+
+def seeds_of(overrides: list[str], seed: int, repeats: int) -> list[list[str]]:
+    """The jobs' seed overrides once the seed axis is added."""
+    axis = with_seed_axis(PARSER.parse_overrides(overrides), seed, repeats, PARSER)
+    jobs = basic_sweeper().split_arguments(axis, None)[0]
+    return [[o for o in job if "seed=" in o] for job in jobs]
+
+
+def test_a_single_seed_moves_the_start_of_the_seed_axis():
+    cfg = compose_config("seed=3", "repeats=2")  # what the sweeper is given: seed 3, 2 repeats
+    assert seeds_of(["seed=3"], cfg.seed, cfg.repeats) == [["seed=3"], ["seed=4"]]
+    assert seeds_of(["seed=1,5"], 0, 1) == [["seed=1"], ["seed=5"]]  # an explicit seed sweep
+    # a seed the app lacks, added by the user (+seed=5): the axis adds it the same way
+    assert seeds_of(["+seed=5"], 5, 2) == [["+seed=5"], ["+seed=6"]]
+    assert seeds_of(["++seed=5"], 5, 2) == [["seed=5"], ["seed=6"]]  # folders as ever
+
+
+def test_the_runner_s_own_sweep_is_for_a_config_with_seed_and_repeats():
+    assert runner_app(compose_config())
+    assert not runner_app(OmegaConf.create({"foo": 10, "seed": 0}))  # no repeats: a foreign app
+    assert not runner_app(OmegaConf.create({"repeats": 2}))
 
 
 def test_folder_names_leave_out_every_execution_setting():

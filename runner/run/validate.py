@@ -70,6 +70,8 @@ OPTIONAL_RULES = [
      "false"),
     ("init.biases", one_of(BIASES), f"one of {', '.join(BIASES)}", "keep"),
     ("launcher.jobs_per_device", integer(1), "an integer >= 1 (jobs sharing one device)", "1"),
+    ("hydra.sweeper.max_batch_size", optional(integer(1)),
+     "null (every job launched at once) or an integer >= 1 (jobs launched together)", "4"),
 ]
 _SHA1 = optional(lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{40}", v))
 FILE_RULES = [  # the tasks that read a data file

@@ -4,7 +4,8 @@ missing piece, when an installed Hydra changes one of them.
 
 - BasicSweeper (hydra._internal.core_plugins): the runner's sweeper extends Hydra's own
   cartesian-product sweeper rather than re-implementing override expansion; Hydra exports no
-  public base class that does it.
+  public base class that does it. Another app's sweep is BasicSweeper.sweep itself; the
+  runner's reads its max_batch_size and params and calls split_arguments.
 - get_overrides_dirname (hydra._internal.config_loader_impl): the exact folder name Hydra will
   give a job (hydra.job.override_dirname), so the manifest can name each run's folder before
   the job starts, and resume finds it.

@@ -1,6 +1,7 @@
 """Sweeps: the seed axis, stable run folders, the manifest, device slots, failure isolation,
 progress and the closing summary. Hydra runs the jobs (runner's sweeper plugin and Hydra's
-launcher plugins); resume happens in each job, which skips a run already finished."""
+launcher plugins); resume happens in each job, which skips a run already finished. All of it
+is for the runner's own app (runner_app): any other Hydra app gets Hydra's basic sweep."""
 import logging
 import sys
 import time
@@ -8,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hydra.core.utils import JobStatus
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from runner.errors import ConfigError
 from runner.result import (
@@ -41,6 +42,18 @@ def refuse(key: str, value) -> None:
         raise ConfigError(f"invalid config:\n  {line}")
 
 
+# The runner's sweep settings (conf/config.yaml): an app whose config has both is the runner's
+# own, and gets the seed axis, launcher sizing, the manifest, summary, report and exit code.
+# Any other Hydra app (Hydra's plugin test suites, a user's own app) gets Hydra's basic sweep,
+# untouched: its jobs return whatever they like, so there is no status to count or report.
+RUNNER_KEYS = ("seed", "repeats")
+
+
+def runner_app(config: DictConfig) -> bool:
+    """Whether the composed config is the runner's (RUNNER_KEYS, at the top level)."""
+    return all(key in config for key in RUNNER_KEYS)
+
+
 def with_seed_axis(overrides, seed: int, repeats: int, parser):
     """`repeats` seeds per point: seed, seed + 1, ... (a single `seed=N` moves the start). An
     explicit seed sweep (seed=1,5,9) is kept as it is. Every run folder then names its seed."""
@@ -49,13 +62,18 @@ def with_seed_axis(overrides, seed: int, repeats: int, parser):
         if repeats != 1:
             log.warning("repeats=%d ignored: the seeds are swept explicitly", repeats)
         return overrides
+    given = [o for o in overrides if o.key_or_group == "seed"]
+    # `+seed=3` added a seed the app lacks, and so must the axis (`seed=` would fail there);
+    # after `seed=3` or `++seed=3` it is `seed=`, as ever, so run folders keep their names
+    key = "+seed" if given and given[-1].get_key_element() == "+seed" else "seed"
     kept = [o for o in overrides if o.key_or_group != "seed"]
-    return kept + parser.parse_overrides([f"seed=range({seed},{seed + repeats})"])
+    return kept + parser.parse_overrides([f"{key}=range({seed},{seed + repeats})"])
 
 
 def size_launcher(config: DictConfig) -> None:
-    """launcher=parallel: one joblib worker per device slot."""
-    if config.launcher.name == "parallel":
+    """launcher=parallel: one joblib worker per device slot. An app without the runner's
+    `launcher` group keeps the hydra/launcher it chose, as it is."""
+    if OmegaConf.select(config, "launcher.name", default=None) == "parallel":
         from runner.sweep.slots import visible_devices
 
         refuse("launcher.jobs_per_device", config.launcher.jobs_per_device)
@@ -100,6 +118,7 @@ class Sweep:
     """The sweeper's side: plan, manifest, summary, report, exit code."""
 
     def __init__(self, config: DictConfig, overrides, parser):
+        refuse("hydra.sweeper.max_batch_size", config.hydra.sweeper.get("max_batch_size"))
         self.dir = Path(config.hydra.sweep.dir)
         self.name = self.dir.name
         self.parser = parser

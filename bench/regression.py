@@ -22,8 +22,9 @@ from hydra import compose, initialize_config_dir
 
 from runner.result import write_json_atomic
 from runner.run.execute import model_and_optimizer
+from runner.tasks import build_task
 from runner.tasks.loop import make_scheduler, step
-from runner.tasks.regression import RegressionTask, note_loss
+from runner.tasks.regression import note_loss
 
 INIT_TABLE_RUNS = 33
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -34,7 +35,7 @@ def timers(fused: bool):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=["data=synthetic", "quiet=true", "device=cpu",
                                            *(["+optim.fused=true"] if fused else [])])
-    task = RegressionTask(cfg)
+    task = build_task(cfg)
     model, optimizer = model_and_optimizer(cfg, task, torch.device("cpu"))
     scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
     params = list(model.parameters())

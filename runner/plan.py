@@ -143,11 +143,11 @@ def time_shape(cfg, threads: int) -> Timing:
 
 def _time(cfg, scale: dict, device) -> Timing:
     from runner.run.execute import model_and_optimizer
-    from runner.tasks import TASKS, data_of
+    from runner.tasks import build_task, data_of
     from runner.tasks.loop import make_scheduler, train_epoch
 
     start = time.perf_counter()
-    task = TASKS[cfg.data.task](cfg, data_of(cfg)[0])
+    task = build_task(cfg, data_of(cfg)[0])
     model, optimizer = model_and_optimizer(cfg, task, device)
     scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
     setup = time.perf_counter() - start

@@ -31,10 +31,11 @@ EXECUTION_KEYS = ("data.root", "data.download", "device", "threads", "model.impl
                   "train.checkpoint_every", "train.keep_checkpoint", "sweep", "experiment",
                   "hparams_search", "objective")
 
-# Keys earlier runners wrote that never changed a result: data.name (read by nothing) and
-# model._target_ (the class, now built by the task from model.cell). Left out of the identity
-# and of reports, so results made before they went are still recognised and compared.
-RETIRED_KEYS = ("data.name", "model._target_")
+# Keys that add nothing to what a run is: data.name, which earlier runners wrote and nothing
+# read, and the class paths a name already records (data._target_: data.task names the task;
+# model._target_: model.cell names the model). Left out of the identity and of reports, so
+# results made before the config named its classes are still recognised and compared.
+RETIRED_KEYS = ("data.name", "data._target_", "model._target_")
 
 
 def is_execution_key(key: str) -> bool:

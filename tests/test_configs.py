@@ -6,8 +6,8 @@ from hydra.utils import instantiate
 from models import EncoderRegressor, LanguageModel, Seq2Seq, TransformerLM, TransformerSeq2Seq
 from runner.loggers import Tracker, tracker_class
 from runner.run.validate import validate
+from runner.tasks import build_task
 from runner.tasks.language_model import language_model
-from runner.tasks.regression import RegressionTask
 from runner.tasks.translation import seq2seq
 from tests.helpers import CONF, compose_config, needs
 
@@ -38,7 +38,7 @@ def test_choice_composes_validates_and_instantiates(group, name):
         model = seq2seq(cfg.model, src_vocab_size=11, tgt_vocab_size=13)
         assert isinstance(model, Seq2Seq | TransformerSeq2Seq)
     elif cfg.data.task == "regression":
-        model = RegressionTask(cfg).new_model(torch.device("cpu"))
+        model = build_task(cfg).new_model(torch.device("cpu"))
         assert isinstance(model, EncoderRegressor)
     else:
         model = language_model(cfg.model, vocab_size=11)

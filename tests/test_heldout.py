@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from runner.run.execute import model_and_optimizer, run
-from runner.tasks.language_model import LanguageModelTask
+from runner.tasks import build_task
 from runner.tasks.loop import History, fit, make_scheduler
 
 TRANSFORMER = ["model=transformer", "model.num_hiddens=16", "model.num_heads=2",
@@ -26,7 +26,7 @@ def token_by_token_perplexity(model, ids: list[int]) -> tuple[float, int]:
 def trained(cfg):
     """A task and its model after a few epochs: a model whose per-token losses differ, so
     that leaving tokens out would change the mean."""
-    task = LanguageModelTask(cfg)
+    task = build_task(cfg)
     model, optimizer = model_and_optimizer(cfg, task, torch.device("cpu"))
     scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
     fit(model, optimizer, scheduler, task, cfg, torch.device("cpu"), History())

@@ -15,6 +15,7 @@ from runner.result import RESULT_FILE, validate_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
 from runner.run.validate import validate
+from runner.tasks import build_task
 from tests.helpers import TINY_REGRESSION, compose_config
 from tests.note_regression import note_program
 
@@ -67,7 +68,7 @@ def test_eval_mode_mse_is_the_same_batches_without_dropout():
     """Both figures recomputed by hand: the batches replayed from the same RNG state, each
     scored once with dropout and once without."""
     cfg = tiny("data.eval_batches=5", "model.dropout=0.5")
-    task = regression.RegressionTask(cfg)
+    task = build_task(cfg)
     torch.manual_seed(7)
     model = task.new_model(torch.device("cpu"))
     state = torch.get_rng_state()

@@ -153,7 +153,7 @@ def test_every_model_family_runs_learns_and_counts_its_parameters(tiny_cfg, tmp_
     assert result["status"] == "completed"
     curve = result["curves"]["train_perplexity"]
     assert curve[-1] < 0.7 * curve[0]
-    task = runner.tasks.TASKS["language_model"](cfg)
+    task = runner.tasks.build_task(cfg)
     built = task.new_model("cpu")
     assert result["metrics"]["num_params"] == sum(p.numel() for p in built.parameters()) > 0
     text = result["sample"]["text"]  # generation works with every model's state

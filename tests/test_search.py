@@ -13,7 +13,7 @@ import yaml
 from runner.result import RESULT_FILE, validate_result
 from runner.run.objective import objective_problems, objective_value
 from runner.run.validate import validate
-from runner.tasks import TASKS
+from runner.tasks import LanguageModelTask, task_class
 from tests.helpers import compose_config, needs, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def test_the_search_optimises_the_datas_objective_in_its_direction():
 def test_every_datas_objective_is_a_metric_its_task_declares(data):
     cfg = compose_config(f"data={data}")
     validate(cfg)
-    declared = TASKS[cfg.data.task].metric(cfg.objective.metric)
+    declared = task_class(cfg).metric(cfg.objective.metric)
     assert declared.direction == cfg.objective.direction
 
 
@@ -71,7 +71,7 @@ def test_every_datas_objective_is_a_metric_its_task_declares(data):
      "contradicts val_perplexity, which is better when lower: set objective.direction=minimize"),
 ])
 def test_a_bad_objective_is_refused_naming_the_fix(objective, fragment):
-    [line] = objective_problems(objective, "language_model", TASKS["language_model"])
+    [line] = objective_problems(objective, "language_model", LanguageModelTask)
     assert fragment in line
 
 

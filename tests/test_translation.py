@@ -14,8 +14,8 @@ from models import Seq2Seq
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, validate_result
 from runner.run.execute import run
+from runner.tasks import build_task
 from runner.tasks.bleu import STUDY_SENTENCES
-from runner.tasks.translation import TranslationTask
 from tests.helpers import compose_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +193,7 @@ def teacher_forced_nll(model, task, src, tgt) -> tuple[float, int]:
 def test_held_out_perplexity_scores_every_target_token(varied_dir, model, monkeypatch):
     cfg = compose_config(*overrides(varied_dir), *model, "data.num_examples=99",
                          "data.val_pairs=50", "data.num_steps=4", "data.min_freq=0")
-    task = TranslationTask(cfg)
+    task = build_task(cfg)
     whole = [t for _, t in task.data.val_sentences]
     assert max(map(len, whole)) + 1 > 4 and min(len(s) for s, _ in task.data.val_sentences) < 3
     torch.manual_seed(0)
@@ -219,7 +219,7 @@ def test_a_transformer_too_short_for_the_held_out_sentences_is_refused(varied_di
     cfg = compose_config(*overrides(varied_dir), "model=transformer", "model.max_len=5",
                          "data.num_examples=99", "data.val_pairs=50", "data.num_steps=4")
     with pytest.raises(ConfigError, match=r"model.max_len=5 is too short .* at least 1\d"):
-        TranslationTask(cfg)
+        build_task(cfg)
 
 
 def test_a_min_freq_that_leaves_every_word_unk_is_refused(fra_dir, tmp_path):

@@ -111,21 +111,36 @@ def implemented(config: dict, environment: dict) -> dict:
     return dict([*items[:at], ("model.cell", cell), ("model.impl", impl), *items[at:]])
 
 
+def declared_metrics(results: list[dict]) -> dict[str, str]:
+    """key -> display name of the metrics the results' tasks declare (result.json's
+    declared_metrics) beyond METRICS: a task from outside runner reports its own."""
+    declared = {}
+    for r in results:
+        declared |= {k: v["display"] for k, v in r.get("declared_metrics", {}).items()
+                     if k not in METRICS}
+    return declared
+
+
 def tidy(results: list[dict]) -> pd.DataFrame:
-    """One row per run, columns in a fixed order: run, config, metrics, environment."""
+    """One row per run, columns in a fixed order: run, config, metrics, environment.
+    df.attrs["declared"]: declared_metrics(results)."""
     rows, config_columns = [], {}
+    declared = declared_metrics(results)
+    known = [*METRICS, *declared]
     for r in results:
         config = implemented({k: v for k, v in flatten(r["config"]).items() if not _ignored(k)},
                              r["environment"])
         config_columns |= dict.fromkeys(config)  # first-seen order, across differing configs
         rows.append({"run_id": r["run_id"], "status": r["status"], "path": r.get("_path", ""),
                      "task": r.get("task"), "sees_future": r["sees_future"], **config,
-                     **{m: r["metrics"][m] for m in METRICS if m in r["metrics"]},
+                     **{m: r["metrics"][m] for m in known if m in r["metrics"]},
                      **{f"environment.{k}": r["environment"].get(k) for k in ENVIRONMENT}})
-    metrics = [m for m in METRICS if any(m in r["metrics"] for r in results)]
+    metrics = [m for m in known if any(m in r["metrics"] for r in results)]
     columns = [*RUN_COLUMNS, *config_columns, *metrics, *(f"environment.{k}" for k in ENVIRONMENT)]
-    df = pd.DataFrame(rows, columns=columns)
-    return df.sort_values("path", kind="stable", ignore_index=True)
+    df = pd.DataFrame(rows, columns=columns).sort_values("path", kind="stable",
+                                                         ignore_index=True)
+    df.attrs["declared"] = declared
+    return df
 
 
 def swept_params(df: pd.DataFrame) -> list[str]:
@@ -134,7 +149,8 @@ def swept_params(df: pd.DataFrame) -> list[str]:
     cells only) when the other swept keys already tell its runs apart, and, when model.cell
     is swept, a key each model holds at one value (a model's own preset, such as the
     transformer's Adam lr and dropout)."""
-    config = [c for c in df.columns if c not in {*RUN_COLUMNS, *METRICS, "seed"}
+    metrics = {*METRICS, *df.attrs.get("declared", {})}
+    config = [c for c in df.columns if c not in {*RUN_COLUMNS, *metrics, "seed"}
               and not c.startswith("environment.")]
     swept = [c for c in config if df[c].nunique(dropna=False) > 1]
 

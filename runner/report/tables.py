@@ -19,10 +19,16 @@ STATISTICS = {"train_perplexity": "training perplexity", "val_perplexity": "held
               "tokens_per_sec": "tokens/sec", "bleu": "BLEU", "num_params": "parameters",
               "train_mse": "training MSE", "mse": "MSE", "eval_mode_mse": "eval-mode MSE"}
 
+def statistics(frame: pd.DataFrame) -> dict[str, str]:
+    """The statistics a report shows, key -> display name: the study's, and the metrics a
+    task from outside runner declares (runner.report.runs.tidy's attrs["declared"])."""
+    return {**STATISTICS, **frame.attrs.get("declared", {})}
+
+
 def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """One row per point: counts by status, and mean, sample std and the 95% CI half-width
     (Student's t) of each statistic over the completed runs with a value for it."""
-    stats = [m for m in STATISTICS if m in df.columns]
+    stats = [m for m in statistics(df) if m in df.columns]
     groups = df.groupby(by, dropna=False, sort=True) if by else [((), df)]
     rows = []
     for key, g in groups:
@@ -37,7 +43,9 @@ def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             row[f"{m}_std"] = values.std(ddof=1)  # NaN for fewer than 2 values
             row[f"{m}_ci95"] = ci95(values)
         rows.append(row)
-    return pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    summary.attrs["declared"] = df.attrs.get("declared", {})
+    return summary
 
 
 def _cell(row, metric: str, tested: set = frozenset()) -> str:
@@ -111,11 +119,12 @@ def markdown_tables(summary: pd.DataFrame, by: list[str],
     it published, or a "<model> (the study)" row under each model, and a line naming its
     tables; None or empty changes nothing. A summary with runner.report.stats.compare's columns gets
     its signs on the cells and one line under each table saying what they mean."""
-    stats = [m for m in STATISTICS if f"{m}_mean" in summary.columns]
+    names = statistics(summary)
+    stats = [m for m in names if f"{m}_mean" in summary.columns]
     marked = tested(summary, stats)
 
     def note(metrics):  # "" or the line under a table, with its blank line before
-        line = significance_note(summary, by, metrics, STATISTICS)
+        line = significance_note(summary, by, metrics, names)
         return f"\n\n{line}" if line else ""
 
     points = {tuple(label(row[c]) for c in by): row for row in summary.to_dict("records")}
@@ -123,11 +132,11 @@ def markdown_tables(summary: pd.DataFrame, by: list[str],
         values = _levels(summary, by[0])
         rows = []
         for m in stats:
-            rows.append([STATISTICS[m], *(_cell(points[(v,)], m, marked) for v in values)])
+            rows.append([names[m], *(_cell(points[(v,)], m, marked) for v in values)])
             study = _study_rows(reference, by[0], m, values)
             for model, cells in study:  # one model, unless reference holds several
                 who = "the study" if len(study) == 1 else f"the study, {model}"
-                rows.append([f"{STATISTICS[m]} ({who})", *cells])
+                rows.append([f"{names[m]} ({who})", *cells])
         runs = ", ".join(f"{v}: {_runs(points[(v,)])}" for v in values)
         return (f"{_table(['metric', *values], rows)}{note(stats)}\n\nCompleted runs: {runs}.\n"
                 + _study_note(reference, by[0]))
@@ -149,13 +158,13 @@ def markdown_tables(summary: pd.DataFrame, by: list[str],
                 rows.append([model, *(text(model, v, m) for v in values)])
                 if model in study:
                     rows.append([f"{model} (the study)", *study[model]])
-            title = STATISTICS[m] if m else "completed runs"
+            title = names[m] if m else "completed runs"
             parts.append(f"### {title} by {factor}\n\n{_table(['model', *values], rows)}"
                          f"{note([m] if m else [])}\n")
         return "\n".join(parts) + _study_note(reference, factor)
     if not by:  # nothing swept: all runs are repeats of one point
         points = {("all runs",): summary.to_dict("records")[0]}
-    header = [*(by or ["point"]), "runs", *(STATISTICS[m] for m in stats)]
+    header = [*(by or ["point"]), "runs", *(names[m] for m in stats)]
     rows = [[*key, _runs(row), *(_cell(row, m, marked) for m in stats)]
             for key, row in points.items()]
     return _table(header, rows) + note(stats) + "\n"

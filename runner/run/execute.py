@@ -38,7 +38,7 @@ from runner.run.output import check_output_folder, write_snapshot
 from runner.run.resume import other_code_version, previous_result
 from runner.run.store import store_key
 from runner.run.validate import validate
-from runner.tasks import TASKS, data_of
+from runner.tasks import build_task, data_of, task_class
 from runner.tasks.loop import History, fit, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,10 @@ def metrics_of(history, model, device, memory_kind, task, wall_seconds) -> dict:
     train, val = task.train_metric, task.val_metric
     seconds, tokens = sum(history.train_seconds), sum(history.train_tokens)
     metrics = {train: history.train[-1] if history.train else None,
-               f"best_{train}": min((v for v in history.train if v is not None), default=None)}
+               f"best_{train}": best(task.metric(train), history.train)}
     if val:
         metrics |= {val: history.val[-1] if history.val else None,
-                    f"best_{val}": min(history.val, default=None)}
+                    f"best_{val}": best(task.metric(val), history.val)}
     return {
         **metrics,
         "tokens_per_sec": tokens / seconds if seconds else None,
@@ -77,6 +77,13 @@ def metrics_of(history, model, device, memory_kind, task, wall_seconds) -> dict:
         "val_tokens_scored": task.val_tokens_scored if history.val else None,
         **peak_memory(device, memory_kind),
     }
+
+
+def best(metric, curve: list) -> float | None:
+    """The curve's best value in the metric's declared direction (a diverged epoch's None
+    left out)."""
+    pick = min if metric.direction == "minimize" else max
+    return pick((v for v in curve if v is not None), default=None)
 
 
 def progress_bar(cfg: DictConfig, task):
@@ -104,7 +111,6 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     check_output_folder(out_dir)  # can be written, and the result can land there
     device = resolve_device(cfg.device)
     memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
-    task_class = TASKS[cfg.data.task]
     data_file, data_sha1 = data_of(cfg)  # downloaded first when missing and allowed
     result_path = Path(out_dir) / RESULT_FILE
     if done := previous_result(result_path, cfg, data_sha1):
@@ -124,7 +130,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     if key and not cfg.overwrite and (stored := store.lookup(cfg.store, key)):
         return reuse(stored, store.entry(cfg.store, key), cfg, Path(out_dir))
     resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another experiment: refused
-    task = task_class(cfg, data_file)  # loads and checks the data: bad input stops here
+    task = build_task(cfg, data_file)  # loads and checks the data: bad input stops here
     write_snapshot(out_dir, cfg)  # .hydra/ only now: a refused run leaves the folder as it was
     run_fields = {"run_id": uuid.uuid4().hex[:12], "started_at": started_at,
                   "resumed_from_epoch": []}
@@ -138,6 +144,9 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         "status": "failed",
         "config": config,
         "dataset": task.provenance,
+        # what the task reports, for the report to show a task from outside runner
+        "declared_metrics": {m.key: {"direction": m.direction, "display": m.display}
+                             for m in task.metrics},
         "sees_future": False,  # the model's own answer, once it is built
         "environment": env,  # impl: what model.impl=auto chose for the device
         "started_at": run_fields["started_at"],
@@ -165,7 +174,7 @@ def reuse(stored: dict, path: Path, cfg: DictConfig, out_dir: Path) -> dict:
     (out_dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)  # a stopped try's: moot
     loggers = Loggers(logger_node(cfg))  # the trackers show it beside the sweep's other runs
     replay(loggers, run_info(cfg, out_dir, result, first_epoch=1), result,
-           out_dir / RESULT_FILE, TASKS[cfg.data.task])
+           out_dir / RESULT_FILE, task_class(cfg))
     if errors := loggers.close():
         result["logger_errors"] = errors
         write_json_atomic(out_dir / RESULT_FILE, result)
@@ -200,7 +209,7 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
             bar.update(len(history.epoch))
         saver = checkpoint.Checkpointer(rec.folder, cfg, rec.data_sha1, rec.run_fields,
                                         (model, optimizer, scheduler, task.generator))
-        result["sees_future"] = model.sees_future
+        result["sees_future"] = getattr(model, "sees_future", False)
         result["model_class"] = f"models.{type(model).__name__}"  # what the task built
         impl = result["environment"]["impl"]
         log.info("run %s: %s%s on %s, %d params, output %s%s", result["run_id"], cfg.model.cell,
@@ -257,7 +266,7 @@ def run_info(cfg: DictConfig, folder: Path, result: dict, first_epoch: int) -> R
     folder = Path(folder).resolve()
     tags = {"sweep": folder.parent.name, "model": cfg.model.cell, "seed": cfg.seed,
             "code_version": version_label(result["environment"]), "run_id": result["run_id"]}
-    task = TASKS[cfg.data.task]
+    task = task_class(cfg)
     keys = (task.train_metric, "tokens_per_sec", "lr", *filter(None, [task.val_metric]))
     return RunInfo(folder=folder, run_id=result["run_id"], name=folder.name,
                    group=folder.parent.name, params=flatten(result["config"]), tags=tags,
@@ -281,7 +290,7 @@ def model_and_optimizer(cfg: DictConfig, task, device):
     instantiate(cfg.init)(model)
     model.to(device)
     optimizer = instantiate(cfg.optim)(params=model.parameters())
-    if model.sees_future:  # a bidirectional language model (validation allows no other)
+    if getattr(model, "sees_future", False):  # a bidirectional language model
         warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
                       "tokens it predicts, so its perplexity is not a language-model score",
                       stacklevel=2)

@@ -22,6 +22,7 @@ from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
 from runner.loggers import logger_problems
 from runner.run.checks import (
+    argument_problems,
     boolean,
     device,
     get,
@@ -33,7 +34,7 @@ from runner.run.checks import (
 )
 from runner.run.objective import objective_problems
 from runner.run.options import init_problems, optim_problems
-from runner.tasks import TASKS
+from runner.tasks import task_class
 
 log = logging.getLogger(__name__)
 MODELS = (*CELLS, "transformer")  # model.cell names the model in results and reports
@@ -132,13 +133,13 @@ FAMILY_RULES = {
 
 def validate(cfg: DictConfig) -> None:
     problems = []
-    task = OmegaConf.select(cfg, "data.task", default="language_model")
-    if task not in TASK_RULES:
-        raise ConfigError(f"invalid config:\n  data.task={task!r} is not allowed: it must be one "
-                          f"of {', '.join(TASK_RULES)} (e.g. data=tatoeba)")
+    task_cls = task_class(cfg)  # data._target_: a Task it can import, or one line why not
+    task = cfg.data.get("task")
     family = "transformer" if get(cfg, "model.cell") == "transformer" else "recurrent"
-    rules = (RULES + TASK_RULES[task] + FAMILY_RULES[family]
+    rules = (RULES + TASK_RULES.get(task, []) + FAMILY_RULES[family]
              + FAMILY_RULES.get((task, family), []))
+    problems += argument_problems("data", cfg.data, task_cls.__init__, skip=("cfg", "path"),
+                                  covered={rule[0] for rule in rules})
     non_finite = dict(_non_finite(OmegaConf.to_container(cfg)))
     problems += [f"{key}={value!r} is not allowed: config numbers must be finite (e.g. "
                  f"{key}=1)" for key, value in non_finite.items()]
@@ -149,7 +150,7 @@ def validate(cfg: DictConfig) -> None:
     problems += init_problems(cfg, bad)
     problems += optim_problems(cfg, bad)
     problems += logger_problems(cfg.get("logger"))
-    problems += objective_problems(cfg.get("objective"), task, TASKS[task])
+    problems += objective_problems(cfg.get("objective"), task, task_cls)
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
     if problems:

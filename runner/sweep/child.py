@@ -88,8 +88,7 @@ def record_death(spec: dict) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    task_class = execute.TASKS[cfg.data.task]
-    task = task_class(cfg, task_class.data_file(cfg))
+    task = execute.build_task(cfg, execute.data_of(cfg)[0])
     env = environment(device, spec["concurrent_jobs"])
     env["fresh_process"] = process_record(death["pid"], spec["slot"])
     metrics = execute.metrics_of(execute.History(), None, device, "process_max_rss", task,

@@ -47,17 +47,22 @@ class LanguageModelTask(Task):
         d = cfg.data
         return ensure_file(Path(d.root), d.file, d.url, d.sha1, d.download)
 
-    def __init__(self, cfg, path: Path | None = None):
-        """Load and check the data: bad input fails here, before any result is written."""
-        d = cfg.data
+    def __init__(self, cfg, path: Path | None = None, *, task: str, file: str, url: str,
+                 sha1: str | None, root: str, download: bool, token: str,
+                 max_tokens: int | None, val_tokens: int, min_freq: int, batch_size: int,
+                 num_steps: int, sampling: str):
+        """Load and check the data (conf/data/timemachine.yaml's keys; `file` under `root`,
+        from `url` when missing and `download`): bad input fails here, before any result is
+        written. `task` is the name results and reports give it."""
         path = path or self.data_file(cfg)
-        self.cfg, self.data = cfg, load_lm_data(path, d.token, d.max_tokens, d.val_tokens,
-                                                d.min_freq)
+        self.cfg, self.data = cfg, load_lm_data(path, token, max_tokens, val_tokens, min_freq)
         check_fits_data(cfg, self.data)
         self.provenance = self.data.provenance
         self.val_tokens_scored = len(self.data.val) - 1  # every token after the first
-        self.carry_state = d.sampling == "sequential"
-        self.steps_per_epoch = len(partition(self.data.train, 0, d.batch_size, d.num_steps)[0])
+        self.token, self.sampling = token, sampling
+        self.batch_size, self.num_steps = batch_size, num_steps
+        self.carry_state = sampling == "sequential"
+        self.steps_per_epoch = len(partition(self.data.train, 0, batch_size, num_steps)[0])
 
     def new_model(self, device):
         """The model, its data on `device`, and the minibatch generator; seeded by the caller."""
@@ -68,8 +73,7 @@ class LanguageModelTask(Task):
     def train_batches(self):
         """The epoch's (input, target) pairs, (T, B) each; sequential partitioning carries the
         state from one batch to the next, so a new epoch starts it afresh."""
-        d = self.cfg.data
-        X, Y = epoch_batches(d.sampling, self.data.train, d.batch_size, d.num_steps,
+        X, Y = epoch_batches(self.sampling, self.data.train, self.batch_size, self.num_steps,
                              self.generator)  # (num_batches, T, B) each
         self.state = None
         return zip(X, Y)
@@ -91,9 +95,9 @@ class LanguageModelTask(Task):
     def outputs(self, model, device) -> tuple[dict, dict]:
         """A greedy continuation of the configured prefix (no extra metrics)."""
         s, vocab = self.cfg.sample, self.data.vocab
-        tokens = tokenize([s.prefix], self.cfg.data.token)
+        tokens = tokenize([s.prefix], self.token)
         ids = generate(model, vocab.indices(tokens), s.num_preds, device)
-        joiner = "" if self.cfg.data.token == "char" else " "
+        joiner = "" if self.token == "char" else " "
         return {"sample": {"prefix": s.prefix, "num_preds": s.num_preds,
                            "text": joiner.join([*tokens, *vocab.to_tokens(ids)])}}, {}
 

@@ -32,27 +32,28 @@ class RegressionTask(Task):
     def train_score(mean_loss: float) -> float:
         return mean_loss
 
-    def __init__(self, cfg, path=None):
-        d = cfg.data
-        self.cfg, self.steps_per_epoch = cfg, d.steps_per_epoch
+    def __init__(self, cfg, path=None, *, task: str, batch_size: int, num_steps: int, dim: int,
+                 steps_per_epoch: int, eval_batches: int):
+        """conf/data/synthetic.yaml's keys; `task` is the name results and reports give it."""
+        self.cfg, self.steps_per_epoch, self.eval_batches = cfg, steps_per_epoch, eval_batches
+        self.shape = (batch_size, num_steps, dim)  # of a and of b
         self.provenance = {
             "name": "synthetic regression", "sha1": None,
             "draw": "a, b ~ N(0, 1); input concat([a, b], -1); target (a + 1)**2 + b",
-            "shape": [d.batch_size, d.num_steps, d.dim], "eval_batches": d.eval_batches}
+            "shape": list(self.shape), "eval_batches": eval_batches}
 
     def new_model(self, device):
         """The note's model on torch's global RNG (seeded by the caller), which then draws the
         data too: `generator` is what a checkpoint saves and restores."""
         self.generator, self.device = torch.default_generator, device
         kwargs = OmegaConf.to_container(self.cfg.model, resolve=True)
-        d = self.cfg.data
-        return EncoderRegressor(in_features=2 * d.dim, out_features=d.dim, **kwargs)
+        dim = self.shape[2]
+        return EncoderRegressor(in_features=2 * dim, out_features=dim, **kwargs)
 
     def batch(self):
         """(input, target) of fresh data, drawn on the CPU (the note's device) and moved."""
-        d = self.cfg.data
-        a = torch.randn(d.batch_size, d.num_steps, d.dim)
-        b = torch.randn(d.batch_size, d.num_steps, d.dim)
+        a = torch.randn(*self.shape)
+        b = torch.randn(*self.shape)
         x, target = torch.cat([a, b], -1), (a + 1) ** 2 + b
         return x.to(self.device), target.to(self.device)
 
@@ -69,7 +70,7 @@ class RegressionTask(Task):
     def outputs(self, model, device) -> tuple[dict, dict]:
         """The note's evaluation (module docstring): each batch's loss summed in float64, as
         the note's Python float sum of loss.item(), with one host sync at the end."""
-        n = self.cfg.data.eval_batches
+        n = self.eval_batches
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)
         with torch.no_grad():
             for _ in range(n):

@@ -37,15 +37,19 @@ class TranslationTask(Task):
         d = cfg.data
         return fra_file(Path(d.root), d.file, d.url, d.zip_sha1, d.sha1, d.download)
 
-    def __init__(self, cfg, path: Path | None = None):
-        """Load and split the pairs: bad input fails here, before any result is written."""
-        d = cfg.data
+    def __init__(self, cfg, path: Path | None = None, *, task: str, file: str, url: str,
+                 zip_sha1: str | None, sha1: str | None, root: str, download: bool,
+                 num_examples: int, val_pairs: int, min_freq: int, batch_size: int,
+                 num_steps: int):
+        """Load and split the pairs (conf/data/tatoeba.yaml's keys): bad input fails here,
+        before any result is written. `task` is the name results and reports give it."""
         path = path or self.data_file(cfg)
         # The held-out pairs follow the training lines in the file: the same for every seed.
-        self.data = load_nmt_data(path, d.num_examples, d.val_pairs, d.num_steps, d.min_freq)
+        self.data = load_nmt_data(path, num_examples, val_pairs, num_steps, min_freq)
         self.cfg, self.provenance = cfg, self.data.provenance
+        self.batch_size, self.num_steps = batch_size, num_steps
         self.num_train = len(self.data.train[0])
-        self.steps_per_epoch = -(-self.num_train // d.batch_size)
+        self.steps_per_epoch = -(-self.num_train // batch_size)
         self.bos, self.eos = self.data.tgt_vocab["<bos>"], self.data.tgt_vocab["<eos>"]
         # What evaluate() averages over: every held-out target token, <eos> included.
         self.val_tokens_scored = self.provenance["val_tgt_tokens"]
@@ -64,7 +68,7 @@ class TranslationTask(Task):
         """Time-major minibatches (src (T, b), src_len (b,), tgt (T, b), tgt_len (b,)), the
         decoder's input being <bos> then the target shifted right (teacher forcing)."""
         src, src_len, tgt, tgt_len = arrays
-        batch_size = self.cfg.data.batch_size  # one config look-up, not one per batch
+        batch_size = self.batch_size
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
             y = tgt[idx].T
@@ -88,7 +92,7 @@ class TranslationTask(Task):
         source is read as in training, padded to num_steps, or whole when longer; batches hold
         sources of one padded length, so none is read with more padding than that."""
         src, src_len, tgt, tgt_len = self.data.val
-        widths = src_len.clamp(min=self.cfg.data.num_steps)  # (N,) source positions read
+        widths = src_len.clamp(min=self.num_steps)  # (N,) source positions read
         loss_sum = count = torch.zeros((), device=self.device)
         for width in widths.unique().tolist():
             order = (widths == width).nonzero().squeeze(1)
@@ -100,7 +104,7 @@ class TranslationTask(Task):
 
     def translate(self, model, tokens: list[str]) -> str:
         """Greedy translation of tokenized English, as d2l's predict_seq2seq."""
-        num_steps, vocab = self.cfg.data.num_steps, self.data.src_vocab
+        num_steps, vocab = self.num_steps, self.data.src_vocab
         ids = vocab.indices(tokens) + [vocab["<eos>"]]
         src = torch.tensor(truncate_pad(ids, num_steps, vocab["<pad>"]), device=self.device)
         out, _ = model.translate(src, min(len(ids), num_steps), self.bos, self.eos, num_steps)

@@ -31,7 +31,9 @@ from runner.run.checks import (
     optional,
     rule_problems,
 )
+from runner.run.keys import primary_config, unknown_key_problems
 from runner.run.options import init_problems, optim_problems
+from runner.tasks import TASKS
 
 log = logging.getLogger(__name__)
 MODELS = (*CELLS, "transformer")  # model.cell names the model in results and reports
@@ -126,7 +128,10 @@ FAMILY_RULES = {
 }
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, primary: DictConfig | None = None) -> None:
+    """Raise ConfigError naming every broken rule and every key nobody takes. `primary`: the
+    config composed without its `+` overrides, whose keys are the known ones (runner/run/
+    keys.py); by default recomposed under Hydra, and outside it only the model's are known."""
     problems = []
     task = OmegaConf.select(cfg, "data.task", default="language_model")
     if task not in TASK_RULES:
@@ -145,6 +150,8 @@ def validate(cfg: DictConfig) -> None:
     problems += init_problems(cfg, bad)
     problems += optim_problems(cfg, bad)
     problems += logger_problems(cfg.get("logger"))
+    problems += unknown_key_problems(cfg, TASKS[task],
+                                     primary if primary is not None else primary_config())
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
     if problems:

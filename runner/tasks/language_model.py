@@ -18,16 +18,23 @@ from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
 from models import LanguageModel, TransformerLM, detach, generate, resolved
 from runner.errors import ConfigError
+from runner.tasks.build import constructor_keys
 from runner.tasks.loop import perplexity, step
 
 log = logging.getLogger(__name__)
+
+
+def network_class(model) -> type:
+    """The class this task builds around `model` (conf/model/)."""
+    return TransformerLM if model.get("cell") == "transformer" else LanguageModel
+
 
 def language_model(model, vocab_size: int, device="cpu"):
     """The network this task trains around `model` (conf/model/) on `device`: the causal
     Transformer, or the recurrent cells between an input (one-hot or embedding) and an output
     layer, computed by model.impl's choice for the device."""
     kwargs = OmegaConf.to_container(model, resolve=True)
-    if kwargs["cell"] == "transformer":
+    if network_class(model) is TransformerLM:
         return TransformerLM(vocab_size=vocab_size, **kwargs)
     return LanguageModel(vocab_size=vocab_size, **resolved(kwargs, device))
 
@@ -35,6 +42,11 @@ def language_model(model, vocab_size: int, device="cpu"):
 class LanguageModelTask:
     train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
     score = staticmethod(perplexity)  # of an epoch's mean loss
+
+    @staticmethod
+    def model_keys(model) -> list[str]:
+        """The keys of conf/model/ the network takes (runner/run/keys.py)."""
+        return constructor_keys(network_class(model), runtime=("vocab_size",))
 
     @staticmethod
     def data_file(cfg) -> Path:

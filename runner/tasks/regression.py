@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from models import EncoderRegressor
+from runner.tasks.build import constructor_keys
 from runner.tasks.loop import step
 
 
@@ -26,6 +27,14 @@ class RegressionTask:
     train_curve = "train_mse"  # the per-epoch training figure (History's list)
     val_tokens_scored = None   # nothing held out: every batch is fresh
     evaluate = None            # no evaluation between epochs: outputs() scores, once
+
+    @staticmethod
+    def model_keys(model) -> list[str] | None:
+        """The keys of conf/model/ the note's encoder takes (runner/run/keys.py); None for a
+        recurrent model, which validation refuses here on its own."""
+        if model.get("cell") != "transformer":
+            return None
+        return constructor_keys(EncoderRegressor, runtime=("in_features", "out_features"))
 
     @staticmethod
     def data_file(cfg) -> None:

@@ -10,7 +10,13 @@ from data.tatoeba import RESERVED, truncate_pad
 from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy, resolved
 from runner.errors import ConfigError
 from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
+from runner.tasks.build import constructor_keys
 from runner.tasks.loop import perplexity, step
+
+
+def network_class(model) -> type:
+    """The class this task builds around `model` (conf/model/)."""
+    return TransformerSeq2Seq if model.get("cell") == "transformer" else Seq2Seq
 
 
 def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
@@ -19,7 +25,7 @@ def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
     model.attention), computed by model.impl's choice for the device."""
     kwargs = OmegaConf.to_container(model, resolve=True)
     sizes = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size)
-    if kwargs["cell"] == "transformer":
+    if network_class(model) is TransformerSeq2Seq:
         return TransformerSeq2Seq(**sizes, **kwargs)
     return Seq2Seq(**sizes, **resolved(kwargs, device))
 
@@ -27,6 +33,12 @@ def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
 class TranslationTask:
     train_curve = "train_perplexity"  # the per-epoch training figure (History's list)
     score = staticmethod(perplexity)  # of an epoch's mean loss
+
+    @staticmethod
+    def model_keys(model) -> list[str]:
+        """The keys of conf/model/ the network takes (runner/run/keys.py)."""
+        return constructor_keys(network_class(model),
+                                runtime=("src_vocab_size", "tgt_vocab_size"))
 
     @staticmethod
     def data_file(cfg) -> Path:

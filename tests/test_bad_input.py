@@ -125,7 +125,7 @@ def test_good_optimizer_arguments_pass(overrides):
 # the config composed without `+` overrides (the primary config), which validation is given.
 UNKNOWN_KEY_CASES = {
     "+model.num_hidden=64": "model.num_hidden=64 is not a key of model=rnn: did you mean "
-                            "model.num_hiddens? (the keys: cell, num_hiddens, ",
+                            "model.num_hiddens? (the keys: cell, _target_, impl, num_hiddens, ",
     "model=gru +model.foo=1": "model.foo=1 is not a key of model=gru, which takes cell, ",
     "data=tatoeba +model.attentoin=true": "model.attentoin=True is not a key of model=rnn: did "
                                           "you mean model.attention?",

@@ -24,7 +24,10 @@ def unknown_key_problems(cfg: DictConfig, task_class, primary: DictConfig | None
     config composed outside Hydra's command line) only the model's keys are checked."""
     problems = []
     model = cfg.get("model")
-    keys = task_class.model_keys(model) if isinstance(model, DictConfig) else None
+    try:
+        keys = task_class.model_keys(model) if isinstance(model, DictConfig) else None
+    except Exception:  # no `_target_`, or one that cannot be imported: validation says so
+        keys = None
     if keys is not None:
         owner = f"model={model.get('cell')}"
         problems += [_line(f"model.{key}", model._get_node(key), owner, keys)

@@ -16,9 +16,9 @@ from omegaconf import OmegaConf
 from data import ensure_file, load_lm_data
 from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
-from models import LanguageModel, TransformerLM, detach, generate, resolved
+from models import LanguageModel, TransformerLM, detach, generate
 from runner.errors import ConfigError
-from runner.tasks.build import constructor_keys
+from runner.tasks.build import constructor_keys, recurrent_keys, recurrent_network
 from runner.tasks.loop import perplexity, step
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,9 @@ def language_model(model, vocab_size: int, device="cpu"):
     """The network this task trains around `model` (conf/model/) on `device`: the causal
     Transformer, or the recurrent cells between an input (one-hot or embedding) and an output
     layer, computed by model.impl's choice for the device."""
-    kwargs = OmegaConf.to_container(model, resolve=True)
     if network_class(model) is TransformerLM:
-        return TransformerLM(vocab_size=vocab_size, **kwargs)
-    return LanguageModel(vocab_size=vocab_size, **resolved(kwargs, device))
+        return TransformerLM(vocab_size=vocab_size, **OmegaConf.to_container(model, resolve=True))
+    return recurrent_network(LanguageModel, model, device, vocab_size=vocab_size)
 
 
 class LanguageModelTask:
@@ -46,7 +45,9 @@ class LanguageModelTask:
     @staticmethod
     def model_keys(model) -> list[str]:
         """The keys of conf/model/ the network takes (runner/run/keys.py)."""
-        return constructor_keys(network_class(model), runtime=("vocab_size",))
+        if network_class(model) is TransformerLM:
+            return constructor_keys(TransformerLM, runtime=("vocab_size",))
+        return recurrent_keys(LanguageModel, ("vocab_size",), model)
 
     @staticmethod
     def data_file(cfg) -> Path:

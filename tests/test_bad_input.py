@@ -96,6 +96,8 @@ def test_good_init_options_pass(overrides):
      "Invalid beta parameter at index 0: 2) (e.g. optim.betas=[0.9,0.999])"),
     (["+optim.foo=1"], "optim.foo=1 is not allowed: torch.optim.SGD takes no option foo; it takes "
                        "lr, momentum"),
+    (["+optim.momentun=0.9"], "optim.momentun=0.9 is not allowed: torch.optim.SGD takes no "
+                              "option momentun; it takes lr, momentum"),  # ...; did you mean
     (["optim._target_=torch.optim.Nope"], "optim._target_='torch.optim.Nope' is not allowed: it "
                                           "must be an optimizer class"),
 ])
@@ -103,6 +105,11 @@ def test_optimizer_arguments_are_checked_by_building_it(overrides, line):
     found = refused(*overrides)
     assert found.startswith(line)
     assert "(e.g. " in found
+
+
+def test_an_optimizer_option_typo_is_given_the_nearest_option():
+    assert refused("+optim.momentun=0.9").endswith(
+        "; did you mean optim.momentum? (e.g. optim.momentum=0.9)")
 
 
 def test_a_bad_lr_is_named_once():

@@ -20,10 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.roofline import VOCAB
+from models import cells
 from models.lm import LanguageModel, detach
 from runner.tasks.loop import step
 
 STEPS, BATCH, BATCHES = 35, 32, 20
+NN_LAYERS = {"rnn": cells.rnn, "gru": cells.gru, "lstm": cells.lstm}  # torch.nn's (model.impl=nn)
 
 
 class D2LModel(nn.Module):
@@ -79,7 +81,7 @@ def main(argv=None) -> None:
     for cell in args.cells.split(","):
         for hidden in map(int, args.sizes.split(",")):
             torch.manual_seed(0)
-            ours = LanguageModel(VOCAB, cell, hidden, impl="nn")
+            ours = LanguageModel(VOCAB, NN_LAYERS[cell], hidden)  # torch.nn's, as d2l's
             theirs = D2LModel({"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell](VOCAB, hidden))
             theirs.rnn.load_state_dict(ours.core.state_dict())
             theirs.linear.load_state_dict(ours.output.state_dict())

@@ -1,140 +1,123 @@
-"""The recurrent core of a model, chosen by name: rnn, lstm and gru (torch.nn's functions), d2l's
-from-scratch models (`_scratch`: another model, not torch.nn's written out; models/scratch.py),
-SRU and ON-LSTM; stacked plainly, or with residual or dense connections between layers
-(models/stack.py).
+"""The recurrent core of a network: the layer conf/model/<name>.yaml names in `_target_`,
+stacked plainly or with residual or dense connections between layers (models/stack.py).
 
-rnn, lstm and gru each have implementations that compute the same function (model.impl):
-torch.nn's layers (cuDNN on GPU, oneDNN's LSTM on CPU) and, for rnn and gru, fused layers with
-hand-written BPTT (models/fused.py), faster on CPU. `auto` picks the fastest for the device."""
-import torch
+The network knows a layer by what it declares, never by its name (the cell contract,
+docs/extend-cell.md): it is called with `input_size` and `num_hiddens`; one whose constructor
+takes `num_layers` (and `dropout`) stacks its own layers (torch.nn's, cuDNN; built once when
+the layers are stacked plainly), any other is stacked here one layer at a time; one that takes
+`bidirectional` can run both ways; `has_memory_cell` says its state is (h, c); `problems(
+num_hiddens, **options)`, if any, gives the rules of its own options; `implementations` maps
+model.impl's names to classes computing the same function (models/cells.py)."""
+import functools
+import inspect
+
 from torch import nn
 
-from models.fused import FusedRNN
-from models.onlstm import ONLSTM, chunk_problems
-from models.scratch import ScratchRNN
-from models.sru import SRU
 from models.stack import SKIPS, Stack, layer_input_sizes
 
-CELLS = ("rnn", "lstm", "gru", "rnn_scratch", "lstm_scratch", "gru_scratch", "sru", "onlstm")
-NONLINEARITIES = ("tanh", "relu")
-ONE_WAY = ("sru", "onlstm")  # single-direction layers only
-IMPLS = ("auto", "nn", "fused")  # model.impl: how rnn, lstm and gru are computed, not what
-TORCH_CELLS = ("rnn", "lstm", "gru")  # the cells with a choice of implementation
-FUSED = ("rnn", "gru")  # torch.nn's LSTM on CPU is one oneDNN kernel already; a fused one lost
-RETIRED = {"rnn_fused": "rnn", "gru_fused": "gru"}  # cells now written model.impl=fused
+IMPLS = ("auto", "nn", "fused")  # model.impl: how a layer is computed, never what
+# what the network passes a layer: the rest of its constructor's arguments are its own options
+PASSED = ("input_size", "num_hiddens", "num_layers", "bidirectional", "dropout")
 
 
-def cell_mode(cell: str) -> str:
-    """The recurrence a cell name runs: "gru_scratch" -> "gru"."""
-    return cell.removesuffix("_scratch")
+def layer_class(layer):
+    """The class (or factory) behind `layer`: itself, or what a partial (Hydra's `_partial_`)
+    calls. Its attributes are the layer's declarations."""
+    while isinstance(layer, functools.partial):
+        layer = layer.func
+    return layer
 
 
-def resolve_impl(cell: str, impl: str, device_type: str) -> str | None:
-    """The implementation a run computes `cell` with: "nn" or "fused" for rnn, lstm and gru,
-    None for the cells with one implementation. `auto` is the fastest measured on the device
-    (README.md, Benchmark): the fused layers on CPU where they exist, torch.nn (cuDNN) on GPU."""
-    if cell not in TORCH_CELLS:
+def takes(layer, argument: str) -> bool:
+    return argument in inspect.signature(layer).parameters
+
+
+def has_memory_cell(layer) -> bool:
+    """Whether the layer's state is a tuple (h, c) rather than one tensor."""
+    return getattr(layer_class(layer), "has_memory_cell", False)
+
+
+def resolve_impl(layer, impl: str, device_type: str) -> str | None:
+    """The implementation a run computes `layer` with: one of its `implementations`, or None
+    for a layer with one. `auto` is the fastest measured on the device (README.md, Benchmark):
+    the fused layers on CPU where they exist, torch.nn (cuDNN) on GPU."""
+    choices = getattr(layer_class(layer), "implementations", None)
+    if not choices:
         return None
     if impl == "auto":
-        return "fused" if device_type == "cpu" and cell in FUSED else "nn"
+        return "fused" if device_type == "cpu" and "fused" in choices else "nn"
     return impl
 
 
-def resolved(options: dict, device) -> dict:
-    """A recurrent model's options (conf/model/) with model.impl resolved for `device`."""
-    impl = resolve_impl(options["cell"], options.get("impl", "auto"), torch.device(device).type)
-    return {**options, "impl": impl}
+def implementation(layer, impl: str | None):
+    """`layer` computed by `impl` (resolve_impl's answer): the same options, another class."""
+    if impl is None:
+        return layer
+    cls = layer_class(layer).implementations[impl]
+    if isinstance(layer, functools.partial):
+        return functools.partial(cls, *layer.args, **layer.keywords)
+    return cls
 
 
-def has_memory_cell(cell: str) -> bool:
-    """Whether the cell's state is a tuple (h, c) rather than one tensor."""
-    return cell_mode(cell) in ("lstm", "onlstm")
-
-
-def cell_problems(cell: str, num_hiddens: int, bidirectional: bool = False,
-                  nonlinearity: str = "tanh", skip: str = "none",
-                  chunk_size: int | None = None, impl: str = "auto") -> list[str]:
-    """The rules a recurrent core's options obey, the one place they are written: each broken
-    rule as one line in runner/run/validate.py's form, `model.X=<value> ...: it must be ...
-    (e.g. ...)`. Validation reports them with the config's other problems before any work;
-    make_core raises them. Empty: the options are fine."""
-    if cell in RETIRED:
-        return [f"model.cell={cell!r} is now model.cell={RETIRED[cell]} model.impl=fused: the "
-                f"same function, one cell name (e.g. model={cell}, whose config says so)"]
-    if cell not in CELLS:  # the other rules depend on the cell
-        return [f"model.cell={cell!r} is not allowed: it must be a recurrent cell, one of "
-                f"{', '.join(CELLS)} (e.g. model.cell=gru)"]
-    problems = impl_problems(cell, impl)
-    if nonlinearity not in NONLINEARITIES:
-        problems.append(f"model.nonlinearity={nonlinearity!r} is not allowed: it must be one "
-                        f"of {', '.join(NONLINEARITIES)} (e.g. model.nonlinearity=relu)")
-    elif nonlinearity != "tanh" and cell_mode(cell) != "rnn":
-        problems.append(f"model.nonlinearity={nonlinearity!r} applies to rnn cells only, not "
-                        f"{cell} (e.g. ~model.nonlinearity)")
+def core_problems(name: str, layer, num_hiddens: int, bidirectional: bool = False,
+                  skip: str = "none", impl: str = "auto", **options) -> list[str]:
+    """The rules a recurrent core's options obey: each broken rule as one line in
+    runner/run/validate.py's form, `model.X=<value> ...: it must be ... (e.g. ...)`; `name`
+    is the model's (model.cell), `options` the layer's own. Validation reports them with the
+    config's other problems before any work; make_core raises them. Empty: all fine."""
+    cls = layer_class(layer)
+    params = {key: p for key, p in inspect.signature(cls).parameters.items()
+              if key not in PASSED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    unknown = {key: options.pop(key) for key in list(options) if key not in params}
+    problems = impl_problems(name, cls, impl)
     if skip not in SKIPS:
         problems.append(f"model.skip={skip!r} is not allowed: it must be one of "
                         f"{', '.join(SKIPS)} (e.g. model.skip=residual)")
-    if bidirectional and cell in ONE_WAY:
-        problems.append(f"model.bidirectional=true is not available for {cell}, whose layers "
+    if bidirectional and not takes(layer, "bidirectional"):
+        problems.append(f"model.bidirectional=true is not available for {name}, whose layers "
                         f"run one way (e.g. model.bidirectional=false, or model=gru)")
-    if cell == "onlstm":
-        problems += chunk_problems(num_hiddens, chunk_size)
-    elif chunk_size is not None:
-        problems.append(f"model.chunk_size={chunk_size!r} applies to onlstm only: drop it "
-                        f"(e.g. ~model.chunk_size)")
+    if own := getattr(cls, "problems", None):  # an option left out: its default, or None
+        defaults = {key: None if p.default is p.empty else p.default
+                    for key, p in params.items()}
+        problems += own(num_hiddens, **{**defaults, **options})
+    problems += [f"model.{key}={value!r} is not a key of model={name}, whose layer "
+                 f"{cls.__name__} takes {', '.join(params) or 'no options'} (e.g. ~model.{key})"
+                 for key, value in unknown.items()]
     return problems
 
 
-def impl_problems(cell: str, impl: str) -> list[str]:
+def impl_problems(name: str, cls: type, impl: str) -> list[str]:
+    choices = getattr(cls, "implementations", {})
     if impl not in IMPLS:
         return [f"model.impl={impl!r} is not allowed: it must be one of {', '.join(IMPLS)} "
                 f"(e.g. model.impl=auto, the fastest for the device)"]
-    if impl == "fused" and cell not in FUSED:
-        why = ("torch.nn's LSTM is one oneDNN kernel on CPU already" if cell == "lstm"
-               else f"{cell} has one implementation")
-        return [f"model.impl=fused exists for {' and '.join(FUSED)} only, not {cell}: {why} "
+    if impl != "auto" and not choices:
+        return [f"model.impl={impl} does not apply: {name} has one implementation (e.g. "
+                f"model.impl=auto)"]
+    if impl != "auto" and impl not in choices:
+        return [f"model.impl={impl} does not exist for {name}: it has {', '.join(choices)} "
                 f"(e.g. model.impl=auto)"]
-    if impl == "nn" and cell not in TORCH_CELLS:
-        return [f"model.impl=nn applies to {', '.join(TORCH_CELLS)} only: {cell} has one "
-                f"implementation (e.g. model.impl=auto)"]
     return []
 
 
-def make_core(cell: str, input_size: int, num_hiddens: int, num_layers: int = 1,
-              bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
-              skip: str = "none", chunk_size: int | None = None,
-              impl: str | None = None) -> nn.Module:
-    """`impl`: resolve_impl's answer for the device: "nn", "fused", or None (torch.nn's layer
-    for rnn, lstm and gru; the one implementation of the other cells)."""
-    problems = cell_problems(cell, num_hiddens, bidirectional, nonlinearity, skip, chunk_size,
-                             impl or "auto")
-    if impl == "auto":
-        problems.append("make_core needs model.impl resolved for the device (resolve_impl)")
+def make_core(layer, input_size: int, num_hiddens: int, num_layers: int = 1,
+              bidirectional: bool = False, dropout: float = 0.0, skip: str = "none",
+              name: str | None = None) -> nn.Module:
+    """`layer`: a class or partial (its own options bound) building one recurrent layer, its
+    implementation already chosen (`implementation`). `name`: the model's, for messages."""
+    name = name or layer_class(layer).__name__
+    options = layer.keywords if isinstance(layer, functools.partial) else {}
+    problems = core_problems(name, layer, num_hiddens, bidirectional, skip, **options)
     if problems:
         raise ValueError("; ".join(problems))
-    if skip == "none" and cell not in ONE_WAY:  # torch.nn stacks its own layers (cuDNN)
-        return _layers(cell, input_size, num_hiddens, num_layers, bidirectional, dropout,
-                       nonlinearity, chunk_size, impl)
+    two_way = {"bidirectional": bidirectional} if takes(layer, "bidirectional") else {}
+    stacks = takes(layer, "num_layers")
+    if skip == "none" and stacks:  # it stacks its own layers (torch.nn's: cuDNN)
+        return layer(input_size=input_size, num_hiddens=num_hiddens, num_layers=num_layers,
+                     dropout=dropout, **two_way)
+    one = {"num_layers": 1, "dropout": 0.0} if stacks else {}
     D = 2 if bidirectional else 1
     sizes = layer_input_sizes(input_size, D * num_hiddens, num_layers, skip)
-    layers = [_layers(cell, size, num_hiddens, 1, bidirectional, 0.0, nonlinearity, chunk_size,
-                      impl) for size in sizes]
+    layers = [layer(input_size=size, num_hiddens=num_hiddens, **one, **two_way)
+              for size in sizes]
     return Stack(layers, skip, dropout, D)
-
-
-def _layers(cell, input_size, num_hiddens, num_layers, bidirectional, dropout, nonlinearity,
-            chunk_size, impl) -> nn.Module:
-    if cell == "sru":
-        return SRU(input_size, num_hiddens)
-    if cell == "onlstm":
-        return ONLSTM(input_size, num_hiddens, chunk_size)
-    mode = cell_mode(cell)
-    if cell != mode or impl == "fused":  # d2l's _scratch model, or torch.nn's, fused
-        layer = ScratchRNN if cell != mode else FusedRNN
-        return layer(mode, input_size, num_hiddens, num_layers, nonlinearity, dropout,
-                     bidirectional)
-    kwargs = dict(num_layers=num_layers, dropout=dropout, bidirectional=bidirectional)
-    if mode == "rnn":
-        kwargs["nonlinearity"] = nonlinearity
-    return {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[mode](input_size, num_hiddens,
-                                                                  **kwargs)

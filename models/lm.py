@@ -1,25 +1,26 @@
 """A recurrent language model: token ids -> one-hot (as d2l) or embedding -> recurrent core ->
 linear output layer over the vocabulary. Layout: time-major, inputs (T, B) -> logits (T, B, V).
 
-With a `_scratch` cell and one-hot input this is d2l's RNNModelScratch: `output` is its output
-layer H W_hq + b_q, with its init (models/scratch.py)."""
+The core is built from `layer`, the class conf/model/<name>.yaml names in `_target_` (or a
+partial of it with its own options), by models.core.make_core. A layer may declare the output
+layer it is drawn with: d2l's `_scratch` layers do, so that with one-hot input this is d2l's
+RNNModelScratch, `output` its H W_hq + b_q with its init (models/scratch.py)."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.core import has_memory_cell, make_core
-from models.scratch import d2l_output_layer
+from models.core import has_memory_cell, layer_class, make_core
 from models.stack import output_size
 
 
 class LanguageModel(nn.Module):
-    def __init__(self, vocab_size: int, cell: str, num_hiddens: int, num_layers: int = 1,
+    def __init__(self, vocab_size: int, layer, num_hiddens: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0,
-                 embed_size: int | None = None, nonlinearity: str = "tanh", skip: str = "none",
-                 chunk_size: int | None = None, impl: str | None = None):
+                 embed_size: int | None = None, skip: str = "none", name: str | None = None):
+        """`name`: the model's (model.cell), for messages."""
         super().__init__()
         self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
-        self.has_memory_cell = has_memory_cell(cell)
+        self.has_memory_cell = has_memory_cell(layer)
         self.num_state_layers = num_layers * (2 if bidirectional else 1)
         # A bidirectional core reads the tokens it is asked to predict: a misuse the study shows.
         self.sees_future = bidirectional
@@ -27,11 +28,11 @@ class LanguageModel(nn.Module):
             self.embedding = nn.Embedding(vocab_size, embed_size)
         else:  # one-hot as a lookup into a fixed identity: one op, float output, no int64 copy
             self.register_buffer("one_hot", torch.eye(vocab_size), persistent=False)
-        self.core = make_core(cell, embed_size or vocab_size, num_hiddens, num_layers,
-                              bidirectional, dropout, nonlinearity, skip, chunk_size, impl)
+        self.core = make_core(layer, embed_size or vocab_size, num_hiddens, num_layers,
+                              bidirectional, dropout, skip, name)
         width = num_hiddens * (2 if bidirectional else 1)
         # d2l's W_hq, b_q belong to its scratch models' params, drawn with the rest: their init
-        output = d2l_output_layer if cell.endswith("_scratch") else nn.Linear
+        output = getattr(layer_class(layer), "output_layer", nn.Linear)
         self.output = output(output_size(width, num_layers, skip), vocab_size)
 
     def begin_state(self, batch_size: int, device=None):

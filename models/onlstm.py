@@ -55,6 +55,9 @@ def _is_int(v) -> bool:
 
 
 class ONLSTM(nn.Module):
+    has_memory_cell = True  # the state is (h, c), as torch.nn.LSTM's
+    problems = staticmethod(chunk_problems)  # its own option's rule, for validation
+
     def __init__(self, input_size: int, num_hiddens: int, chunk_size: int):
         super().__init__()
         problems = chunk_problems(num_hiddens, chunk_size)

@@ -20,7 +20,11 @@ class EncoderRegressor(nn.Module):
     def __init__(self, in_features: int, out_features: int, num_hiddens: int = 256,
                  num_heads: int = 4, ffn_num_hiddens: int = 2048, num_layers: int = 6,
                  dropout: float = 0.1, norm_first: bool = False, batch_first: bool = False,
-                 cell: str = "transformer", **unused):
+                 cell: str = "transformer", positional: str | None = None,
+                 max_len: int | None = None):
+        """`positional` and `max_len` come with conf/model/transformer.yaml, for the other
+        tasks' Transformers; the note's model has no positions and reads neither. Named here,
+        not swallowed by **kwargs, so that a key no constructor takes is refused (a typo)."""
         super().__init__()
         sizes = {"num_hiddens": num_hiddens, "num_heads": num_heads,
                  "ffn_num_hiddens": ffn_num_hiddens, "num_layers": num_layers}

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.cells import nonlinearity_problems
+
 GATES = {"rnn": "h", "gru": "zrh", "lstm": "ifoc"}  # d2l's gate names, in get_params' order
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -151,3 +153,35 @@ class ScratchRNN(nn.Module):
                 x = F.dropout(x, self.dropout)  # between layers only, as torch.nn
         h_n = torch.stack(hs)
         return x, ((h_n, torch.stack(cs)) if self.mode == "lstm" else h_n)
+
+
+# The layers conf/model/*_scratch.yaml name (the cell contract, docs/extend-cell.md): d2l's
+# model of each mode, drawn with its output layer W_hq, b_q (`output_layer`, which the language
+# model builds right after the recurrent weights, as d2l's get_params draws it).
+class RNNScratch(ScratchRNN):
+    output_layer = staticmethod(d2l_output_layer)
+    problems = staticmethod(nonlinearity_problems)
+
+    def __init__(self, input_size: int, num_hiddens: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh"):
+        super().__init__("rnn", input_size, num_hiddens, num_layers, nonlinearity, dropout,
+                         bidirectional)
+
+
+class GRUScratch(ScratchRNN):
+    output_layer = staticmethod(d2l_output_layer)
+
+    def __init__(self, input_size: int, num_hiddens: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0):
+        super().__init__("gru", input_size, num_hiddens, num_layers, "tanh", dropout,
+                         bidirectional)
+
+
+class LSTMScratch(ScratchRNN):
+    has_memory_cell = True
+    output_layer = staticmethod(d2l_output_layer)
+
+    def __init__(self, input_size: int, num_hiddens: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0):
+        super().__init__("lstm", input_size, num_hiddens, num_layers, "tanh", dropout,
+                         bidirectional)

@@ -1,6 +1,6 @@
 """A recurrent encoder-decoder for machine translation, as d2l 0.17.6 (Seq2SeqEncoder with
-Seq2SeqDecoder, or Seq2SeqAttentionDecoder with additive attention), on any recurrent core of
-models.core.make_core.
+Seq2SeqDecoder, or Seq2SeqAttentionDecoder with additive attention), on any recurrent layer
+(conf/model/<name>.yaml's `_target_`), stacked by models.core.make_core.
 
 Layout: time-major everywhere. src (T_src, B) and tgt_in (T_tgt, B) token ids, valid lengths
 (B,), encoder outputs (T_src, B, H), state (L, B, H) (for LSTM a tuple (h, c)), logits
@@ -57,28 +57,29 @@ class AdditiveAttention(nn.Module):
 class Seq2Seq(nn.Module):
     sees_future = False  # the decoder reads only the target tokens before each prediction
 
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, cell: str, num_hiddens: int,
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, layer, num_hiddens: int,
                  num_layers: int = 1, dropout: float = 0.0, embed_size: int | None = 32,
-                 attention: bool = False, bidirectional: bool = False,
-                 nonlinearity: str = "tanh", skip: str = "none", chunk_size: int | None = None,
-                 impl: str | None = None):
+                 attention: bool = False, bidirectional: bool = False, skip: str = "none",
+                 name: str | None = None):
+        """`layer`: the recurrent layer's class or partial (models.core); `name`: the
+        model's (model.cell), for messages."""
         super().__init__()
         problems = bidirectional_problems(bidirectional)
         if problems:
             raise ValueError("; ".join(problems))
         embed_size = embed_size or num_hiddens
-        self.cell, self.num_hiddens, self.attention = cell, num_hiddens, attention
-        self.has_memory_cell = has_memory_cell(cell)
+        self.num_hiddens, self.attention = num_hiddens, attention
+        self.has_memory_cell = has_memory_cell(layer)
         self.src_embedding = nn.Embedding(src_vocab_size, embed_size)
-        self.encoder = make_core(cell, embed_size, num_hiddens, num_layers, False, dropout,
-                                 nonlinearity, skip, chunk_size, impl)
+        self.encoder = make_core(layer, embed_size, num_hiddens, num_layers, False, dropout,
+                                 skip, name)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embed_size)
         # The decoder reads a context next to each embedded token: the encoder's top state (H),
         # or with attention a weighted sum of its outputs (width: H, or L*H with dense skips).
         width = output_size(num_hiddens, num_layers, skip)
         context_size = width if attention else num_hiddens
-        self.decoder = make_core(cell, embed_size + context_size, num_hiddens, num_layers,
-                                 False, dropout, nonlinearity, skip, chunk_size, impl)
+        self.decoder = make_core(layer, embed_size + context_size, num_hiddens, num_layers,
+                                 False, dropout, skip, name)
         if attention:
             self.attn = AdditiveAttention(width, num_hiddens, num_hiddens, dropout)
         self.output = nn.Linear(width, tgt_vocab_size)

@@ -42,6 +42,9 @@ def is_execution_key(key: str) -> bool:
     """`key` (dotted) is an execution setting or a key under one (EXECUTION_KEYS)."""
     return any(key == k or key.startswith(k + ".") for k in EXECUTION_KEYS)
 
+# model.cell names earlier runners wrote, now model.cell=<cell> model.impl=fused (the same
+# function): reports read them as such, validation refuses them with the new spelling.
+RETIRED = {"rnn_fused": "rnn", "gru_fused": "gru"}
 
 def now() -> str:
     """A result's timestamps: UTC, ISO 8601, to the second (they sort as strings)."""

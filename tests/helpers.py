@@ -1,5 +1,6 @@
 """Helpers the tests import: a tiny generated corpus, the real config composed (and shrunk),
 and Markdown tables read back. Fixtures built on them are in conftest.py."""
+import functools
 import importlib.util
 import os
 import random
@@ -7,6 +8,11 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.utils import get_object
+from omegaconf import OmegaConf
+
+from models.core import implementation
+from runner.tasks.build import NETWORK_PASSES, constructor_keys
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 WORDS = ["the", "time", "traveller", "said", "machine", "was", "a", "and", "of", "in"]
@@ -63,6 +69,18 @@ def tables_in(text: str) -> list[list[list[str]]]:
     return tables
 
 
+def layer(name: str, impl: str | None = None, **own):
+    """The recurrent layer conf/model/<name>.yaml names in `_target_`, as the task builds it: a
+    partial with the file's own options, then `own`; computed by `impl` (default: the file's
+    model.impl, and torch.nn's layer where the file says auto)."""
+    file = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{name}.yaml"))
+    cls = get_object(file["_target_"])
+    options = {key: file[key] for key in constructor_keys(cls, NETWORK_PASSES) if key in file}
+    built = functools.partial(cls, **{**options, **own})
+    if not getattr(cls, "implementations", None):
+        return built
+    impl = impl or file.get("impl", "auto")
+    return implementation(built, "nn" if impl == "auto" else impl)
 def needs(package: str, extra: str | None = None) -> None:
     """Skip without `package`, an optional extra's (pip install -e '.[extra]', the extra
     named as the package by default); fail instead under RUNNER_EXTRAS=required, which CI sets

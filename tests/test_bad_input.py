@@ -96,6 +96,8 @@ def test_good_init_options_pass(overrides):
      "Invalid beta parameter at index 0: 2) (e.g. optim.betas=[0.9,0.999])"),
     (["+optim.foo=1"], "optim.foo=1 is not allowed: torch.optim.SGD takes no option foo; it takes "
                        "lr, momentum"),
+    (["+optim.momentun=0.9"], "optim.momentun=0.9 is not allowed: torch.optim.SGD takes no "
+                              "option momentun; it takes lr, momentum"),  # ...; did you mean
     (["optim._target_=torch.optim.Nope"], "optim._target_='torch.optim.Nope' is not allowed: it "
                                           "must be an optimizer class"),
 ])
@@ -103,6 +105,11 @@ def test_optimizer_arguments_are_checked_by_building_it(overrides, line):
     found = refused(*overrides)
     assert found.startswith(line)
     assert "(e.g. " in found
+
+
+def test_an_optimizer_option_typo_is_given_the_nearest_option():
+    assert refused("+optim.momentun=0.9").endswith(
+        "; did you mean optim.momentum? (e.g. optim.momentum=0.9)")
 
 
 def test_a_bad_lr_is_named_once():
@@ -118,6 +125,43 @@ def test_a_bad_lr_is_named_once():
 ])
 def test_good_optimizer_arguments_pass(overrides):
     validate(compose_config(*overrides))
+
+
+# ---------------------------------------------------------------- 2b. keys nobody takes
+# The model's known keys are its constructors' arguments; every other section's, the keys of
+# the config composed without `+` overrides (the primary config), which validation is given.
+UNKNOWN_KEY_CASES = {
+    "+model.num_hidden=64": "model.num_hidden=64 is not a key of model=rnn: did you mean "
+                            "model.num_hiddens? (the keys: cell, _target_, impl, num_hiddens, ",
+    "model=gru +model.foo=1": "model.foo=1 is not a key of model=gru, which takes cell, ",
+    "data=tatoeba +model.attentoin=true": "model.attentoin=True is not a key of model=rnn: did "
+                                          "you mean model.attention?",
+    "model=transformer +model.num_head=2": "model.num_head=2 is not a key of model=transformer:"
+                                           " did you mean model.num_heads?",
+    "+train.num_epoch=3": "train.num_epoch=3 is not a key of train: did you mean "
+                          "train.num_epochs? (the keys: num_epochs, ",
+    "+data.foo=1": "data.foo=1 is not a key of data, which takes task, ",
+    "+sample.prefx=a": "sample.prefx='a' is not a key of sample: did you mean sample.prefix?",
+    "+sead=1": "sead=1 is not a key of the config: did you mean seed?",
+}
+
+
+@pytest.mark.parametrize("overrides, line", UNKNOWN_KEY_CASES.items(), ids=list(UNKNOWN_KEY_CASES))
+def test_a_key_nobody_takes_is_refused_with_the_nearest_key(overrides, line):
+    overrides = overrides.split()
+    primary = compose_config(*[o for o in overrides if not o.startswith("+")])
+    with pytest.raises(ConfigError) as info:
+        validate(compose_config(*overrides), primary)
+    found = the_line(str(info.value))
+    assert found.startswith(line), found
+    assert "(e.g. " in found
+
+
+def test_keys_the_consumer_takes_pass():
+    # optim's extra keys are the optimizer's arguments, +init.a the scheme's
+    for overrides in (["optim=adam", "+optim.betas=[0.9,0.99]", "+optim.fused=true"],
+                      ["init=kaiming_normal", "+init.a=0.1"]):
+        validate(compose_config(*overrides), compose_config(*overrides[:1]))
 
 
 # ---------------------------------------------------------------- 3. a corpus that is no text
@@ -294,6 +338,10 @@ CLI_CASES = {
     "no such model": (["model=nosuch"], "model=nosuch is not allowed: it must be one of gru, "),
     "typo key": (["model.num_hidden=16"], "model.num_hidden=16 is not allowed: model has no key "
                                           "num_hidden"),
+    "unknown model key": (["+model.num_hidden=16"], "model.num_hidden=16 is not a key of "
+                                                    "model=rnn: did you mean model.num_hiddens?"),
+    "unknown train key": (["+train.foo=1"], "train.foo=1 is not a key of train, which takes "),
+    "unknown data key": (["+data.foo=1"], "data.foo=1 is not a key of data, which takes "),
     "folder in /proc": (["hydra.run.dir=/proc/x"], "the output folder /proc/x cannot be used: "
                                                    "No such file or directory; choose another"),
     "result.json a folder": ([], "the output folder {out} cannot be used: {out}/result.json is a "

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
     ("model.num_hiddens=true", "model.num_hiddens=True is not allowed"),
     ("optim.lr=-1", "optim.lr=-1 is not allowed: it must be a number > 0"),
     ("model.dropout=1.5", "model.dropout=1.5 is not allowed: it must be a number in [0, 1)"),
-    ("model.cell=lstmx", "model.cell='lstmx' is not allowed: it must be one of rnn"),
+    ("model.cell=lstm", "model.cell='lstm' is not allowed: it names conf/model/lstm.yaml, whose "
+                        "layer is models.cells.lstm, and this model's is models.cells.rnn"),
     ("model.skip=highway", "model.skip='highway' is not allowed: it must be one of none, residual"),
     ("data.sampling=shuffled", "data.sampling='shuffled' is not allowed"),
     ("train.grad_clip=0", "train.grad_clip=0 is not allowed: it must be null (off)"),
@@ -54,10 +55,11 @@ def test_bad_value_is_named_with_what_is_allowed(override, expected):
      "model.chunk_size=7 is not allowed: it must be an integer >= 1 dividing "
      "model.num_hiddens=512"),
     (["model=onlstm", "model.chunk_size=512"], "into at least 2 chunks"),
-    (["model=gru", "+model.chunk_size=8"], "model.chunk_size=8 applies to onlstm only"),
+    (["model=gru", "+model.chunk_size=8"], "model.chunk_size=8 is not a key of model=gru"),
     (["model=sru", "model.bidirectional=true"],
      "model.bidirectional=true is not available for sru"),
-    (["model=gru", "+model.nonlinearity=relu"], "applies to rnn cells only, not gru"),
+    (["model=gru", "+model.nonlinearity=relu"], "model.nonlinearity='relu' is not a key of "
+                                                "model=gru"),
 ])
 def test_bad_model_option_is_named_with_the_fix(overrides, expected):
     with pytest.raises(ConfigError) as info:

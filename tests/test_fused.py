@@ -7,6 +7,7 @@ from torch import nn
 from models.core import make_core
 from models.fused import FusedRNN
 from models.lm import LanguageModel
+from tests.helpers import layer
 
 T, B, IN, H = 5, 3, 4, 6
 NN = {"rnn": nn.RNN, "gru": nn.GRU}
@@ -102,9 +103,10 @@ def test_no_fused_lstm():
 def test_impl_fused_trains_as_torch_nn(cell):
     """model.impl=fused builds a language model around FusedRNN that trains as its torch.nn
     twin (model.impl=nn): same logits, and the same gradient for every parameter."""
-    assert isinstance(make_core(cell, IN, H, impl="fused"), FusedRNN)
+    assert isinstance(make_core(layer(cell, impl="fused"), IN, H), FusedRNN)
     torch.manual_seed(0)
-    model, twin = (LanguageModel(10, cell, H, num_layers=2, impl=i) for i in ("fused", "nn"))
+    model, twin = (LanguageModel(10, layer(cell, impl=i), H, num_layers=2)
+                   for i in ("fused", "nn"))
     assert isinstance(model.core, FusedRNN) and isinstance(twin.core, NN[cell])
     twin.load_state_dict(model.state_dict())
     tokens, weights = torch.randint(10, (T, B)), torch.randn(T, B, 10)

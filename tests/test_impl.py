@@ -87,10 +87,11 @@ def test_a_run_stopped_under_one_implementation_resumes_under_the_other(tiny_cfg
 
 
 @pytest.mark.parametrize("overrides, line", [
-    (["model=lstm", "model.impl=fused"], "model.impl=fused exists for rnn and gru only, not "
-     "lstm: torch.nn's LSTM is one oneDNN kernel on CPU already (e.g. model.impl=auto)"),
-    (["model=sru", "model.impl=nn"], "model.impl=nn applies to rnn, lstm, gru only: sru has "
-     "one implementation (e.g. model.impl=auto)"),
+    # the layer declares its implementations (models/cells.py: none fused for lstm)
+    (["model=lstm", "model.impl=fused"], "model.impl=fused does not exist for lstm: it has nn "
+     "(e.g. model.impl=auto)"),
+    (["model=sru", "model.impl=nn"], "model.impl=nn does not apply: sru has one "
+     "implementation (e.g. model.impl=auto)"),
     (["model.impl=cudnn"], "model.impl='cudnn' is not allowed: it must be one of auto, nn, "
      "fused (e.g. model.impl=auto, the fastest for the device)"),
     (["model.cell=rnn_fused"], "model.cell='rnn_fused' is now model.cell=rnn model.impl=fused: "

@@ -10,7 +10,7 @@ from torch import nn
 
 from models import Seq2Seq, init_weights
 from runner.tasks.translation import seq2seq
-from tests.helpers import compose_config
+from tests.helpers import compose_config, layer
 
 
 def d2l_xavier_init_weights(m):
@@ -90,4 +90,4 @@ def test_options_narrow_what_is_filled():
 ])
 def test_bad_options_name_the_value_and_the_choices(kw, match):
     with pytest.raises(ValueError, match=match):
-        init_weights(Seq2Seq(5, 5, "gru", 4), **kw)
+        init_weights(Seq2Seq(5, 5, layer("gru"), 4), **kw)

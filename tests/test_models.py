@@ -7,21 +7,26 @@ import pytest
 import torch
 from torch import nn
 
-from models import CELLS, SCHEMES, LanguageModel, detach, generate, init_weights, make_core
+from models import SCHEMES, LanguageModel, detach, generate, init_weights, make_core
 from models import num_params as count_params
-from models.core import ONE_WAY, has_memory_cell
+from models.core import has_memory_cell, takes
 from models.scratch import ScratchRNN
+from tests.helpers import layer
+
+# the recurrent models, by conf/model/'s names (the nn and fused pins aside: tests/test_fused.py)
+CELLS = ("rnn", "lstm", "gru", "rnn_scratch", "lstm_scratch", "gru_scratch", "sru", "onlstm")
+ONE_WAY = tuple(cell for cell in CELLS if not takes(layer(cell), "bidirectional"))
 
 # --------------------------------------------------------------------------------------------
 # make_core
 
 
 def test_make_core_types():
-    assert type(make_core("gru", 3, 4)) is nn.GRU
-    assert type(make_core("lstm", 3, 4, num_layers=2)) is nn.LSTM
-    rnn = make_core("rnn", 3, 4, nonlinearity="relu")
+    assert type(make_core(layer("gru"), 3, 4)) is nn.GRU
+    assert type(make_core(layer("lstm"), 3, 4, num_layers=2)) is nn.LSTM
+    rnn = make_core(layer("rnn", nonlinearity="relu"), 3, 4)
     assert type(rnn) is nn.RNN and rnn.nonlinearity == "relu"
-    core = make_core("lstm_scratch", 3, 4, num_layers=2, bidirectional=True)
+    core = make_core(layer("lstm_scratch"), 3, 4, num_layers=2, bidirectional=True)
     assert isinstance(core, ScratchRNN)
     assert (core.mode, core.num_layers, core.num_directions) == ("lstm", 2, 2)
     # d2l's layout: W_x. (inputs, H), W_h. (H, H), b_. (H,) per gate; layer 2 reads 2 x H
@@ -29,19 +34,19 @@ def test_make_core_types():
     assert core.weight_hc_l0.shape == (4, 4) and core.bias_o_l1.shape == (4,)
 
 
-def test_make_core_unknown_cell_lists_names():
-    with pytest.raises(ValueError, match=r"model\.cell='transformer'") as e:
-        make_core("transformer", 3, 4)
-    for name in CELLS:
-        assert re.search(rf"\b{name}\b", str(e.value))
+def test_make_core_names_the_options_a_layer_does_not_take():
+    with pytest.raises(ValueError) as e:
+        make_core(layer("sru", chunk_size=4), 3, 4, name="sru")
+    assert re.match(r"model\.chunk_size=4 is not a key of model=sru, whose layer SRU takes no "
+                    r"options", str(e.value))
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "lstm_scratch", "gru_scratch"])
 def test_make_core_relu_only_for_rnn(cell):
     with pytest.raises(ValueError, match="relu"):
-        make_core(cell, 3, 4, nonlinearity="relu")
+        make_core(layer(cell, nonlinearity="relu"), 3, 4)
     with pytest.raises(ValueError, match="sigmoid"):
-        make_core("rnn", 3, 4, nonlinearity="sigmoid")
+        make_core(layer("rnn", nonlinearity="sigmoid"), 3, 4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,11 +64,11 @@ def _options(cell):
 def test_lm_logits_and_state_shapes(cell, embed_size):
     torch.manual_seed(0)
     for layers, bidir in ((1, False), (2, False), (2, True))[:2 if cell in ONE_WAY else 3]:
-        model = LanguageModel(V, cell, H, num_layers=layers, bidirectional=bidir,
-                              embed_size=embed_size, **_options(cell))
+        model = LanguageModel(V, layer(cell, **_options(cell)), H, num_layers=layers,
+                              bidirectional=bidir, embed_size=embed_size)
         D = 2 if bidir else 1
         state = model.begin_state(B)
-        if has_memory_cell(cell):
+        if has_memory_cell(layer(cell)):
             assert isinstance(state, tuple) and len(state) == 2
             assert all(s.shape == (layers * D, B, H) for s in state)
         else:
@@ -81,7 +86,7 @@ def test_lm_logits_and_state_shapes(cell, embed_size):
 
 def test_one_hot_input_is_identity_lookup():
     torch.manual_seed(0)
-    model = LanguageModel(V, "rnn", H)
+    model = LanguageModel(V, layer("rnn"), H)
     x = torch.randint(0, V, (T, B))
     logits, _ = model(x, model.begin_state(B))
     one_hot = nn.functional.one_hot(x, V).float()
@@ -92,7 +97,7 @@ def test_one_hot_input_is_identity_lookup():
 
 def test_gru_one_hot_param_count_closed_form():
     for vocab, hidden in ((28, 32), (7, 5), (100, 256)):
-        model = LanguageModel(vocab, "gru", hidden)
+        model = LanguageModel(vocab, layer("gru"), hidden)
         expected = 3 * (hidden * hidden + hidden * vocab + 2 * hidden) + (hidden * vocab + vocab)
         assert count_params(model) == expected
         assert sum(p.numel() for p in model.parameters()) == expected
@@ -101,7 +106,7 @@ def test_gru_one_hot_param_count_closed_form():
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "lstm_scratch", "sru", "onlstm"])
 def test_detach_cuts_history_keeps_values(cell):
     torch.manual_seed(0)
-    model = LanguageModel(V, cell, H, **_options(cell))
+    model = LanguageModel(V, layer(cell, **_options(cell)), H)
     _, state = model(torch.randint(0, V, (T, B)), model.begin_state(B))
     parts = state if isinstance(state, tuple) else (state,)
     assert all(s.grad_fn is not None for s in parts)
@@ -117,7 +122,7 @@ def test_detach_cuts_history_keeps_values(cell):
 @pytest.mark.parametrize("cell", ["gru", "lstm_scratch", "sru", "onlstm"])
 def test_generate(cell):
     torch.manual_seed(0)
-    model = LanguageModel(V, cell, H, embed_size=3, **_options(cell))
+    model = LanguageModel(V, layer(cell, **_options(cell)), H, embed_size=3)
     prefix = [1, 4, 2]
     model.train()
     out = generate(model, prefix, 8, "cpu")
@@ -144,8 +149,8 @@ def test_causality(cell):
     x2 = x.clone()
     x2[t] = (x[t] + 1) % V
     for bidir in (False, True)[:1 if cell in ONE_WAY else 2]:
-        model = LanguageModel(V, cell, H, num_layers=2, bidirectional=bidir, embed_size=4,
-                              **_options(cell))
+        model = LanguageModel(V, layer(cell, **_options(cell)), H, num_layers=2,
+                              bidirectional=bidir, embed_size=4)
         with torch.no_grad():
             a, _ = model(x, model.begin_state(B))
             b, _ = model(x2, model.begin_state(B))
@@ -164,7 +169,7 @@ def test_causality(cell):
 
 def _lm():
     torch.manual_seed(0)
-    return LanguageModel(11, "lstm", 6, num_layers=2, embed_size=5)
+    return LanguageModel(11, layer("lstm"), 6, num_layers=2, embed_size=5)
 
 
 @pytest.mark.parametrize("bidir", [False, True])
@@ -172,7 +177,7 @@ def _lm():
 def test_init_schemes_touch_weights_and_zero_biases(scheme, bidir):
     torch.manual_seed(0)
     cell = "gru_scratch" if bidir else "lstm"
-    model = LanguageModel(11, cell, 6, num_layers=2, bidirectional=bidir, embed_size=5)
+    model = LanguageModel(11, layer(cell), 6, num_layers=2, bidirectional=bidir, embed_size=5)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     assert any("embedding" in n for n in before) and any("output" in n for n in before)
     assert init_weights(model, scheme) is model
@@ -197,7 +202,7 @@ def test_init_schemes_touch_weights_and_zero_biases(scheme, bidir):
 
 def test_init_normal_std():
     torch.manual_seed(0)
-    model = LanguageModel(300, "rnn", 256)
+    model = LanguageModel(300, layer("rnn"), 256)
     init_weights(model, "normal", std=0.01)
     big = [p for p in model.parameters() if p.dim() >= 2 and p.numel() >= 50_000]
     assert len(big) >= 2
@@ -208,7 +213,7 @@ def test_init_normal_std():
 
 def test_init_uniform_range():
     torch.manual_seed(0)
-    model = LanguageModel(40, "gru", 32, embed_size=16)
+    model = LanguageModel(40, layer("gru"), 32, embed_size=16)
     init_weights(model, "uniform", a=0.05)
     for p in model.parameters():
         if p.dim() >= 2:
@@ -222,7 +227,7 @@ def test_init_uniform_range():
 
 def test_init_orthogonal():
     torch.manual_seed(0)
-    model = LanguageModel(10, "rnn", 16)
+    model = LanguageModel(10, layer("rnn"), 16)
     init_weights(model, "orthogonal")
     w = model.core.weight_hh_l0
     assert w.shape == (16, 16)

@@ -7,6 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.roofline import GATES, VOCAB, ceiling, flops_per_token
 from models.lm import LanguageModel
+from tests.helpers import layer
 
 T, B, H = 7, 3, 16
 
@@ -14,7 +15,7 @@ T, B, H = 7, 3, 16
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_flops_per_token_is_what_a_training_step_multiplies(kind):
     torch.manual_seed(0)
-    model = LanguageModel(VOCAB, f"{kind}_scratch", H)
+    model = LanguageModel(VOCAB, layer(f"{kind}_scratch"), H)
     x = torch.randint(VOCAB, (T, B))
     with FlopCounterMode(display=False) as counter:
         out, _ = model(x, model.begin_state(B))

@@ -10,7 +10,7 @@ from runner.errors import ConfigError
 from runner.run.validate import validate
 from runner.tasks.language_model import language_model
 from runner.tasks.translation import seq2seq
-from tests.helpers import compose_config
+from tests.helpers import compose_config, layer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,22 +19,22 @@ CASES = {
     "onlstm chunks": (["model=onlstm", "model.chunk_size=7"],
                       lambda m: ONLSTM(3, m.num_hiddens, m.chunk_size)),
     "onlstm needs chunk_size": (["model=onlstm", "~model.chunk_size"],
-                                lambda m: make_core("onlstm", 3, m.num_hiddens)),
-    "chunk_size onlstm only": (["model=gru", "+model.chunk_size=8"],
-                               lambda m: make_core("gru", 3, m.num_hiddens, chunk_size=8)),
-    "nonlinearity rnn only": (["model=gru", "+model.nonlinearity=relu"],
-                              lambda m: make_core("gru", 3, m.num_hiddens, nonlinearity="relu")),
+                                lambda m: make_core(ONLSTM, 3, m.num_hiddens, name=m.cell)),
     "nonlinearity names": (["model=rnn", "model.nonlinearity=sigmoid"],
-                           lambda m: make_core("rnn", 3, m.num_hiddens, nonlinearity="sigmoid")),
+                           lambda m: make_core(layer("rnn", nonlinearity="sigmoid"), 3,
+                                               m.num_hiddens, name=m.cell)),
     "sru one way": (["model=sru", "model.bidirectional=true"],
-                    lambda m: make_core("sru", 3, m.num_hiddens, bidirectional=True)),
+                    lambda m: make_core(layer("sru"), 3, m.num_hiddens, bidirectional=True,
+                                        name=m.cell)),
     "onlstm one way": (["model=onlstm", "model.bidirectional=true"],
-                       lambda m: make_core("onlstm", 3, m.num_hiddens, bidirectional=True,
-                                           chunk_size=m.chunk_size)),
+                       lambda m: make_core(layer("onlstm", chunk_size=m.chunk_size), 3,
+                                           m.num_hiddens, bidirectional=True, name=m.cell)),
     "seq2seq one way": (["data=tatoeba", "model=sru", "model.bidirectional=true"],
-                        lambda m: Seq2Seq(5, 6, m.cell, m.num_hiddens, bidirectional=True)),
+                        lambda m: Seq2Seq(5, 6, layer(m.cell), m.num_hiddens,
+                                          bidirectional=True)),
     "skip names": (["model=gru", "model.skip=highway"],
-                   lambda m: make_core("gru", 3, m.num_hiddens, skip="highway")),
+                   lambda m: make_core(layer("gru"), 3, m.num_hiddens, skip="highway",
+                                       name=m.cell)),
     "heads divide num_hiddens": (["model=transformer", "model.num_heads=3"],
                                  lambda m: TransformerLM(5, num_hiddens=m.num_hiddens,
                                                          num_heads=3)),
@@ -75,17 +75,29 @@ def test_validation_and_the_constructor_say_the_same_line(overrides, construct):
     assert str(instantiated.value) == line
 
 
+@pytest.mark.parametrize("key, value", [("chunk_size", 8), ("nonlinearity", "relu")])
+def test_an_option_the_layer_does_not_take_is_named_by_both(key, value):
+    """Validation names the nearest key of all the model takes (runner/run/keys.py); the
+    constructor the options its layer takes."""
+    with pytest.raises(ConfigError) as validated:
+        validate(compose_config("model=gru", f"+model.{key}={value}"))
+    said = f"model.{key}={value!r} is not a key of model=gru"
+    assert said in str(validated.value)
+    with pytest.raises(ValueError) as built:
+        make_core(layer("gru", **{key: value}), 3, 8, name="gru")
+    assert str(built.value).startswith(f"{said}, whose layer gru takes no options")
+
+
 def test_a_constructor_reports_every_broken_rule():
     with pytest.raises(ValueError) as e:
-        make_core("gru", 3, 8, nonlinearity="relu", skip="highway", chunk_size=4)
+        make_core(layer("gru", nonlinearity="relu", chunk_size=4), 3, 8, skip="highway")
     assert [p.split("=")[0] for p in str(e.value).split("; ")] == [
-        "model.nonlinearity", "model.skip", "model.chunk_size"]
+        "model.skip", "model.nonlinearity", "model.chunk_size"]
 
 
 @pytest.mark.parametrize("phrase", [
     "into at least 2 chunks",                # ON-LSTM's chunks
-    "applies to onlstm only",                # chunk_size for other cells
-    "applies to rnn cells only",             # the nonlinearity
+    "is not a key of model={name}, whose",   # a layer's options it does not take
     "is not available for",                  # sru and onlstm run one way
     "(translation) (e.g. model.bidirectional=false)",  # Seq2Seq's encoder
     "is not allowed: it must divide",        # heads dividing num_hiddens

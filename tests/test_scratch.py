@@ -12,6 +12,7 @@ from models.scratch import ScratchRNN
 from runner.report.reference import reference_for
 from runner.run.execute import run
 from tests.d2l_scratch import D2L, D2L_NAMES, MODES, D2LRNNModelScratch
+from tests.helpers import layer as model_layer
 from tests.test_reference import summary_of
 
 # --------------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_lm_equals_d2l_rnn_model_scratch(mode):
     """Our LanguageModel with a _scratch cell against d2l's RNNModelScratch as d2l calls it
     (float32, one-hot of X.T), over two consecutive calls carrying the state, loss as d2l's
     train_epoch_ch8: outputs, final states and every parameter's gradient agree."""
-    model = randomize(LanguageModel(V, f"{mode}_scratch", H))
+    model = randomize(LanguageModel(V, model_layer(f"{mode}_scratch"), H))
     get_params, init_state, forward_fn = D2L[mode]
     net = D2LRNNModelScratch(V, H, "cpu", get_params, init_state, forward_fn)
     net.params = d2l_params(model.core, mode, model.output.weight.T, model.output.bias)
@@ -104,7 +105,7 @@ def test_lm_equals_d2l_rnn_model_scratch(mode):
 def test_core_equals_d2l_in_float64(mode):
     """The same in float64, calling d2l's forward function on the one-hot input directly
     (RNNModelScratch casts it to float32): agreement to rounding, 1e-12."""
-    model = randomize(LanguageModel(V, f"{mode}_scratch", H).double())
+    model = randomize(LanguageModel(V, model_layer(f"{mode}_scratch"), H).double())
     params = d2l_params(model.core, mode, model.output.weight.T, model.output.bias)
     X = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(4))
     state = d2l_state(mode, B, H, dtype=torch.float64)
@@ -163,15 +164,16 @@ def test_deep_and_bidirectional_are_d2l_layer_by_layer(mode, layers, bidir):
 def test_parameter_counts_are_d2ls(mode):
     for vocab, hidden in ((28, 512), (7, 5), (28, 256)):
         d2l_count = sum(p.numel() for p in D2L[mode][0](vocab, hidden, "cpu"))
-        assert num_params(LanguageModel(vocab, f"{mode}_scratch", hidden)) == d2l_count
+        model = LanguageModel(vocab, model_layer(f"{mode}_scratch"), hidden)
+        assert num_params(model) == d2l_count
 
 
 def test_the_studys_rnn_from_scratch_has_fewer_parameters_than_nn_rnn():
     """28 characters, 512 hidden: d2l's 291,356 (one bias) against nn.RNN's 291,868 (two)."""
-    assert num_params(LanguageModel(28, "rnn_scratch", 512)) == 291_356
-    assert num_params(LanguageModel(28, "rnn", 512)) == 291_868
-    assert num_params(LanguageModel(28, "gru_scratch", 512)) == \
-        num_params(LanguageModel(28, "gru", 512)) - 3 * 512
+    assert num_params(LanguageModel(28, model_layer("rnn_scratch"), 512)) == 291_356
+    assert num_params(LanguageModel(28, model_layer("rnn"), 512)) == 291_868
+    assert num_params(LanguageModel(28, model_layer("gru_scratch"), 512)) == \
+        num_params(LanguageModel(28, model_layer("gru"), 512)) - 3 * 512
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -179,7 +181,7 @@ def test_init_draws_d2ls_numbers_at_the_same_seed(mode):
     """d2l's get_params and our LanguageModel draw the same tensors in the same order: at one
     seed a one-layer one-hot model starts from exactly d2l's parameters, W_hq and b_q too."""
     torch.manual_seed(7)
-    model = LanguageModel(V, f"{mode}_scratch", H)
+    model = LanguageModel(V, model_layer(f"{mode}_scratch"), H)
     torch.manual_seed(7)
     params = D2L[mode][0](V, H, "cpu")
     mine = [getattr(model.core, ours(n)) for n in D2L_NAMES[mode]] + [model.output.weight.T,
@@ -192,7 +194,7 @@ def test_init_draws_d2ls_numbers_at_the_same_seed(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_default_init_is_d2ls_and_a_named_scheme_replaces_it(mode):
     torch.manual_seed(0)
-    model = LanguageModel(28, f"{mode}_scratch", 512)
+    model = LanguageModel(28, model_layer(f"{mode}_scratch"), 512)
     weights = {n: p for n, p in model.named_parameters() if p.dim() == 2}
     biases = {n: p for n, p in model.named_parameters() if p.dim() == 1}
     assert len(weights) == 2 * len(D2L_NAMES[mode]) // 3 + 1 and "output.weight" in weights
@@ -234,7 +236,7 @@ def test_gru_reset_gate_is_not_torch_nns():
     two still differ: d2l's reset gate scales H before W_hh, torch.nn's scales W_hn h. With
     W_hh = 0 the reset gate has nothing to act on, and then they agree (the copy is right)."""
     torch.manual_seed(0)
-    mine = randomize(make_core("gru_scratch", 3, H))
+    mine = randomize(make_core(model_layer("gru_scratch"), 3, H))
     ref = nn.GRU(3, H)
 
     def stacked(names):  # d2l's (in, H) matrices -> torch.nn's (3H, in), gates r, z, n

@@ -10,15 +10,16 @@ from torch import nn
 
 from models.seq2seq import Seq2Seq, masked_cross_entropy
 from runner.tasks.bleu import corpus_bleu
+from tests.helpers import layer
 
 V_SRC, V_TGT, T_SRC, T_TGT, B = 7, 9, 5, 4, 3
 PAD, BOS, EOS = 0, 1, 2
 
 
-def tiny(cell="gru", attention=False, num_layers=1, **kw):
+def tiny(cell="gru", attention=False, num_layers=1, impl=None, **kw):
     torch.manual_seed(0)
-    return Seq2Seq(V_SRC, V_TGT, cell, num_hiddens=8, num_layers=num_layers, embed_size=6,
-                   attention=attention, **kw)
+    return Seq2Seq(V_SRC, V_TGT, layer(cell, impl), num_hiddens=8, num_layers=num_layers,
+                   embed_size=6, attention=attention, **kw)
 
 
 def batch():
@@ -49,7 +50,7 @@ def test_logits_shape_and_backward(cell, impl, attention, num_layers):
 def test_options():
     with pytest.raises(ValueError, match="model.bidirectional=True is not allowed"):
         tiny(bidirectional=True)
-    model = Seq2Seq(V_SRC, V_TGT, "gru", num_hiddens=8, embed_size=None)
+    model = Seq2Seq(V_SRC, V_TGT, layer("gru"), num_hiddens=8, embed_size=None)
     assert model.src_embedding.embedding_dim == 8  # None: the embedding is num_hiddens wide
 
 
@@ -161,7 +162,7 @@ def test_learns_to_reverse_sequences():
     try:
         torch.manual_seed(0)
         vocab = first + num_tokens
-        model = Seq2Seq(vocab, vocab, "gru", num_hiddens=32, embed_size=16, attention=True)
+        model = Seq2Seq(vocab, vocab, layer("gru"), num_hiddens=32, embed_size=16, attention=True)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
         start = time.perf_counter()
         for _ in range(25):

@@ -9,6 +9,7 @@ from torch import nn
 from models import LanguageModel, Seq2Seq, make_core
 from models import num_params as count
 from models.stack import Stack
+from tests.helpers import layer
 
 
 def _gru_count(n, m):
@@ -26,8 +27,8 @@ def test_plain_stack_equals_torch_nn_stack(mode, bidir):
     ref = {"gru": nn.GRU, "lstm": nn.LSTM}[mode](n_in, H, num_layers=L, bidirectional=bidir)
     width = D * H
     layers = [type(ref)(n_in if k == 0 else width, H, bidirectional=bidir) for k in range(L)]
-    for k, layer in enumerate(layers):
-        for name, p in layer.named_parameters():
+    for k, one in enumerate(layers):
+        for name, p in one.named_parameters():
             p.data.copy_(getattr(ref, name.replace("_l0", f"_l{k}")))
     stack = Stack(layers, "none", 0.0, D)
     x = torch.randn(T, B, n_in)
@@ -70,25 +71,25 @@ def test_dense_layers_read_everything_below_and_the_head_reads_every_layer():
 @pytest.mark.parametrize("skip", ["none", "residual", "dense"])
 def test_gru_parameter_counts_match_the_closed_form(skip):
     n_in, n, L, V = 7, 10, 3, 7
-    core = make_core("gru", n_in, n, L, skip=skip)
+    core = make_core(layer("gru"), n_in, n, L, skip=skip)
     inputs = [n_in + k * n for k in range(L)] if skip == "dense" else [n_in] + [n] * (L - 1)
     assert count(core) == sum(_gru_count(n, m) for m in inputs)
-    model = LanguageModel(V, "gru", n, L, skip=skip)  # one-hot input: m = V for layer 1
+    model = LanguageModel(V, layer("gru"), n, L, skip=skip)  # one-hot input: m = V for layer 1
     head_in = L * n if skip == "dense" else n
-    assert count(model) == count(make_core("gru", V, n, L, skip=skip)) + head_in * V + V
+    assert count(model) == count(make_core(layer("gru"), V, n, L, skip=skip)) + head_in * V + V
     assert model.output.in_features == head_in
 
 
 def test_dropout_falls_between_layers_only():
     torch.manual_seed(0)
-    core = make_core("gru", 3, 4, 2, dropout=0.5, skip="residual")
+    core = make_core(layer("gru"), 3, 4, 2, dropout=0.5, skip="residual")
     x, h0 = torch.randn(6, 2, 3), torch.zeros(2, 2, 4)
     core.eval()
     a, b = core(x, h0)[0], core(x, h0)[0]
     torch.testing.assert_close(a, b)  # no dropout in eval mode
     core.train()
     assert not torch.equal(core(x, h0)[0], a)
-    one = make_core("gru", 3, 4, 1, dropout=0.5, skip="residual").train()
+    one = make_core(layer("gru"), 3, 4, 1, dropout=0.5, skip="residual").train()
     torch.testing.assert_close(one(x, h0[:1])[0], one(x, h0[:1])[0])  # nothing to drop between
 
 
@@ -96,7 +97,7 @@ def test_dropout_falls_between_layers_only():
 @pytest.mark.parametrize("skip", ["none", "residual", "dense"])
 def test_new_cells_stack_with_every_connection(cell, skip):
     kwargs = {"chunk_size": 2} if cell == "onlstm" else {}
-    model = LanguageModel(9, cell, 8, num_layers=3, skip=skip, **kwargs)
+    model = LanguageModel(9, layer(cell, **kwargs), 8, num_layers=3, skip=skip)
     x = torch.randint(0, 9, (5, 4))
     state = model.begin_state(4)
     logits, new = model(x, state)
@@ -109,22 +110,23 @@ def test_new_cells_stack_with_every_connection(cell, skip):
 @pytest.mark.parametrize("cell", ["sru", "onlstm", "gru"])
 def test_seq2seq_runs_every_cell_with_dense_skips_and_attention(cell):
     kwargs = {"chunk_size": 4} if cell == "onlstm" else {}
-    model = Seq2Seq(11, 13, cell, 8, num_layers=2, skip="dense", attention=True, **kwargs)
+    model = Seq2Seq(11, 13, layer(cell, **kwargs), 8, num_layers=2, skip="dense",
+                    attention=True)
     src, tgt = torch.randint(0, 11, (6, 3)), torch.randint(0, 13, (5, 3))
     assert model(src, torch.tensor([6, 4, 2]), tgt).shape == (5, 3, 13)
     ids, attn = model.translate(src[:, 0], 6, bos=1, eos=2, max_len=4)
     assert len(ids) <= 4 and len(attn) >= 1
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(cell="sru", bidirectional=True), "bidirectional"),
-    (dict(cell="gru", chunk_size=4), "chunk_size"),
-    (dict(cell="onlstm"), "chunk_size"),
-    (dict(cell="gru", skip="highway"), "skip"),
+@pytest.mark.parametrize("cell,own,bad,match", [
+    ("sru", {}, dict(bidirectional=True), "bidirectional"),
+    ("gru", dict(chunk_size=4), {}, "chunk_size"),
+    ("onlstm", dict(chunk_size=None), {}, "chunk_size"),
+    ("gru", {}, dict(skip="highway"), "skip"),
 ])
-def test_bad_cell_options_are_refused_by_name(bad, match):
+def test_bad_cell_options_are_refused_by_name(cell, own, bad, match):
     with pytest.raises(ValueError, match=match):
-        make_core(input_size=3, num_hiddens=4, **bad)
+        make_core(layer(cell, **own), input_size=3, num_hiddens=4, **bad)
 
 
 @pytest.mark.parametrize("cell,skip", [("sru", "none"), ("onlstm", "none"), ("gru", "residual"),
@@ -135,7 +137,7 @@ def test_each_new_model_learns_a_sequence_that_needs_memory(cell, skip):
     memory is stuck at ln 2 = 0.69 nats on every step."""
     torch.manual_seed(0)
     kwargs = {"chunk_size": 4} if cell == "onlstm" else {}
-    model = LanguageModel(4, cell, 16, num_layers=2, skip=skip, **kwargs)
+    model = LanguageModel(4, layer(cell, **kwargs), 16, num_layers=2, skip=skip)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     seq = torch.arange(4).repeat_interleave(2).repeat(3)  # (24,)
     x, y = seq[:-1, None], seq[1:, None]  # (T, B=1)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from models.lm import LanguageModel, detach, generate, num_params
 from models.seq2seq import masked_cross_entropy
 from models.transformer import TransformerLM, TransformerSeq2Seq
+from tests.helpers import layer
 
 V, T, B, D, F_, L = 11, 6, 2, 16, 32, 2  # vocab, steps, batch, d_model, ffn width, layers
 SIZES = dict(num_hiddens=D, num_heads=2, ffn_num_hiddens=F_, num_layers=L)
@@ -60,7 +61,7 @@ def test_lm_is_causal(norm_first, context_len):
 def test_recurrent_lm_sees_the_future_only_when_bidirectional(bidirectional):
     """Documents what the causality check catches: a bidirectional GRU reads later tokens."""
     torch.manual_seed(0)
-    model = LanguageModel(V, "gru", 8, bidirectional=bidirectional).eval()
+    model = LanguageModel(V, layer("gru"), 8, bidirectional=bidirectional).eval()
     x = ids(T, B)
     with torch.no_grad():
         ref = model(x, model.begin_state(B))[0]

@@ -9,10 +9,10 @@ import jsonschema
 import numpy as np
 import pandas as pd
 
-from models.core import RETIRED, TORCH_CELLS
 from runner.result import (
     EXECUTION_KEYS,
     RESULT_FILE,
+    RETIRED,
     RETIRED_KEYS,
     SCHEMA_FILE,
     STATUSES,
@@ -101,7 +101,8 @@ def implemented(config: dict, environment: dict) -> dict:
     model.impl computed rnn, lstm and gru with torch.nn, and named the fused ones rnn_fused
     and gru_fused: read as the cell and impl they were, they compare with today's."""
     cell = config.get("model.cell")
-    impl = environment.get("impl") or ("nn" if cell in TORCH_CELLS else None)
+    # before model.impl, torch.nn computed these three
+    impl = environment.get("impl") or ("nn" if cell in ("rnn", "lstm", "gru") else None)
     if cell in RETIRED:
         cell, impl = RETIRED[cell], "fused"
     if impl is None:

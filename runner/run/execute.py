@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -124,8 +124,9 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     if cfg.threads:  # before the environment is read: the store's key counts CPU threads
         torch.set_num_threads(cfg.threads)
     config = OmegaConf.to_container(cfg, resolve=True)
+    layer = get_object(cfg.model._target_) if "_target_" in cfg.model else None  # recurrent
     env = {**environment(device, concurrent_jobs),
-           "impl": resolve_impl(cfg.model.cell, cfg.model.get("impl", "auto"), device.type)}
+           "impl": resolve_impl(layer, cfg.model.get("impl", "auto"), device.type)}
     key = store_key(config, data_sha1, env) if cfg.store else None
     if key and not cfg.overwrite and (stored := store.lookup(cfg.store, key)):
         return reuse(stored, store.entry(cfg.store, key), cfg, Path(out_dir))

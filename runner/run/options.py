@@ -2,6 +2,7 @@
 that take them: an init option must be a keyword of the scheme's torch.nn.init function, with
 a value it accepts; the optimizer is built, as the run builds it, on a dummy parameter, and
 the option torch refuses is named."""
+import difflib
 import inspect
 
 import torch
@@ -136,9 +137,12 @@ def _build_error(optim: dict) -> Exception | None:
 
 def _optim_line(target: str, key: str, value, error: Exception) -> str:
     if isinstance(error, TypeError) and "unexpected keyword argument" in str(error):
-        takes = ", ".join(name for name in _optim_signature(target) if name != "params")
+        takes = [name for name in _optim_signature(target) if name != "params"]
+        near = difflib.get_close_matches(key, takes, n=1)  # a typo's nearest option
+        fix = f"optim.{near[0]}={value!r}" if near else f"~optim.{key}"
+        mean = f"; did you mean optim.{near[0]}?" if near else ""
         return (f"optim.{key}={value!r} is not allowed: {target} takes no option {key}; it "
-                f"takes {takes} (e.g. ~optim.{key})")
+                f"takes {', '.join(takes)}{mean} (e.g. {fix})")
     why = (f"it must be {OPTIM_OPTIONS[key]} ({target}: {error})" if key in OPTIM_OPTIONS
            else f"{target} refuses it ({error})")
     example = f"optim.{key}={_default_of(target, key)}"

@@ -2,25 +2,29 @@
 
 Each rule names a key, what it allows, and an example fix; every broken rule is reported in
 one message, one line per key. The rules the models' constructors enforce are written once, in
-models/ (models.core.cell_problems, models.transformer.transformer_problems,
-models.seq2seq.bidirectional_problems), in this module's form: validation gathers their lines
-with its own. The optimizer's arguments are checked by torch itself: validation builds the
-optimizer on a dummy parameter and names the key it refuses.
+models/ (models.core.core_problems with a layer's own `problems`,
+models.transformer.transformer_problems, models.seq2seq.bidirectional_problems), in this
+module's form: validation gathers their lines with its own. The optimizer's arguments are
+checked by torch itself: validation builds the optimizer on a dummy parameter and names the
+key it refuses. A key nobody takes is named with the nearest known key (runner/run/keys.py).
 """
 import logging
 import math
 import re
+from pathlib import Path
 
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from data.iterators import SAMPLINGS
 from data.timemachine import TOKEN_KINDS, tokenize
-from models.core import CELLS, RETIRED, cell_problems
+from models.core import core_problems
 from models.init import BIASES, SCHEMES
 from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
 from runner.errors import ConfigError
 from runner.loggers import logger_problems
+from runner.result import RETIRED
 from runner.run.checks import (
     argument_problems,
     boolean,
@@ -32,18 +36,22 @@ from runner.run.checks import (
     optional,
     rule_problems,
 )
+from runner.run.keys import primary_config, unknown_key_problems
 from runner.run.objective import objective_problems
 from runner.run.options import init_problems, optim_problems
 from runner.tasks import task_class
+from runner.tasks.build import NETWORK_PASSES, constructor_keys
 
 log = logging.getLogger(__name__)
-MODELS = (*CELLS, "transformer")  # model.cell names the model in results and reports
+MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"  # the package's models
 
 
 # key, check, what is allowed, an example value
 RULES = [
-    # a retired name passes here, for cell_problems to say what it is now
-    ("model.cell", one_of((*MODELS, *RETIRED)), f"one of {', '.join(MODELS)}", "gru"),
+    # the model's name in results, reports and folders (conf/model/ registers the models); a
+    # retired name passes here, for _model_problems to say what it is now
+    ("model.cell", lambda v: isinstance(v, str) and v.strip() != "",
+     "a name (the model's in results: transformer, or a recurrent cell's)", "gru"),
     ("model.dropout", number(0, 1), "a number in [0, 1)", "0.1"),
     ("data.batch_size", integer(1), "an integer >= 1", "32"),
     ("data.num_steps", integer(1), "an integer >= 1", "35"),
@@ -131,7 +139,10 @@ FAMILY_RULES = {
 }
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, primary: DictConfig | None = None) -> None:
+    """Raise ConfigError naming every broken rule and every key nobody takes. `primary`: the
+    config composed without its `+` overrides, whose keys are the known ones (runner/run/
+    keys.py); by default recomposed under Hydra, and outside it only the model's are known."""
     problems = []
     task_cls = task_class(cfg)  # data._target_: a Task it can import, or one line why not
     task = cfg.data.get("task")
@@ -151,6 +162,8 @@ def validate(cfg: DictConfig) -> None:
     problems += optim_problems(cfg, bad)
     problems += logger_problems(cfg.get("logger"))
     problems += objective_problems(cfg.get("objective"), task, task_cls)
+    problems += unknown_key_problems(cfg, task_cls,
+                                     primary if primary is not None else primary_config())
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
     if problems:
@@ -181,22 +194,51 @@ def _non_finite(node, prefix=""):
 
 
 def _model_problems(cfg, task, family, bad) -> list[str]:
-    """The rules of the model's own constructor (models/), for the keys the config sets (one
-    left out takes the constructor's default). A recurrent core's rules wait for the keys of
-    the tables above that they read; a transformer's check their own keys."""
+    """The rules of the model's own constructors (models/), for the keys the config sets (one
+    left out takes the constructor's default). A recurrent core's: the layer `_target_` names
+    (its signature and declarations, models/core.py), with the keys of the tables above that
+    they read; a transformer's check their own keys."""
     m = cfg.model
     if family == "transformer":
         options = {key: m[key] for key in (*SIZES, "positional") if key in m}
         return transformer_problems(m.cell, **options)
+    if m.cell in RETIRED:
+        return [f"model.cell={m.cell!r} is now model.cell={RETIRED[m.cell]} model.impl=fused: "
+                f"the same function, one cell name (e.g. model={m.cell}, whose config says so)"]
+    if "_target_" not in m:
+        return ["model._target_ is missing: a recurrent model's file names its layer class "
+                "(e.g. _target_: models.cells.gru, as conf/model/gru.yaml)"]
+    try:
+        layer = get_object(m._target_)
+    except Exception as e:  # what importing a user's module raises, whatever it is
+        reason = str(e).split("\n")[0]
+        return [f"model._target_={m._target_!r} is not allowed: it must name a recurrent layer "
+                f"class, importable ({reason}) (e.g. model._target_=models.cells.gru, or "
+                f"PYTHONPATH naming the folder of a module of your own)"]
+    if mislabel := _mislabel(m.cell, m._target_):
+        return [mislabel]
     if bad & {"model.cell", "model.num_hiddens", "model.bidirectional"}:
         return []
-    options = {key: m[key] for key in ("bidirectional", "nonlinearity", "skip", "chunk_size",
-                                       "impl") if key in m}
+    own = {key: m[key] for key in constructor_keys(layer, NETWORK_PASSES) if key in m}
+    options = {key: m[key] for key in ("bidirectional", "skip", "impl") if key in m}
     if task != "translation":  # models.LanguageModel
-        return cell_problems(m.cell, m.num_hiddens, **options)
+        return core_problems(m.cell, layer, m.num_hiddens, **options, **own)
     # models.Seq2Seq refuses a bidirectional encoder, then builds its cores one way
     return (bidirectional_problems(options.pop("bidirectional", False))
-            + cell_problems(m.cell, m.num_hiddens, **options))
+            + core_problems(m.cell, layer, m.num_hiddens, **options, **own))
+
+
+def _mislabel(cell: str, target: str) -> str | None:
+    """model.cell names the model in results; set alone (model.cell=lstm on model=gru) it
+    would label one layer with another's name. A name of conf/model/ must come with its layer;
+    any other name is the user's."""
+    path = MODEL_DIR / f"{cell}.yaml"
+    theirs = OmegaConf.load(path).get("_target_") if path.is_file() else None
+    if theirs is None or theirs == target:
+        return None
+    return (f"model.cell={cell!r} is not allowed: it names conf/model/{cell}.yaml, whose layer is "
+            f"{theirs}, and this model's is {target}; model.cell only labels results (e.g. "
+            f"model.cell=my_{cell}, or model={cell}, which chooses the model)")
 
 
 def _max_len_problems(cfg, task) -> list[str]:

@@ -16,8 +16,9 @@ from omegaconf import OmegaConf
 from data import ensure_file, load_lm_data
 from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
-from models import LanguageModel, TransformerLM, detach, generate, resolved
+from models import LanguageModel, TransformerLM, detach, generate
 from runner.errors import ConfigError
+from runner.tasks.build import constructor_keys, recurrent_keys, recurrent_network
 from runner.tasks.loop import perplexity
 from runner.tasks.task import Metric, Task
 
@@ -27,19 +28,31 @@ PERPLEXITY = (Metric("train_perplexity", "minimize", "training perplexity", "ppl
               Metric("val_perplexity", "minimize", "held-out perplexity", "val_ppl"))
 
 
+
+def network_class(model) -> type:
+    """The class this task builds around `model` (conf/model/)."""
+    return TransformerLM if model.get("cell") == "transformer" else LanguageModel
+
+
 def language_model(model, vocab_size: int, device="cpu"):
     """The network this task trains around `model` (conf/model/) on `device`: the causal
     Transformer, or the recurrent cells between an input (one-hot or embedding) and an output
     layer, computed by model.impl's choice for the device."""
-    kwargs = OmegaConf.to_container(model, resolve=True)
-    if kwargs["cell"] == "transformer":
-        return TransformerLM(vocab_size=vocab_size, **kwargs)
-    return LanguageModel(vocab_size=vocab_size, **resolved(kwargs, device))
+    if network_class(model) is TransformerLM:
+        return TransformerLM(vocab_size=vocab_size, **OmegaConf.to_container(model, resolve=True))
+    return recurrent_network(LanguageModel, model, device, vocab_size=vocab_size)
 
 
 class LanguageModelTask(Task):
     metrics, train_metric, val_metric = PERPLEXITY, "train_perplexity", "val_perplexity"
     train_score = staticmethod(perplexity)  # of an epoch's mean token cross-entropy
+
+    @staticmethod
+    def model_keys(model) -> list[str]:
+        """The keys of conf/model/ the network takes (runner/run/keys.py)."""
+        if network_class(model) is TransformerLM:
+            return constructor_keys(TransformerLM, runtime=("vocab_size",))
+        return recurrent_keys(LanguageModel, ("vocab_size",), model)
 
     @staticmethod
     def data_file(cfg) -> Path:

@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from models import EncoderRegressor
+from runner.tasks.build import constructor_keys
 from runner.tasks.task import Metric, Task
 
 
@@ -27,6 +28,13 @@ class RegressionTask(Task):
                Metric("mse", "minimize", "MSE on fresh batches, train mode (the note's)"),
                Metric("eval_mode_mse", "minimize", "MSE on fresh batches, eval mode"))
     train_metric = "train_mse"  # nothing held out: outputs() scores fresh batches, once
+
+    def model_keys(model) -> list[str] | None:
+        """The keys of conf/model/ the note's encoder takes (runner/run/keys.py); None for a
+        recurrent model, which validation refuses here on its own."""
+        if model.get("cell") != "transformer":
+            return None
+        return constructor_keys(EncoderRegressor, runtime=("in_features", "out_features"))
 
     @staticmethod
     def train_score(mean_loss: float) -> float:

@@ -57,6 +57,12 @@ class Task(ABC):
         """The file the task reads, fetched first when missing and allowed; None: drawn."""
         return None
 
+    @staticmethod
+    def model_keys(model) -> list[str] | None:
+        """The keys of conf/model/ the task's network takes, from its constructors' signatures
+        (runner/tasks/build.py): any other is refused before work; None: not checked."""
+        return None
+
     @abstractmethod
     def new_model(self, device) -> nn.Module:
         """The model on `device` (torch is seeded by the caller), and `self.generator`."""

@@ -7,29 +7,42 @@ from omegaconf import OmegaConf
 
 from data import fra_file, load_nmt_data
 from data.tatoeba import RESERVED, truncate_pad
-from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy, resolved
+from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy
 from runner.errors import ConfigError
 from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
+from runner.tasks.build import constructor_keys, recurrent_keys, recurrent_network
 from runner.tasks.language_model import PERPLEXITY
 from runner.tasks.loop import perplexity
 from runner.tasks.task import Metric, Task
+
+
+def network_class(model) -> type:
+    """The class this task builds around `model` (conf/model/)."""
+    return TransformerSeq2Seq if model.get("cell") == "transformer" else Seq2Seq
 
 
 def seq2seq(model, src_vocab_size: int, tgt_vocab_size: int, device="cpu"):
     """The encoder-decoder this task trains from `model` (conf/model/) on `device`: d2l's
     Transformer, or recurrent cells in a GRU-style encoder and decoder (with attention when
     model.attention), computed by model.impl's choice for the device."""
-    kwargs = OmegaConf.to_container(model, resolve=True)
     sizes = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size)
-    if kwargs["cell"] == "transformer":
-        return TransformerSeq2Seq(**sizes, **kwargs)
-    return Seq2Seq(**sizes, **resolved(kwargs, device))
+    if network_class(model) is TransformerSeq2Seq:
+        return TransformerSeq2Seq(**sizes, **OmegaConf.to_container(model, resolve=True))
+    return recurrent_network(Seq2Seq, model, device, **sizes)
 
 
 class TranslationTask(Task):
     metrics = (*PERPLEXITY, Metric("bleu", "maximize", "held-out BLEU"))
     train_metric, val_metric = "train_perplexity", "val_perplexity"
     train_score = staticmethod(perplexity)  # of an epoch's mean cross-entropy per target token
+
+    @staticmethod
+    def model_keys(model) -> list[str]:
+        """The keys of conf/model/ the network takes (runner/run/keys.py)."""
+        sizes = ("src_vocab_size", "tgt_vocab_size")
+        if network_class(model) is TransformerSeq2Seq:
+            return constructor_keys(TransformerSeq2Seq, runtime=sizes)
+        return recurrent_keys(Seq2Seq, sizes, model)
 
     @staticmethod
     def data_file(cfg) -> Path:

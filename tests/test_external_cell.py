@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from runner.result import RESULT_FILE
+from tests.helpers import tiny_overrides, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,8 @@ def user(tmp_path):
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "mycell.yaml").write_text(MYCELL_YAML)
     (tmp_path / "mycell.py").write_text(MYCELL_PY)
+    (tmp_path / "corpora").mkdir()
+    write_corpus(tmp_path / "corpora" / "tiny.txt")
     return tmp_path
 
 
@@ -66,8 +69,9 @@ def cli(user: Path, *args: str):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user), str(ROOT)])}
     flags = [a for a in args if a == "-m"]  # before the overrides, for Hydra's argparse
     cmd = [sys.executable, "-m", "runner", *flags, "--config-dir", str(user / "conf"),
-           "model=mycell", "model.num_hiddens=8", "train.num_epochs=2", "data.max_tokens=2000",
-           "data.val_tokens=200", "quiet=true", "store=null", "device=cpu",
+           "model=mycell", *(o for o in tiny_overrides(user / "corpora")
+                             if not o.startswith(("model.num_hiddens=", "train.num_epochs="))),
+           "model.num_hiddens=8", "train.num_epochs=2",
            *[a for a in args if a != "-m"]]
     return subprocess.run(cmd, cwd=user, text=True, capture_output=True, env=env, timeout=300)
 

@@ -1,7 +1,8 @@
-"""A task from outside the package (docs/extend-task.md), with a tracker from outside too: the
-task's class and its data YAML in the user's own folder, found with --config-dir and
-PYTHONPATH; no file of runner edited. The task tells whether a bit string holds more ones
-than zeros; it declares its own metrics, which the trackers, result.json and the report use."""
+"""A task, a cell and a tracker from outside the package (docs/extend-task.md,
+docs/extend-cell.md, docs/extend-tracker.md): each a class and a YAML in the user's own
+folder, found with --config-dir and PYTHONPATH; no file of runner edited. The task tells
+whether a bit string holds more ones than zeros, with the user's cell in runner's network; it
+declares its own metrics, which the trackers, result.json and the report use."""
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from runner.result import RESULT_FILE, validate_result
+from tests.test_external_cell import MYCELL_PY, MYCELL_YAML
 from tests.test_external_tracker import TRACKER, events
 from tests.test_external_tracker import YAML as TRACKER_YAML
 
@@ -18,22 +20,10 @@ from tests.test_external_tracker import YAML as TRACKER_YAML
 TASK = '''"""data=bits: does a bit string hold more ones than zeros?"""
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from models import LanguageModel
 from runner.tasks import Metric, Task
-
-
-class Classifier(nn.Module):
-    """Bits (T, B) -> embedding -> GRU -> its last output -> two classes (B, 2)."""
-
-    def __init__(self, num_hiddens: int):
-        super().__init__()
-        self.embed, self.rnn = nn.Embedding(2, 8), nn.GRU(8, num_hiddens)
-        self.out = nn.Linear(num_hiddens, 2)
-
-    def forward(self, bits):
-        out, _ = self.rnn(self.embed(bits))  # (T, B, H)
-        return self.out(out[-1])
+from runner.tasks.build import recurrent_keys, recurrent_network
 
 
 class BitsTask(Task):
@@ -51,9 +41,19 @@ class BitsTask(Task):
         self.val = bits[num_train:], labels[num_train:]  # never trained on
         self.provenance = {"name": "bits", "strings": num_train + num_val, "length": num_steps}
 
+    @staticmethod
+    def model_keys(model):  # conf/model/'s keys the network takes: any other is refused
+        return recurrent_keys(LanguageModel, ("vocab_size",), model)
+
     def new_model(self, device):
+        """The configured cells in runner's network over the two symbols 0 and 1: the last
+        step's two scores are the classes' (fewer ones, more ones)."""
         self.generator, self.device = torch.Generator().manual_seed(self.cfg.seed), device
-        return Classifier(self.cfg.model.num_hiddens)
+        return recurrent_network(LanguageModel, self.cfg.model, device, vocab_size=2)
+
+    def scores(self, model, bits):  # (T, B) -> (B, 2)
+        logits, _ = model(bits, model.begin_state(bits.shape[1], bits.device))
+        return logits[-1]
 
     def train_batches(self):
         order = torch.randperm(len(self.train[1]), generator=self.generator)
@@ -63,14 +63,15 @@ class BitsTask(Task):
 
     def loss(self, model, batch):
         bits, labels = batch
-        return F.cross_entropy(model(bits), labels), len(labels)
+        return F.cross_entropy(self.scores(model, bits), labels), len(labels)
 
     def train_score(self, mean_loss):
         return mean_loss
 
     def evaluate(self, model):
         bits, labels = self.val
-        return (model(bits.T.to(self.device)).argmax(1).cpu() == labels).float().mean().item()
+        guess = self.scores(model, bits.T.to(self.device)).argmax(1).cpu()
+        return (guess == labels).float().mean().item()
 
     def outputs(self, model, device):
         return {}, {}
@@ -90,19 +91,21 @@ objective:
 
 
 @pytest.mark.slow  # the CLI in subprocesses
-def test_a_task_and_a_tracker_from_the_users_folder_sweep_and_report(tmp_path):
+def test_a_task_a_cell_and_a_tracker_from_the_users_folder_sweep_and_report(tmp_path):
     user = tmp_path / "user"
-    for group, name, text in (("data", "bits", DATA_YAML), ("logger", "mytracker", TRACKER_YAML)):
+    # two files each: conf/<group>/<name>.yaml, whose _target_ is <name>.<Class>, and <name>.py
+    for group, name, yaml, module in (("data", "bits", DATA_YAML, TASK),
+                                      ("model", "mycell", MYCELL_YAML, MYCELL_PY),
+                                      ("logger", "mytracker", TRACKER_YAML, TRACKER)):
         (user / "conf" / group).mkdir(parents=True, exist_ok=True)
-        (user / "conf" / group / f"{name}.yaml").write_text(text)
-    (user / "bits.py").write_text(TASK)
-    (user / "mytracker.py").write_text(TRACKER)
+        (user / "conf" / group / f"{name}.yaml").write_text(yaml)
+        (user / f"{name}.py").write_text(module)
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(user), os.environ.get("PYTHONPATH")]))}
     sweep = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "runner", "--config-dir", user / "conf", "-m", "data=bits",
-         "model=gru", "model.num_hiddens=8,16", "repeats=2", "train.num_epochs=3",
+         "model=mycell", "model.num_hiddens=8,16", "repeats=2", "train.num_epochs=3",
          "train.eval_every=1", "optim.lr=0.5", "logger=mytracker", "quiet=true", "store=null",
          "threads=1", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -114,6 +117,7 @@ def test_a_task_and_a_tracker_from_the_users_folder_sweep_and_report(tmp_path):
         result = json.loads((folder / RESULT_FILE).read_text())
         validate_result(result)
         assert result["task"] == "bits" and result["dataset"]["name"] == "bits"
+        assert result["config"]["model"]["_target_"] == "mycell.MyCell"
         curves, metrics = result["curves"], result["metrics"]
         assert set(curves) >= {"train_loss", "val_accuracy", "val_epoch"}
         assert "train_perplexity" not in curves and "val_perplexity" not in metrics

@@ -13,7 +13,11 @@ from hydra.test_utils.launcher_common_tests import (
     LauncherTestSuite,
 )
 
-SWEEPER = "hydra/sweeper=runner"
+# hydra.job.chdir: Hydra's suites expect a job to change into its folder, Hydra 1.1's default,
+# which a process keeps while nothing has set a version_base; the project's other tests compose
+# with version_base="1.3" (no chdir), a setting of the whole process
+SWEEPER, CHDIR = "hydra/sweeper=runner", "hydra.job.chdir=true"
+
 # (launcher, its own overrides, slow): the basic launcher runs the jobs in this process; joblib
 # and submitit start worker processes, over ~2 s a test
 LAUNCHERS = [("basic", [], False), ("joblib", [], True),
@@ -23,7 +27,7 @@ LAUNCHERS = [("basic", [], False), ("joblib", [], True),
 def launcher_params(*extra: str) -> list:
     """(launcher_name, overrides) for each launcher; a fresh list each time, as
     BatchedSweeperTestSuite extends the `overrides` it is given."""
-    return [pytest.param(name, [SWEEPER, *extra, *own], id=name,
+    return [pytest.param(name, [SWEEPER, CHDIR, *extra, *own], id=name,
                          marks=[pytest.mark.slow] if slow else [])
             for name, own, slow in LAUNCHERS]
 

@@ -1,6 +1,5 @@
 """The checks validation's rules are made of, and the lines a broken rule gives: `key=value is
 not allowed: it must be ... (e.g. key=...)`, or `key is missing`."""
-import difflib
 import inspect
 import math
 import re
@@ -62,22 +61,15 @@ def rule_problems(cfg, rules, bad: set, optional=False) -> list[str]:
     return problems
 
 
-def argument_problems(prefix: str, node, fn, skip=(), covered=()) -> list[str]:
-    """A config node whose keys are `fn`'s arguments (a `_target_`'s constructor): each key
-    it does not take, with the nearest it does, and each argument it needs and lacks (but
-    those in `covered`, whose own rules say so)."""
+def missing_arguments(prefix: str, node, fn, skip=(), covered=()) -> list[str]:
+    """A config node whose keys are `fn`'s arguments (a `_target_`'s constructor): each
+    argument it needs and lacks (but those in `covered`, whose own rules say so). A key it
+    does not take is runner/run/keys.py's."""
     params = {name: p for name, p in inspect.signature(fn).parameters.items()
               if name not in ("self", *skip)
               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
     keys = [k for k in node if k != "_target_"]
     problems = []
-    for key in keys if not takes_any else []:
-        if key not in params:
-            near = difflib.get_close_matches(key, params, n=1)
-            hint = f"did you mean {prefix}.{near[0]}?" if near else f"drop it (~{prefix}.{key})"
-            problems.append(f"{prefix}.{key} is not an argument of {node.get('_target_')}: "
-                            f"{hint} (it takes {', '.join(params)})")
     for name, p in params.items():
         if p.default is p.empty and name not in keys and f"{prefix}.{name}" not in covered:
             problems.append(f"{prefix}.{name} is missing: {node.get('_target_')} needs it "

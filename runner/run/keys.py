@@ -17,6 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from runner.tasks.build import constructor_keys
+
 # model: the task's network's constructors; data: the task's (validate.py); optim, init and
 # logger: their consumers'
 CHECKED_ELSEWHERE = ("model", "data", "optim", "init", "logger", "hydra")
@@ -35,6 +37,10 @@ def unknown_key_problems(cfg: DictConfig, task_class, primary: DictConfig | None
         owner = f"model={model.get('cell')}"
         problems += [_line(f"model.{key}", model._get_node(key), owner, keys)
                      for key in model if key not in keys]
+    data = cfg.get("data")  # the task's constructor's arguments (the config and file aside)
+    keys = constructor_keys(task_class, runtime=("cfg", "path"))
+    problems += [_line(f"data.{key}", data._get_node(key), "data", keys)
+                 for key in data if key not in (*keys, "_target_")]
     if primary is not None:
         problems += [_line(path, node, owner, known)
                      for path, node, owner, known in _added(cfg, primary)]

@@ -26,11 +26,11 @@ from runner.errors import ConfigError
 from runner.loggers import logger_problems
 from runner.result import RETIRED
 from runner.run.checks import (
-    argument_problems,
     boolean,
     device,
     get,
     integer,
+    missing_arguments,
     number,
     one_of,
     optional,
@@ -149,7 +149,7 @@ def validate(cfg: DictConfig, primary: DictConfig | None = None) -> None:
     family = "transformer" if get(cfg, "model.cell") == "transformer" else "recurrent"
     rules = (RULES + TASK_RULES.get(task, []) + FAMILY_RULES[family]
              + FAMILY_RULES.get((task, family), []))
-    problems += argument_problems("data", cfg.data, task_cls.__init__, skip=("cfg", "path"),
+    problems += missing_arguments("data", cfg.data, task_cls.__init__, skip=("cfg", "path"),
                                   covered={rule[0] for rule in rules})
     non_finite = dict(_non_finite(OmegaConf.to_container(cfg)))
     problems += [f"{key}={value!r} is not allowed: config numbers must be finite (e.g. "

@@ -81,6 +81,9 @@ def layer(name: str, impl: str | None = None, **own):
         return built
     impl = impl or file.get("impl", "auto")
     return implementation(built, "nn" if impl == "auto" else impl)
+OPTUNA = "hydra_plugins.hydra_optuna_sweeper"  # hparams_search=optuna's sweeper: an extra
+
+
 def needs(package: str, extra: str | None = None) -> None:
     """Skip without `package`, an optional extra's (pip install -e '.[extra]', the extra
     named as the package by default); fail instead under RUNNER_EXTRAS=required, which CI sets

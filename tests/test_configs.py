@@ -9,7 +9,7 @@ from runner.run.validate import validate
 from runner.tasks import build_task
 from runner.tasks.language_model import language_model
 from runner.tasks.translation import seq2seq
-from tests.helpers import CONF, compose_config, needs
+from tests.helpers import CONF, OPTUNA, compose_config, needs
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()
           if g.is_dir()}
@@ -27,6 +27,8 @@ def test_groups_are_the_registry():
 
 @pytest.mark.parametrize("group,name", CHOICES)
 def test_choice_composes_validates_and_instantiates(group, name):
+    if (group, name) == ("hparams_search", "optuna"):  # Hydra's Optuna sweeper: an extra
+        needs(OPTUNA, "optuna")
     cfg = compose_config(f"{group}={name}", "model.num_hiddens=16")
     for node in (cfg.get("logger") or {}).values():  # its package: an optional extra
         if package := tracker_class(node._target_).requires:

@@ -14,14 +14,14 @@ from runner.result import RESULT_FILE, validate_result
 from runner.run.objective import objective_problems, objective_value
 from runner.run.validate import validate
 from runner.tasks import LanguageModelTask, task_class
-from tests.helpers import compose_config, needs, tiny_overrides
+from tests.helpers import OPTUNA, compose_config, needs, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow  # the CLI in a subprocess, 4 trials
 def test_four_optuna_trials_report_the_best_of_their_results(corpus_dir, tmp_path):
-    needs("hydra_plugins.hydra_optuna_sweeper", "optuna")
+    needs(OPTUNA, "optuna")
     sweep_dir = tmp_path / "search"
     cmd = [sys.executable, "-m", "runner", "-m", "hparams_search=optuna", "model=gru",
            *(o for o in tiny_overrides(corpus_dir) if not o.startswith("model.num_hiddens")),
@@ -30,6 +30,8 @@ def test_four_optuna_trials_report_the_best_of_their_results(corpus_dir, tmp_pat
            f"hydra.sweep.dir={sweep_dir}"]
     proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the runner's sweep progress (a manifest's) is not a search's: no line, no file
+    assert "[sweep" not in proc.stdout and not (sweep_dir / ".progress").exists()
     trials = [json.loads(p.read_text()) for p in sweep_dir.glob(f"*/{RESULT_FILE}")]
     assert len(trials) == 4
     for result in trials:
@@ -45,6 +47,7 @@ def test_four_optuna_trials_report_the_best_of_their_results(corpus_dir, tmp_pat
 
 
 def test_the_search_optimises_the_datas_objective_in_its_direction():
+    needs(OPTUNA, "optuna")
     cfg = compose_config("hparams_search=optuna", hydra_node=True)
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
     assert (cfg.objective.metric, cfg.hydra.sweeper.direction) == ("val_perplexity", "minimize")

@@ -50,9 +50,11 @@ def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
     except Exception as e:  # no slot, a bad launcher setting, no process started
         log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
         status = "failed"
-    with open(Path(sweep_dir) / PROGRESS, "a") as f:  # one short append: lines never mix
-        f.write(f"{Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())} {status}\n")
-    print(progress(Path(sweep_dir)), flush=True)
+    if (Path(sweep_dir) / MANIFEST).exists():  # the runner's sweeper's, not a search's
+        with open(Path(sweep_dir) / PROGRESS, "a") as f:  # one short append: lines never mix
+            f.write(f"{Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())} "
+                    f"{status}\n")
+        print(progress(Path(sweep_dir)), flush=True)
     return status
 
 

@@ -110,12 +110,16 @@ def test_a_tracker_that_cannot_start_is_recorded(tiny_cfg, tmp_path):
 
 def test_unknown_or_missing_loggers_are_refused_before_work(monkeypatch):
     assert logger_problems({}) == [] and logger_problems(None) == []
-    assert logger_problems(logger_node("csv", "tensorboard", "mlflow", "wandb")) == []
     assert "whose _target_ names its class; runner's own: csv, mlflow, none, tensorboard, " \
         "wandb" in logger_problems({"neptune": {"project": "x"}})[0]
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "mlflow" else real(name, *a))
+    real, trackers = importlib.util.find_spec, ("tensorboard", "mlflow", "wandb")
+    with monkeypatch.context() as m:  # every tracker's package there, installed or not
+        m.setattr(importlib.util, "find_spec",
+                  lambda name, *a: object() if name in trackers else real(name, *a))
+        assert logger_problems(logger_node("csv", *trackers)) == []
+    monkeypatch.setattr(importlib.util, "find_spec",  # and mlflow's missing
+                        lambda name, *a: None if name == "mlflow" else
+                        object() if name in trackers else real(name, *a))
     assert logger_problems(logger_node("csv", "mlflow")) == [
         "logger=mlflow needs the mlflow package, which is not installed: "
         "pip install -e '.[mlflow]'"]

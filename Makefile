@@ -28,7 +28,7 @@ install-extras: install ## add the optional extras: trackers (logger=tensorboard
 run: install ## one run: python -m runner $(ARGS) (defaults: the study's RNN baseline)
 	$(PY) -m runner $(ARGS)
 
-test: install ## the whole test suite (CPU, no network; a few minutes on 2 cores)
+test: install ## the whole test suite (CPU, no network; ~10 min on 2 cores; the optional extras' tests skip without them)
 	$(PY) -m pytest
 
 test-fast: install ## the suite without the tests marked slow (CLI subprocesses, multi-epoch training)

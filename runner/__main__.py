@@ -5,7 +5,6 @@ Exit codes: 0 when the run completed or diverged (a sweep: no run failed); 1 whe
 message (`error: ...`) and no traceback: a config Hydra cannot compose (an unknown option of a
 group, an unknown key), a bad value, a bad corpus file, an output folder that cannot be used.
 """
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -18,20 +17,19 @@ from omegaconf import DictConfig
 from data import DataError
 from runner.errors import ConfigError
 from runner.hydra_errors import bad_input
+from runner.hydra_private import hydra_raises, hydra_reports, user_wants_tracebacks
 from runner.result import RESULT_FILE, read_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
 from runner.run.objective import objective_value
 from runner.sweep.job import run_job
 
-FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra's switch: re-raise its errors instead of printing them
-USER_FULL_ERROR = os.environ.get(FULL_ERROR)  # the user's own setting, restored for the run
 RUNNER_SWEEPER = "hydra_plugins.runner_sweeper.runner_sweeper.RunnerSweeper"
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> str | float:
-    restore_full_error()  # from here on Hydra reports errors its own way: a run's, exit 1
+    hydra_reports()  # from here on Hydra reports errors its own way: a run's, exit 1
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:  # one run of a sweep: never raises
         out_dir = Path(hydra_cfg.runtime.output_dir)
@@ -56,24 +54,17 @@ def cli() -> None:
     """main(), with every error raised before the task function starts (Hydra's composition,
     the sweeper's checks, the output folder) reported as bad input: one `error: ...` message
     and exit code 2. Hydra would print its own messages, some over many lines, and exit 1."""
-    os.environ[FULL_ERROR] = "1"  # Hydra re-raises, here, until the task function starts
+    hydra_raises()  # to here, until the task function starts
     try:
         main()
     except Exception as e:  # only before the task function: it restores Hydra's reporting
-        message = bad_input(e)
-        if message is None or USER_FULL_ERROR == "1":
+        message = bad_input(e, sys.argv[1:])
+        if message is None or user_wants_tracebacks():
             traceback.print_exc()
         if message is None:  # not the input's fault (a bug, a launcher that died): exit 1
             sys.exit(1)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
-
-
-def restore_full_error() -> None:
-    if USER_FULL_ERROR is None:
-        os.environ.pop(FULL_ERROR, None)
-    else:
-        os.environ[FULL_ERROR] = USER_FULL_ERROR
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Errors raised before a run starts (Hydra composing the config, the sweeper's checks,
 Hydra making the output folder), as bad input: one message in validation's form, where the
-error names a key, and exit code 2 (runner/__main__.py)."""
+error names a key, and exit code 2 (runner/__main__.py). Classified by their types: Hydra's
+exceptions, the OmegaConf error that caused one; an OSError, which Hydra gives no type of
+its own, by where it was raised (runner/hydra_private.py)."""
 import difflib
-import re
-import traceback
 
-from hydra.core import utils as hydra_core_utils
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import (
     ConfigCompositionException,
     HydraException,
@@ -13,23 +13,25 @@ from hydra.errors import (
     OverrideParseException,
 )
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from data import DataError
 from runner.errors import ConfigError
+from runner.hydra_private import job_folder_error
 from runner.run.output import folder_problem
 
 
-def bad_input(e: Exception) -> str | None:
+def bad_input(e: Exception, overrides: list[str] = ()) -> str | None:
     """The one message for an error raised before any work that is the input's fault; None
-    for any other. Hydra's own messages are put in validation's form where they name a key."""
+    for any other. `overrides`: the command line's (an unknown key's message names the one
+    that set it). Hydra's own messages are put in validation's form where they name a key."""
     if isinstance(e, ConfigError | DataError):
         return str(e)
     if isinstance(e, MissingConfigException) and e.options and e.missing_cfg_file:
         group, _, value = e.missing_cfg_file.rpartition("/")  # model/nosuch
         return (f"invalid config:\n  {group}={value} is not allowed: it must be one of "
                 f"{', '.join(e.options)} (e.g. {group}={e.options[0]})")
-    if isinstance(e, ConfigCompositionException) and (line := unknown_key(e)):
+    if isinstance(e, ConfigCompositionException) and (line := unknown_key(e, overrides)):
         return f"invalid config:\n  {line}"
     if isinstance(e, HydraException | OmegaConfBaseException):
         text = str(e).split("Config search path:")[0]
@@ -39,22 +41,26 @@ def bad_input(e: Exception) -> str | None:
         if isinstance(e, OverrideParseException):
             text = f"cannot parse the override {e.override!r}: {text}"
         return f"invalid config: {text}"
-    if isinstance(e, OSError) and raised_in(e, hydra_core_utils.run_job):  # making the folder
+    if isinstance(e, OSError) and job_folder_error(e):  # Hydra making the job's folder
         return folder_problem(e.filename or "?", e.strerror or str(e))
     return None
 
 
-def unknown_key(e: ConfigCompositionException) -> str | None:
-    """`model.num_hidden=16`, a key the config lacks: the line naming it, the keys there are
+def unknown_key(e: ConfigCompositionException, overrides: list[str]) -> str | None:
+    """`model.num_hidden=16`, an override of a key the config lacks (Hydra: a composition
+    error caused by OmegaConf's missing-key error): the line naming it, the keys there are
     and the nearest one."""
-    found = re.match(r"Could not override '([^']+)'\.\nTo append to your config use "
-                     r"\+\1=(.*)", str(e))
-    if not found:
+    cause = e.__cause__
+    if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not cause.full_key:
         return None
-    key, value = found.groups()
-    missing = str(getattr(e.__cause__, "full_key", None) or key)  # model.num_hidden, or modle
+    missing = str(cause.full_key)  # model.num_hidden, or modle
+    override = next((o for o in parsed(overrides) if o.key_or_group == missing
+                     or o.key_or_group.startswith(missing + ".")), None)
+    if override is None:
+        return None
+    key, value = override.key_or_group, override.input_line.partition("=")[2]
     parent, _, leaf = missing.rpartition(".")
-    node = getattr(e.__cause__, "parent_node", None)
+    node = cause.parent_node
     keys = [str(k) for k in node.keys() if parent or k != "hydra"] \
         if isinstance(node, DictConfig) else []
     if not keys:
@@ -67,7 +73,13 @@ def unknown_key(e: ConfigCompositionException) -> str | None:
             f"must be one of {', '.join(keys)} (e.g. {instead}+{key}={value} to add a key)")
 
 
-def raised_in(e: BaseException, function) -> bool:
-    """Whether `function` is on the stack `e` was raised through."""
-    return any(frame.f_code is function.__code__
-               for frame, _ in traceback.walk_tb(e.__traceback__))
+def parsed(overrides: list[str]) -> list:
+    """The command line's plain overrides (not its flags), each as Hydra parses it."""
+    parser, found = OverridesParser.create(), []
+    for arg in overrides:
+        if "=" in arg and not arg.startswith("-"):
+            try:
+                found += parser.parse_overrides([arg])
+            except OverrideParseException:
+                continue
+    return found

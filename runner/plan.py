@@ -25,8 +25,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
+from runner.hydra_private import basic_sweeper, job_folder
 from runner.result import run_identity, without
-from runner.sweep.hydra_private import basic_sweeper, job_folder
 from runner.sweep.sweeper import exclude_keys, with_seed_axis
 
 RUN_OVERHEAD = 1.0  # s a sweep job spends outside its run: Hydra's job set-up, logging

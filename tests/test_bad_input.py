@@ -231,7 +231,7 @@ def test_max_batch_size_below_one_is_refused_before_anything_is_planned(tmp_path
 def test_hydras_errors_become_one_line(override, line):
     with pytest.raises(Exception) as info:
         compose_config(override)
-    message = bad_input(info.value)
+    message = bad_input(info.value, [override])
     assert message is not None and the_line(message).startswith(line)
     if "(e.g." in line or "not allowed" in line:
         assert "(e.g. " in message
@@ -241,7 +241,7 @@ def test_a_typo_key_is_given_the_nearest_one():
     with pytest.raises(Exception) as info:
         compose_config("model.num_hidden=16")
     assert "(e.g. model.num_hiddens=16, or +model.num_hidden=16 to add a key)" in \
-        bad_input(info.value)
+        bad_input(info.value, ["-m", "model.num_hidden=16", "quiet=true"])
 
 
 def test_an_error_that_is_no_bad_input_is_not_called_one():

@@ -357,7 +357,7 @@ def test_every_logger_option_is_an_execution_setting():
     sweeper gives each job the keys of its overrides under runner/result.py EXECUTION_KEYS)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from runner.sweep.hydra_private import job_folder
+    from runner.hydra_private import job_folder
     from runner.sweep.sweeper import exclude_keys
     from tests.helpers import compose_config
 

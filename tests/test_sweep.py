@@ -15,11 +15,11 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from runner.hydra_private import basic_sweeper, job_folder, sweep_params
 from runner.plan import compose_job
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
 from runner.run import run
 from runner.run.validate import validate
-from runner.sweep.hydra_private import basic_sweeper, job_folder, sweep_params
 from runner.sweep.sweeper import (
     MANIFEST,
     exclude_keys,

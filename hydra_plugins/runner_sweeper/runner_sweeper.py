@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from runner.sweep.hydra_private import basic_sweeper, sweep_params
+from runner.hydra_private import basic_sweeper, sweep_params
 
 BasicSweeper = basic_sweeper()
 

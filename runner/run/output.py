@@ -52,8 +52,8 @@ def write_snapshot(out_dir, cfg: DictConfig) -> None:
 
     if not HydraConfig.initialized():  # run() called directly (tests, scripts): no Hydra
         return
-    hydra = HydraConfig.instance().cfg  # {"hydra": ...}, as Hydra saves it
-    if OmegaConf.select(hydra, "hydra.runtime.output_dir") != os.path.abspath(out_dir):
+    hydra = HydraConfig.get()
+    if hydra.runtime.output_dir != os.path.abspath(out_dir):
         return  # Hydra's settings are another job's: not this run's to record
-    write_text_atomic(folder / "overrides.yaml", OmegaConf.to_yaml(hydra.hydra.overrides.task))
-    write_text_atomic(folder / "hydra.yaml", OmegaConf.to_yaml(hydra))
+    write_text_atomic(folder / "overrides.yaml", OmegaConf.to_yaml(hydra.overrides.task))
+    write_text_atomic(folder / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))

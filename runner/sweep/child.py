@@ -34,11 +34,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt_once)
     spec = pickle.load(sys.stdin.buffer)
     _die_with(spec["parent_pid"])
-    _log_like(spec["logging"])
-    if spec.get("hydra") is not None:  # the job's Hydra settings, as in the worker
-        from hydra.core.hydra_config import HydraConfig
+    if spec["hydra"] is not None:  # the job's Hydra settings and logging, as in the worker
+        from runner.hydra_private import enter_job
 
-        HydraConfig.instance().cfg = OmegaConf.create(spec["hydra"])
+        enter_job(spec["hydra"])
+    else:  # run_fresh called outside Hydra (a script): log to the console
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout)
     out_dir = Path(spec["out_dir"])
     if spec["mode"] == "record":
         record_death(spec)
@@ -132,15 +133,3 @@ def _die_with(parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # it died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
 
-
-def _log_like(spec: dict) -> None:
-    root = logging.getLogger()
-    root.setLevel(spec["level"])
-    formatter = logging.Formatter(spec["format"], spec["datefmt"])
-    handlers = [logging.FileHandler(f) for f in spec["files"]]
-    if spec["console"]:
-        sys.stdout.reconfigure(line_buffering=True)
-        handlers.append(logging.StreamHandler(sys.stdout))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        root.addHandler(handler)

@@ -38,6 +38,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from runner.errors import ConfigError
+from runner.hydra_private import job_hydra
 from runner.result import (
     FINISHED,
     RESULT_FILE,
@@ -126,7 +127,7 @@ def run_fresh(cfg: DictConfig, out_dir: Path, sharing: int) -> str:
         return SKIPPED
     spec = {"mode": "run", "config": OmegaConf.to_container(cfg, resolve=True),
             "out_dir": str(out_dir), "concurrent_jobs": sharing, "slot": slot,
-            "parent_pid": os.getpid(), "logging": logging_spec(), "hydra": hydra_config()}
+            "parent_pid": os.getpid(), "hydra": job_hydra()}
     before, started_at, start = file_id(out_dir / RESULT_FILE), now(), time.perf_counter()
     (out_dir / FAULT_FILE).unlink(missing_ok=True)
     status, pid, returncode, max_rss = child(spec, pins, out_dir)
@@ -247,26 +248,3 @@ def file_id(path: Path) -> tuple[int, int] | None:
         return None
     return st.st_ino, st.st_mtime_ns
 
-
-def hydra_config():
-    """This job's Hydra settings ({"hydra": ...} as plain containers: Hydra's structured
-    configs do not pickle), for the child's config snapshot to record them as the run would
-    here; None outside Hydra."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    return OmegaConf.to_container(HydraConfig.instance().cfg, resolve=False)
-
-
-def logging_spec() -> dict:
-    """This process's root logging (Hydra's job logging: console and the job's .log file), for
-    the child to log the same way."""
-    root = logging.getLogger()
-    formatter = next((h.formatter for h in root.handlers if h.formatter), None)
-    return {"level": root.level,
-            "format": getattr(formatter, "_fmt", None), "datefmt": getattr(formatter, "datefmt",
-                                                                           None),
-            "console": any(type(h) is logging.StreamHandler for h in root.handlers),
-            "files": [h.baseFilename for h in root.handlers
-                      if isinstance(h, logging.FileHandler)]}

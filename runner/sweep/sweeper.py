@@ -12,6 +12,7 @@ from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from runner.errors import ConfigError
+from runner.hydra_private import job_folder
 from runner.result import (
     FINISHED,
     PENDING,
@@ -25,7 +26,6 @@ from runner.result import (
     version_label,
     write_json_atomic,
 )
-from runner.sweep.hydra_private import job_folder
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"

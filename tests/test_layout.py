@@ -13,7 +13,7 @@ ALLOWED = {
     "runner/loggers": {"runner.result"},
     "runner/run": {"runner.errors", "runner.result", "runner.tasks", "runner.loggers"},
     "runner/sweep": {"runner.errors", "runner.result", "runner.run", "runner.report",
-                     "runner.loggers"},
+                     "runner.loggers", "runner.hydra_private"},
     "models": set(),
     "data": set(),
 }

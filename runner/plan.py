@@ -26,7 +26,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from runner.hydra_private import basic_sweeper, job_folder
-from runner.result import run_identity, without
+from runner.result import without
+from runner.run.identity import Identity
 from runner.sweep.sweeper import exclude_keys, with_seed_axis
 
 RUN_OVERHEAD = 1.0  # s a sweep job spends outside its run: Hydra's job set-up, logging
@@ -47,9 +48,9 @@ class Run:
     shape: str = field(init=False)
 
     def __post_init__(self):
-        config = run_identity(OmegaConf.to_container(self.cfg, resolve=True))
-        self.identity = json.dumps(config, sort_keys=True)
-        self.shape = json.dumps(without(config, COST_FREE), sort_keys=True)
+        identity = Identity.of(self.cfg, data_sha1=None)  # one data file per data set here
+        self.identity = identity.digest()
+        self.shape = json.dumps(without(identity.config, COST_FREE), sort_keys=True)
 
 
 def planned_runs(experiment: str, args: list[str], conf_dir: str) -> list[Run]:

@@ -114,7 +114,7 @@ def test_a_checkpoint_of_another_experiment_is_refused_or_replaced(tiny_cfg, tmp
         with pytest.raises(Interrupted):
             run(tiny_cfg(*SETTINGS), folder)
     before = (folder / CHECKPOINT_FILE).read_bytes()
-    with pytest.raises(ConfigError, match="checkpoint of another experiment"):
+    with pytest.raises(ConfigError, match="checkpoint of another run: it is of a different config"):
         run(tiny_cfg(*SETTINGS, "optim.lr=0.5"), folder)
     assert (folder / CHECKPOINT_FILE).read_bytes() == before  # refused, untouched
     fresh = run(tiny_cfg(*SETTINGS, "optim.lr=0.5", "overwrite=true"), folder)

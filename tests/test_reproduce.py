@@ -1,6 +1,5 @@
 """The reproduction plan: conf/experiment/*.yaml, one sweep command each, the combined page."""
 import functools
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +17,7 @@ from runner.reproduce import (
     load_experiments,
     main,
 )
+from runner.run.identity import Identity
 from runner.run.validate import validate
 from tests.helpers import CONF, compose_config
 
@@ -48,7 +48,7 @@ def planned(args: tuple[str, ...]) -> dict[str, dict]:
     runs = planned_runs("test", list(args), str(CONF))
     for r in runs:
         validate(r.cfg)  # raises ConfigError on a bad point
-    return {r.folder: json.loads(r.identity) for r in runs}
+    return {r.folder: Identity.of(r.cfg, None).config for r in runs}
 
 
 def new_command(name: str, epochs: int, quick: bool) -> tuple[str, ...]:

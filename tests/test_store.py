@@ -9,8 +9,15 @@ import pytest
 from runner.result import RESULT_FILE, version_label
 from runner.run import run
 from runner.run.checkpoint import CHECKPOINT_FILE
-from runner.run.store import entry, store_key
+from runner.run.identity import Identity
+from runner.run.store import entry
 from tests.test_sweep import sweep_cli
+
+
+def store_key(config: dict, data_sha1: str, env: dict) -> str | None:
+    """The store's key of a run of `config` (resolved, as a result records it) on `env`."""
+    return Identity.of(config, data_sha1).store_key(env)
+
 
 TIMING = {"tokens_per_sec", "tokens_per_sec_epoch_median", "train_seconds",
           "train_cpu_seconds", "wall_seconds", "peak_memory_bytes", "peak_memory_kind"}

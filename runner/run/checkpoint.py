@@ -15,20 +15,15 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from runner.errors import ConfigError
-from runner.result import SCHEMA_VERSION, run_identity, write_bytes_atomic
+from runner.result import write_bytes_atomic
+from runner.run.identity import Identity
 from runner.tasks.loop import History
 
 CHECKPOINT_FILE = "checkpoint.pt"
 AUTO_SECONDS = 300.0  # null checkpoint_every: one checkpoint per ~5 minutes of training
-
-
-def identity(cfg: DictConfig, data_sha1: str) -> dict:
-    """What a checkpoint must match to be resumed: resume's notion of the same experiment."""
-    return {"config": run_identity(OmegaConf.to_container(cfg, resolve=True)),
-            "data_sha1": data_sha1, "schema_version": SCHEMA_VERSION}
 
 
 def load(folder: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
@@ -42,11 +37,12 @@ def load(folder: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
     except Exception as e:  # noqa: BLE001 (any unreadable file: say so, never guess)
         raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {e}): delete it to "
                           f"start over, or pass overwrite=true") from None
-    if state.get("identity") != identity(cfg, data_sha1):
-        raise ConfigError(f"{path} is a checkpoint of another experiment (config, data file "
-                          f"or result format differ): choose another output folder "
-                          f"(hydra.run.dir or hydra.sweep.dir), or pass overwrite=true to "
-                          f"start this one from epoch 0")
+    why = Identity.of(cfg, data_sha1).differs(Identity.of_record(state.get("identity", {})),
+                                              data=cfg.data.file)
+    if why is not None:
+        raise ConfigError(f"{path} is a checkpoint of another run: it {why}; choose another "
+                          f"output folder (hydra.run.dir or hydra.sweep.dir), or pass "
+                          f"overwrite=true to start this one from epoch 0")
     return state
 
 
@@ -68,7 +64,7 @@ class Checkpointer:
     def __init__(self, folder: Path, cfg: DictConfig, data_sha1: str, run: dict, parts):
         self.path = Path(folder) / CHECKPOINT_FILE
         self.every = cfg.train.checkpoint_every
-        self.identity = identity(cfg, data_sha1)
+        self.identity = Identity.of(cfg, data_sha1).as_record()
         self.run = run  # run_id, started_at, resumed_from_epoch: the result's own fields
         self.model, self.optimizer, self.scheduler, self.generator = parts
         self.snapshot, self.last_write, self.written_epoch = None, time.monotonic(), None

@@ -33,10 +33,10 @@ from runner.run.environment import (
     reset_peak_memory,
     resolve_device,
 )
+from runner.run.identity import Identity
 from runner.run.interrupt import Interrupted, interruptible
 from runner.run.output import check_output_folder, write_snapshot
 from runner.run.resume import other_code_version, previous_result
-from runner.run.store import store_key
 from runner.run.validate import validate
 from runner.tasks import build_task, data_of, task_class
 from runner.tasks.loop import History, fit, make_scheduler
@@ -118,7 +118,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
         log.info("skipped: %s already holds %s run %s of this config%s", result_path,
                  done["status"], done["run_id"], f" (made by code version {other}; "
                  f"overwrite=true re-runs it)" if other else "")
-        if cfg.store and (key := store_key(done["config"], data_sha1, done["environment"])):
+        if cfg.store and (key := Identity.of_result(done).store_key(done["environment"])):
             store.put(cfg.store, key, done)  # finished before the store existed: filed now
         return {**done, "skipped": True}
     if cfg.threads:  # before the environment is read: the store's key counts CPU threads
@@ -127,10 +127,10 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     layer = get_object(cfg.model._target_) if "_target_" in cfg.model else None  # recurrent
     env = {**environment(device, concurrent_jobs),
            "impl": resolve_impl(layer, cfg.model.get("impl", "auto"), device.type)}
-    key = store_key(config, data_sha1, env) if cfg.store else None
+    key = Identity.of(config, data_sha1).store_key(env) if cfg.store else None
     if key and not cfg.overwrite and (stored := store.lookup(cfg.store, key)):
         return reuse(stored, store.entry(cfg.store, key), cfg, Path(out_dir))
-    resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another experiment: refused
+    resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another run: refused
     task = build_task(cfg, data_file)  # loads and checks the data: bad input stops here
     write_snapshot(out_dir, cfg)  # .hydra/ only now: a refused run leaves the folder as it was
     run_fields = {"run_id": uuid.uuid4().hex[:12], "started_at": started_at,

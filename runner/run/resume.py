@@ -1,38 +1,32 @@
 """Resume: the finished result already in a run's folder, reused only when it is the result
-the current command would produce (same config, data file and result format)."""
+the current command would produce (the same identity: runner/run/identity.py)."""
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from runner.errors import ConfigError
-from runner.result import (
-    FINISHED,
-    SCHEMA_VERSION,
-    read_result,
-    run_identity,
-    version_label,
-)
+from runner.result import FINISHED, read_result, version_label
 from runner.run.environment import code_version
+from runner.run.identity import Identity
+
+
+def finished_result(path: Path, cfg: DictConfig) -> dict | None:
+    """The finished result at `path` that resume would consider, if any: none under
+    overwrite=true, nor a missing, failed or interrupted one (the run runs again)."""
+    existing = read_result(path)
+    if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
+        return None
+    return existing
 
 
 def previous_result(path: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
-    """The finished result already at `path` for this very experiment, if any (resume): the
-    same config (execution settings aside), the same data file (by sha1) and the same result
-    format. A finished result of anything else is never silently replaced, nor reused."""
-    existing = read_result(path)
-    if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
-        return None  # missing, failed or interrupted: run (again)
-    if existing.get("schema_version") != SCHEMA_VERSION:
-        why = (f"was made by an older runner (result schema_version "
-               f"{existing.get('schema_version')}, now {SCHEMA_VERSION}) whose metrics are "
-               f"computed differently")
-    elif run_identity(existing.get("config", {})) != run_identity(
-            OmegaConf.to_container(cfg, resolve=True)):
-        why = "is of a different config"
-    elif (seen := existing.get("dataset", {}).get("sha1")) != data_sha1:
-        why = (f"was trained on data with sha1 {seen}, but {cfg.data.file} under "
-               f"data.root={cfg.data.root} now has sha1 {data_sha1}")
-    else:
+    """The finished result already at `path` for this very run, if any (resume). A finished
+    result of anything else is never silently replaced, nor reused: ConfigError."""
+    if (existing := finished_result(path, cfg)) is None:
+        return None
+    why = Identity.of(cfg, data_sha1).differs(
+        Identity.of_result(existing), data=f"{cfg.data.file} under data.root={cfg.data.root}")
+    if why is None:
         return existing
     raise ConfigError(f"{path} holds a finished result (run {existing.get('run_id')}) that "
                       f"{why}: choose another output folder (hydra.run.dir or hydra.sweep.dir), "

@@ -2,37 +2,23 @@
 that decides its numbers, so that a run asked for again (the study's baseline sits in seven of
 its experiments) is copied, not trained again.
 
-The key is a sha256 of: the run's identity (its config without execution settings, the one
-resume compares: runner/result.py run_identity), the data file's sha1, the code version (git
-commit, and the uncommitted diff's sha1), and what changes the floating-point arithmetic though
-not the experiment: the device's name, the cells' implementation (environment.impl) and, on a
-CPU, the thread count. So a stored result is the one the current command would produce, curve
-for curve (CPU training is deterministic here: tests/test_checkpoint.py), timings aside. Outside
-a git checkout the code version is unknown and nothing is stored or reused.
+The key (runner/run/identity.py Identity.store_key) is a sha256 of: the run's identity (its
+config without execution settings, the data file's sha1, the result format: what resume
+compares), the code version (git commit, and the uncommitted diff's sha1), and what changes the
+floating-point arithmetic though not the experiment: the device's name, the cells'
+implementation (environment.impl) and, on a CPU, the thread count. So a stored result is the
+one the current command would produce, curve for curve (CPU training is deterministic here:
+tests/test_checkpoint.py), timings aside. Outside a git checkout the code version is unknown
+and nothing is stored or reused.
 
 Layout: <store>/<key[:2]>/<key>.json, each a result.json. Config: `store` (a folder; null: off).
 """
-import hashlib
-import json
 import logging
 from pathlib import Path
 
-from runner.result import FINISHED, read_result, run_identity, version_label, write_json_atomic
+from runner.result import FINISHED, read_result, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def store_key(config: dict, data_sha1: str | None, env: dict) -> str | None:
-    """The key of a run of `config` (resolved, as a result records it) on `env` (a result's
-    environment); None when the code version is unknown."""
-    code = version_label(env)
-    if code == "unknown":
-        return None
-    material = {"identity": run_identity(config), "data_sha1": data_sha1, "code": code,
-                "device_name": env.get("device_name"), "impl": env.get("impl"),
-                "threads": env.get("threads") if env.get("device") == "cpu" else None}
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def entry(store: str | Path, key: str) -> Path:

@@ -40,7 +40,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from runner.errors import ConfigError
 from runner.hydra_private import job_hydra
 from runner.result import (
-    FINISHED,
     RESULT_FILE,
     REUSED,
     SKIPPED,
@@ -209,14 +208,14 @@ def wait(proc: subprocess.Popen, timeout: float | None) -> tuple[int, int]:
 
 def finished_already(cfg: DictConfig, out_dir: Path) -> dict | None:
     """The finished result of this very run already in `out_dir` (what the run itself would
-    skip on), asked here so that resuming a sweep starts no process per finished run. None
-    when in doubt: the run then decides, and says why."""
-    existing = read_result(out_dir / RESULT_FILE)
-    if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
-        return None
+    skip on: resume's identity check), asked here so that resuming a sweep starts no process
+    per finished run. None when in doubt: the run then decides, and says why."""
+    from runner.run.resume import finished_result, previous_result
+
+    if finished_result(out_dir / RESULT_FILE, cfg) is None:
+        return None  # nothing to keep: the data file need not be read here
     try:
         from runner.run import execute  # run()'s own first steps
-        from runner.run.resume import previous_result
 
         return previous_result(out_dir / RESULT_FILE, cfg, execute.data_of(cfg)[1])
     except Exception:  # noqa: BLE001 (a different config, missing data: the run says so)

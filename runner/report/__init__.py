@@ -1,4 +1,4 @@
-"""Reports: a folder of runs -> runs.csv, summary.csv/.md, plots and report.md/.html.
+"""Reports: a folder of runs -> runs.csv, summary.csv/.md/.tex, plots and report.md/.html.
 
     python -m runner.report FOLDER        # or write_report(folder) at the end of a sweep
 
@@ -7,17 +7,21 @@ anything else is skipped with one warning line. runs.csv has one row per run: "r
 "status", "path" (the run's folder relative to FOLDER), "task", "sees_future", the config
 flattened to dotted names ("model.num_hiddens", "seed"), the metrics under their own names
 ("train_perplexity", ..., "num_params") and "environment.device", "environment.device_name",
-"environment.threads", "environment.concurrent_jobs". summary.csv: runner/report/tables.py.
+"environment.threads", "environment.concurrent_jobs". summary.csv: runner/report/tables.py;
+summary.tex: runner/report/latex.py; the study's numbers only beside ours at its settings:
+runner/report/alike.py.
 This package reads results only (runner/result.py), never the code that made them.
 """
 from pathlib import Path
 
 import pandas as pd
 
+from runner.report.alike import like_for_like
 from runner.report.findings import companion_findings
+from runner.report.latex import latex_table
 from runner.report.note import note_tables
 from runner.report.page import environment_lines, page_markdown, samples, warnings_for, write_page
-from runner.report.plots import write_plots
+from runner.report.plots import sweep_title, write_plots
 from runner.report.reference import reference_for, reference_series
 from runner.report.runs import load_results, swept_params, tidy
 from runner.report.stats import compare
@@ -41,9 +45,12 @@ def write_report(folder: Path) -> dict:
         by = ["task", *(k for k in by if k != "data.task")]
     summary = compare(df, summarize(df, by), by)
     reference = reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
-    paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md")}
+    reference, left_out = like_for_like(reference, df, summary)  # only like with like
+    paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md",
+                                              "summary.tex")}
     write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
     write_text_atomic(paths["summary.csv"], summary.to_csv(index=False))
+    write_text_atomic(paths["summary.tex"], latex_table(summary, by))
     tally = ", ".join(f"{counts[s]} {s}" for s in ("completed", "failed", "diverged"))
     regression = bool((df["task"] == "regression").all())  # the companion note's layout
     cells = ("mean ± standard deviation, and every seed's value," if regression else
@@ -52,16 +59,18 @@ def write_report(folder: Path) -> dict:
              f"{', '.join(by) or 'nothing'}. Cells: {cells} over completed runs; failed and "
              f"diverged runs are counted, never averaged.")
     tables = note_tables(df, by) if regression else markdown_tables(summary, by, reference)
+    tables += "".join(f"\n{line}\n" for line in left_out)
     write_text_atomic(paths["summary.md"], f"# {folder.name}\n\n{intro}\n\n{tables}")
     factor = next((k for k in by if k != "model.cell"), None)
     series = pd.concat([reference_series(reference, factor, m)
                         for m in ("train_perplexity", "tokens_per_sec")]) if factor else None
-    plots = write_plots(folder, results, df, summary, by, reference=series)
+    plots = write_plots(folder, results, df, summary, by, reference=series,
+                        title=sweep_title(folder, results))
     page = page_markdown(folder.name, intro, tables, plots, environment_lines(results),
-                         warnings_for(results, counts), samples(results, by),
+                         warnings_for(results, counts, by), samples(results, by),
                          companion_findings(df, summary, by))
     paths["report.md"], paths["report.html"] = write_page(folder, page, folder.name)
     print(f"report: {counts['read']} runs read ({tally}, {counts['skipped']} skipped) "
           f"-> {paths['report.html']}")
-    return {**counts, "swept": by, "plots": [str(p) for p in plots],
+    return {**counts, "swept": by, "plots": [str(p) for p in plots], "study_left_out": left_out,
             **{name: str(p) for name, p in paths.items()}}

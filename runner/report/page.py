@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from runner.report.runs import implemented
+from runner.report.runs import implemented, order
 from runner.result import flatten, version_label, write_text_atomic
 
 # A CPU run whose process used fewer than this share of its threads' CPU time over training
@@ -50,6 +50,20 @@ def code_span(text: str) -> str:
     pad = " " if text.strip(" ") and ("`" in (text[0], text[-1]) or
                                       text[0] == text[-1] == " ") else ""
     return f"{fence}{pad}{text}{pad}{fence}" if text else "` `"
+
+
+def _distinct(values) -> list[str]:
+    """The distinct values, escaped, in value order: threads 2, 4, 16 (never 16, 2, 4)."""
+    return [escape(v) for v in sorted(set(values), key=order)]
+
+
+def _by_point(results: list[dict], by: list[str]) -> list[dict]:
+    """The results by their point's values (model.num_hiddens 32, 128, 256, 1024, not the text
+    order of their folders' names), then seed, then folder name."""
+    def key(r):
+        config = {"task": r.get("task"), **flatten(r["config"])}
+        return ([order(config.get(k)) for k in by], order(config.get("seed")), name(r))
+    return sorted(results, key=key)
 
 
 def _versions(results: list[dict]) -> str:
@@ -98,7 +112,7 @@ def _impls(results: list[dict]) -> str:
 def environment_lines(results: list[dict]) -> list[str]:
     """Where the runs ran: devices, software, concurrency, code versions."""
     def distinct(key):
-        return sorted({escape(r["environment"].get(key)) for r in results})
+        return _distinct(r["environment"].get(key) for r in results)
 
     return [f"- devices: {', '.join(distinct('device_name'))} ({', '.join(distinct('device'))})",
             f"- torch {', '.join(distinct('torch'))}, python {', '.join(distinct('python'))}",
@@ -109,13 +123,14 @@ def environment_lines(results: list[dict]) -> list[str]:
             f"- code: {_versions(results)}"]
 
 
-def warnings_for(results: list[dict], counts: dict) -> list[str]:
-    """What a reader must know before comparing the numbers."""
+def warnings_for(results: list[dict], counts: dict, by: list[str] = ()) -> list[str]:
+    """What a reader must know before comparing the numbers. Runs it names come in the order
+    of their points' values (`by`, the swept keys), then seed."""
     env = [r["environment"] for r in results]
     found = []
     for key, what in (("device_name", "devices"), ("concurrent_jobs", "numbers of runs "
                       "sharing a device"), ("threads", "thread counts")):
-        values = sorted({escape(e.get(key)) for e in env})
+        values = _distinct(e.get(key) for e in env)
         if len(values) > 1:
             found.append(f"tokens/sec compares runs on different {what} ({', '.join(values)}): "
                          f"speed differences may come from there, not from the factor")
@@ -126,7 +141,7 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
     if counts["failed"] or counts["diverged"]:
         found.append(f"{counts['failed']} failed and {counts['diverged']} diverged runs are "
                      f"counted, marked in the plots, and left out of every mean")
-    busy = [f"{escape(name(r))} ({why})" for r in results
+    busy = [f"{escape(name(r))} ({why})" for r in _by_point(results, by)
             if r["metrics"].get("tokens_per_sec") and (why := oversubscribed(r))]
     if busy:
         found.append(f"{len(busy)} run(s) measured tokens/sec on an oversubscribed machine, "
@@ -152,9 +167,10 @@ def warnings_for(results: list[dict], counts: dict) -> list[str]:
 
 def samples(results: list[dict], by: list[str]) -> list[str]:
     """One generated text per point (its lowest seed), so a reader sees what perplexity
-    means, and what the bidirectional misuse produces. Each as Markdown: "- point: `text`"."""
+    means, and what the bidirectional misuse produces. Each as Markdown: "- point: `text`",
+    the points in their values' order (32, 128, 1024; never as text)."""
     chosen = {}
-    for r in sorted(results, key=lambda r: r["config"].get("seed", 0)):
+    for r in _by_point(results, by):
         if "sample" in r:
             config = {"task": r.get("task"), **flatten(r["config"])}  # task: a mixed folder's key
             chosen.setdefault(", ".join(f"{k}={config.get(k)}" for k in by) or "all",

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, StrMethodFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, StrMethodFormatter
 
 from runner.report.note import TRAINED_MSE
 from runner.report.runs import label
+from runner.report.runs import order as _order
 from runner.result import flatten, write_bytes_atomic
 
 LABELS = {"train_perplexity": "training perplexity (per epoch, last epoch)",
@@ -37,20 +38,14 @@ FAMILIES = ["Blues", "Oranges", "Greens", "Reds", "Purples", "Greys"]
 CI_NOTE = "mean over completed runs, bars: 95% CI (Student's t)"
 # Bimodal metrics (the note's MSE): every run is drawn too, as their mean may sit where none is
 EVERY_RUN = ("mse", "eval_mode_mse")
+# A metric whose values span more than this factor gets a log y axis: tokens/sec over
+# num_hiddens 32..1024 spans 80x, and on a linear axis every point but the fastest sits flat.
+LOG_SPAN = 10
 
 
 def _number(value) -> bool:
     return (isinstance(value, int | float | np.integer | np.floating)
             and not isinstance(value, bool) and math.isfinite(value))
-
-
-def _order(value) -> tuple:
-    """Sort key across mixed types: numbers by value (not as text), then text, null last."""
-    if _number(value):
-        return (0, float(value), "")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return (2, 0.0, "")
-    return (1, 0.0, str(value))
 
 
 def _key(value) -> str:
@@ -126,10 +121,26 @@ def _legend(ax, *more_axes) -> None:
         ax.legend(*zip(*pairs), fontsize=8)
 
 
-def _y_axis(ax, metric: str) -> None:
+def _y_axis(ax, metric: str, values=()) -> None:
+    """Label the y axis; a log one when the positive `values` drawn span over LOG_SPAN times,
+    ticked at 1, 2 and 5 times powers of ten, so that at least three ticks carry numbers."""
     ax.set_ylabel(LABELS.get(metric, metric))
+    values = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").dropna()
+    if len(values) and values.min() > 0 and values.max() / values.min() > LOG_SPAN:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     if metric == "tokens_per_sec":  # 400,000 reads faster than 400000 or 4e5
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
+def _drawn(summary: pd.DataFrame, metric: str, reference=None) -> list:
+    """The values a metric figure draws: the points' means and the study's numbers."""
+    done = summary.loc[summary["n"] > 0, f"{metric}_mean"].tolist()
+    if reference is not None and metric in reference.columns:
+        done += reference[metric].dropna().tolist()
+    return done
 
 
 def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str | None = None,
@@ -164,7 +175,12 @@ def metric_figure(summary: pd.DataFrame, factor: str, metric: str, series: str |
             name = "the study" if unnamed else f"{label(key)} (the study)"
             ax.plot(rows["_x"], rows[metric], linestyle="--", marker=marker, color="grey",
                     alpha=0.8, label=name)
-    _y_axis(ax, metric)
+        drawn = _drawn(summary, metric, ref)
+    else:
+        drawn = _drawn(summary, metric)
+    if each:
+        drawn += pd.to_numeric(done[metric], errors="coerce").tolist()
+    _y_axis(ax, metric, drawn)
     ax.set_title(CI_NOTE + ("; dots: each completed run" if each else ""), fontsize=9)
     _legend(ax)
     return fig
@@ -182,8 +198,8 @@ def dual_axis_figure(summary: pd.DataFrame, factor: str, series: str | None = No
     # lines gets two colours as well. The "x" of a lost point is on the left axis already.
     _draw_metric(right, summary, factor, "tokens_per_sec", series, pos, "s--", "tokens/sec",
                  first_color=1 if series is None else 0, mark_lost=False)
-    _y_axis(ax, "train_perplexity")
-    _y_axis(right, "tokens_per_sec")
+    _y_axis(ax, "train_perplexity", _drawn(summary, "train_perplexity"))
+    _y_axis(right, "tokens_per_sec", _drawn(summary, "tokens_per_sec"))
     ax.set_title(CI_NOTE, fontsize=9)
     _legend(ax, right)
     return fig
@@ -231,6 +247,7 @@ def curves_figure(results: list[dict], by: list[str]) -> Figure:
     ax.set_title("mean over seeds, band: min..max over seeds"
                  + (f"; left out: {skipped}" if skipped else ""), fontsize=9)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 1, 2; never 1.25 or 1.5
     mse = bool(results) and all(r.get("task") == "regression" for r in results)
     ax.set_ylabel(f"training {'MSE' if mse else 'perplexity'} (per epoch)")
     if len(groups) > 6:  # a model x size sweep has ~18 points: beside the axes, not on them
@@ -255,6 +272,17 @@ def _curve_colors(keys: list[tuple], by: list[str]) -> list:
         0.45 + 0.55 * shades.index(k[1 - fam]) / max(len(shades) - 1, 1)) for k in keys]
 
 
+def sweep_title(folder: Path, results: list[dict]) -> str:
+    """"sweep NAME; model CELL" (or "models A, B"): the runs' sweep_name when they share one,
+    else the folder's name (a sweep's folder is results/<sweep_name>)."""
+    configs = [flatten(r["config"]) for r in results]
+    names = {c.get("sweep_name") for c in configs} - {None}
+    cells = sorted({c.get("model.cell") for c in configs} - {None}, key=_order)
+    sweep = names.pop() if len(names) == 1 else Path(folder).name
+    models = f"; model{'s' * (len(cells) > 1)} {', '.join(map(label, cells))}" if cells else ""
+    return f"sweep {sweep}{models}"
+
+
 def save(fig: Figure, path_without_suffix: Path) -> list[Path]:
     """Write `fig` as PNG (dpi 120) and SVG, each atomically (runner.result.write_bytes_atomic):
     a reader, or a crash at any moment, sees the old file or the new one."""
@@ -272,16 +300,24 @@ def save(fig: Figure, path_without_suffix: Path) -> list[Path]:
 
 
 def write_plots(folder: Path, results: list[dict], runs: pd.DataFrame, summary: pd.DataFrame,
-                by: list[str], reference: pd.DataFrame | None = None) -> list[Path]:
+                by: list[str], reference: pd.DataFrame | None = None,
+                title: str | None = None) -> list[Path]:
     """The figures of a sweep, in `folder`: plot_<metric> for every metric with a value in
     `runs` (train_perplexity, val_perplexity, tokens_per_sec, bleu), plot_perplexity_vs_tokens_
     per_sec, and plot_curves; each as .png and .svg. The factor (x axis) is the swept key other
     than model.cell (or task: a folder mixing tasks), and model.cell (or task), when swept, the
     series, so that no line joins two tasks' perplexities; of two other keys, the one with
     more values is the factor. Nothing swept, or more than two keys: plot_curves only.
-    `reference`: see metric_figure. Returns the paths written."""
+    `reference`: see metric_figure. `title` (sweep_title's): every figure's title, so that a
+    PNG sent alone still says which sweep and model it shows. Returns the paths written."""
     folder = Path(folder)
     written = []
+
+    def titled(fig: Figure) -> Figure:
+        if title:
+            fig.suptitle(title, fontsize=10)
+        return fig
+
     if 1 <= len(by) <= 2:
         keys = sorted(by, key=lambda k: (k in ("model.cell", "task"),
                                          -summary[k].nunique(dropna=False)))
@@ -290,9 +326,9 @@ def write_plots(folder: Path, results: list[dict], runs: pd.DataFrame, summary: 
                    and pd.to_numeric(runs[m], errors="coerce").notna().any()]
         for m in metrics:
             fig = metric_figure(summary, factor, m, series, reference, runs)
-            written += save(fig, folder / f"plot_{m}")
+            written += save(titled(fig), folder / f"plot_{m}")
         if {"train_perplexity", "tokens_per_sec"} <= set(metrics):
-            written += save(dual_axis_figure(summary, factor, series),
+            written += save(titled(dual_axis_figure(summary, factor, series)),
                             folder / "plot_perplexity_vs_tokens_per_sec")
-    written += save(curves_figure(results, by), folder / "plot_curves")
+    written += save(titled(curves_figure(results, by)), folder / "plot_curves")
     return written

@@ -47,6 +47,17 @@ def label(value) -> str:
     return exact.removesuffix(".0")
 
 
+def order(value) -> tuple:
+    """Sort key across mixed types: numbers by value (32 before 128, never as text), then
+    text, null last. Points, samples and warnings all list their values in this order."""
+    if (isinstance(value, int | float | np.integer | np.floating)
+            and not isinstance(value, bool | np.bool_) and math.isfinite(value)):
+        return (0, float(value), "")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (2, 0.0, "")
+    return (1, 0.0, str(value))
+
+
 def load_results(folder: Path) -> tuple[list[dict], dict]:
     """Valid results under `folder`, each with "_path" (its folder relative to `folder`) added,
     and the counts. A bad file is a warning, never a crash: one broken run must not hide the

@@ -12,6 +12,7 @@ import torch
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from models import num_params
 from models.core import resolve_impl
@@ -198,6 +199,13 @@ class Recording:
 def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
     """Build (or restore), train, evaluate and sample, filling `result`; it is written to
     result.json however this ends, with a checkpoint first when the run was stopped."""
+    # While the progress bar is drawn, the root logger's console lines go through tqdm.write,
+    # which prints them above the bar and redraws it, instead of into the middle of it.
+    with logging_redirect_tqdm():
+        _train(cfg, task, device, result, rec)
+
+
+def _train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
     bar, on_epoch = progress_bar(cfg, task)
     history, model, task_metrics, saver = History(), None, {}, None
     loggers = Loggers(logger_node(cfg))

@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from data import DataError
+from runner.config_dir import CONF_DIR
 from runner.errors import ConfigError
 from runner.hydra_errors import bad_input
 from runner.hydra_private import hydra_raises, hydra_reports, user_wants_tracebacks
@@ -27,7 +28,8 @@ from runner.sweep.job import run_job
 RUNNER_SWEEPER = "hydra_plugins.runner_sweeper.runner_sweeper.RunnerSweeper"
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+# an absolute path: conf/ in a checkout, runner/conf/ in an installed wheel (config_dir.py)
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> str | float:
     hydra_reports()  # from here on Hydra reports errors its own way: a run's, exit 1
     hydra_cfg = HydraConfig.get()

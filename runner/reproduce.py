@@ -17,10 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from runner.config_dir import CONF_DIR
 from runner.errors import ConfigError
 from runner.result import write_text_atomic
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = CONF_DIR
 EXPERIMENT_DIR = CONF / "experiment"
 SETTINGS_FILE = CONF / "reproduce.yaml"
 HEADER = "# @package _global_"

@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = {
     "runner/report": {"runner.result"},
     "runner/tasks": {"runner.errors"},
-    "runner/loggers": {"runner.result"},
-    "runner/run": {"runner.errors", "runner.result", "runner.tasks", "runner.loggers"},
+    "runner/loggers": {"runner.result", "runner.config_dir"},
+    "runner/run": {"runner.errors", "runner.result", "runner.tasks", "runner.loggers",
+                   "runner.config_dir"},
     "runner/sweep": {"runner.errors", "runner.result", "runner.run", "runner.report",
                      "runner.loggers", "runner.hydra_private"},
     "models": set(),

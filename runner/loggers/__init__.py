@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.config_dir import CONF_DIR
+
 log = logging.getLogger(__name__)
 CLOSE_SECONDS = 60.0
 
@@ -101,8 +103,7 @@ def _missing(name: str, package: str, extra: str | None) -> str:
 
 def own_loggers() -> list[str]:
     """The files of runner's conf/logger/ (an error's list of what there is)."""
-    conf = Path(__file__).resolve().parents[2] / "conf" / "logger"
-    return sorted(p.stem for p in conf.glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / "logger").glob("*.yaml"))
 
 
 @dataclass

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-CHECKOUT = Path(__file__).resolve().parents[2]  # the repository: runner/run/ is two below
+# the repository: runner/run/ is two below; in an installed wheel, site-packages (no .git)
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,7 +34,10 @@ def resolve_device(name: str) -> torch.device:
 def code_version() -> dict:
     """The commit checked out and, when tracked files differ from it, the sha1 of that diff, so
     that two different uncommitted states of one commit are two versions. Untracked files are
-    not part of it (git status --untracked-files=no)."""
+    not part of it (git status --untracked-files=no). An installed wheel has no commit: all
+    None, rather than the commit of whatever repository holds its site-packages."""
+    if not (CHECKOUT / ".git").exists():  # a folder in a clone, a file in a worktree
+        return {"git_commit": None, "git_dirty": None, "git_diff_sha1": None}
     def git(*args) -> bytes:
         return subprocess.run(["git", "-C", str(CHECKOUT), *args], capture_output=True,
                               timeout=10, check=True).stdout

@@ -80,8 +80,13 @@ def primary_config() -> DictConfig | None:
     if not (HydraConfig.initialized() and GlobalHydra.instance().is_initialized()):
         return None
     hydra = HydraConfig.get()
-    choices = hydra.runtime.choices
-    overrides = OverridesParser.create().parse_overrides(list(hydra.overrides.task))
-    kept = [o.input_line for o in overrides
-            if not (o.is_add() or o.is_force_add()) or o.key_or_group in choices]
+    kept = without_added_keys(list(hydra.overrides.task), hydra.runtime.choices)
     return compose(hydra.job.config_name, overrides=kept)
+
+
+def without_added_keys(overrides: list[str], choices) -> list[str]:
+    """`overrides` less the `+key=value` ones that add a key; a `+group=option` (a group
+    named in `choices`, Hydra's runtime.choices) stays: its keys are the config files'."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [o.input_line for o in parsed
+            if not (o.is_add() or o.is_force_add()) or o.key_or_group in choices]

@@ -11,7 +11,6 @@ key it refuses. A key nobody takes is named with the nearest known key (runner/r
 import logging
 import math
 import re
-from pathlib import Path
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +21,7 @@ from models.core import core_problems
 from models.init import BIASES, SCHEMES
 from models.seq2seq import bidirectional_problems
 from models.transformer import SIZES, transformer_problems
+from runner.config_dir import CONF_DIR
 from runner.errors import ConfigError
 from runner.loggers import logger_problems
 from runner.result import RETIRED
@@ -43,7 +43,7 @@ from runner.tasks import task_class
 from runner.tasks.build import NETWORK_PASSES, constructor_keys
 
 log = logging.getLogger(__name__)
-MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"  # the package's models
+MODEL_DIR = CONF_DIR / "model"  # the package's models
 
 
 # key, check, what is allowed, an example value

@@ -3,7 +3,8 @@ child.py: a pipe, os.wait4, prctl) against submitit's LocalExecutor (what
 launcher=submitit_local runs on), on the same tiny run.
 
     python -m bench.supervise --rounds 5 --threads 1     # timing, then the table
-    python -m bench.supervise --check                     # the guarantees, each tried for real
+    python -m bench.supervise --check [death parent grace env latency]   # the guarantees,
+                                                          # each tried for real (~4 min)
 
 Timing: rounds alternate A, B, C on one tiny config (a 16-wide rnn on a 1,500-word corpus this
 script writes into a temporary folder, train.num_epochs=1, device=cpu, threads=--threads):
@@ -16,7 +17,9 @@ script writes into a temporary folder, train.num_epochs=1, device=cpu, threads=-
   C  run_here in this process (no process start: the floor).
 Each figure is wall seconds per run, from the call to its return; `notice` is the time from
 the run's result.json being written (its mtime) to the call returning, i.e. how long after
-the run's end the parent knows. Run it alone on the machine (no tests meanwhile).
+the run's end the parent knows; CPU seconds (user + system) of the runs' processes (reaped
+children: the run's interpreter, and submitit's controller) and of this process. Run it alone
+on the machine (no tests meanwhile); the table prints the load average it ran under.
 
 Nothing here imports torch at module level: submitit's task process unpickles `submitit_job`
 by importing this module, and the job checks that torch was not loaded before it ran.

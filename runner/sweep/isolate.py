@@ -21,6 +21,11 @@ the Python stack faulthandler dumped. That record is built in a second fresh pro
 same way (it needs the data's provenance and the device's description, and the worker must
 never touch CUDA itself); the sweep goes on either way.
 
+Why not submitit's LocalExecutor (docs/supervision.md, `python -m bench.supervise`): it is as
+good on a fresh process per job and on CPU pinning, but it records no hard death (no result,
+no exit code, no peak memory, after a fixed 15 s wait), its jobs outlive a killed parent, it
+gives a run 1 s, not GRACE, to write its interrupted result, and it polls once a second.
+
 `launcher.fresh_process`: auto (GPU slots only), true or false. On CPU, auto keeps joblib's
 reused workers: there a fresh process costs ~4 s a run (measured on 2 cores: a torch import,
 ~2.6 s, then the first-run warm-up a reused worker pays once), against ~0.2 s for a tiny run.

@@ -12,6 +12,7 @@ site; tests/test_docs.py fails when the committed page differs from a fresh one.
 """
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,12 @@ def fmt(value) -> str:
     return str(value)
 
 
+def item(text: str) -> list[str]:
+    """A list item, wrapped."""
+    return textwrap.wrap(text, 96, initial_indent="- ", subsequent_indent="  ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
 def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -110,7 +117,10 @@ def description(path: Path) -> str:
             continue
         lines.append(text)
     text = " ".join(lines)
-    return re.split(r"(?<=[.:])\s", text, maxsplit=1)[0].rstrip(":.") if text else ""
+    for m in re.finditer(r"(?<=[.:])\s", text):  # the first end outside parentheses
+        if text[:m.start()].count("(") == text[:m.start()].count(")"):
+            return text[:m.start()].rstrip(":.")
+    return text.rstrip(":.")
 
 
 def comments(files) -> dict[str, str]:
@@ -230,7 +240,7 @@ def _render() -> str:
     out.append("")
 
     out += ["## Keys of the default config", "",
-            "The study's baseline (their Table 8). \"Allowed\" is validation's rule; a key "
+            "The study's baseline (their Table 8). \"Allowed\" is validation's rule; a key",
             "with no rule is checked by the class that takes it (`_target_`).", "",
             "| key | default | allowed | note |", "| --- | --- | --- | --- |"]
     for key, value in flat.items():
@@ -239,7 +249,7 @@ def _render() -> str:
     out.append("")
 
     out += ["## What each option sets", "",
-            "Each option's keys that differ from the default config, composed with that "
+            "Each option's keys that differ from the default config, composed with that",
             "option alone (its own defaults and presets included).", ""]
     for group in SETTING_GROUPS:
         out += [f"### {group}", ""]
@@ -249,9 +259,8 @@ def _render() -> str:
             cfg.pop("hydra", None)
             sets = [(k, v) for k, v in flatten(cfg) if flat.get(k, object()) != v]
             about = description(CONF / group / f"{option}.yaml")
-            out.append(f"- **`{group}={option}`**" + (f": {about}" if about else ""))
-            if sets:
-                out.append("  " + ", ".join(f"`{k}={cell(fmt(v))}`" for k, v in sets))
+            sets = ". Sets " + ", ".join(f"`{k}={cell(fmt(v))}`" for k, v in sets) if sets else ""
+            out += item(f"**`{group}={option}`**" + (f": {about}" if about else "") + sets)
         out.append("")
     for group in SWEEP_GROUPS:
         out += [f"### {group}", ""]
@@ -259,22 +268,21 @@ def _render() -> str:
             path = CONF / group / f"{option}.yaml"
             file = OmegaConf.load(path)
             about = description(path)
-            out.append(f"- **`{group}={option}`**" + (f": {about}" if about else ""))
             params = OmegaConf.select(file, "hydra.sweeper.params")
             swept = [f"`{k}={cell(fmt(v))}`" for k, v in (params or {}).items()]
             named = [f"`{k}={v}`" for entry in file.get("defaults", [])
                      if isinstance(entry, dict | type(file)) for k, v in entry.items()]
-            if swept or named:
-                out.append("  " + ", ".join(named + swept))
+            swept = ". Sweeps " + ", ".join(named + swept) if swept or named else ""
+            out += item(f"**`{group}={option}`**" + (f": {about}" if about else "") + swept)
         out.append("")
 
     out += ["## Keys only some configs have", "",
-            "Validated when the config has them (a task's, a model family's, an init "
+            "Validated when the config has them (a task's, a model family's, an init",
             "scheme's own keys).", "",
             "| key | allowed |", "| --- | --- |"]
     for key in sorted(k for k in allowed if k not in flat):
         out.append(f"| `{key}` | {allowed_text(key, allowed)} |")
-    out += ["", "Optimizer options (any argument of the `torch.optim` class; validation builds "
+    out += ["", "Optimizer options (any argument of the `torch.optim` class; validation builds",
             "the optimizer on a dummy parameter and names the one torch refuses):", "",
             "| key | allowed |", "| --- | --- |"]
     for key, text in options.OPTIM_OPTIONS.items():

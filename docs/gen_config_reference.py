@@ -21,6 +21,10 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from models.cells import NONLINEARITIES  # noqa: E402
+from models.core import IMPLS  # noqa: E402
+from models.stack import SKIPS  # noqa: E402
+from models.transformer import POSITIONALS, SIZES  # noqa: E402
 from runner.run import options, validate  # noqa: E402
 
 CONF = ROOT / "conf"
@@ -179,13 +183,14 @@ def note(key: str, notes: dict) -> str:
     return ""
 
 
-def rules() -> dict[str, list[str]]:
-    """Dotted key -> what validation allows, each with where the rule applies."""
-    allowed: dict[str, list[str]] = {}
+def rules() -> dict[str, dict[str, list[str]]]:
+    """Dotted key -> what validation allows -> where each rule applies ("" everywhere): the
+    rules of runner/run/validate.py and options.py, and the models' own (models/)."""
+    allowed: dict[str, dict[str, list[str]]] = {}
 
     def add(rule_list, where=""):
         for key, _, text, _ in rule_list:
-            allowed.setdefault(key, []).append(text + (f" ({where})" if where else ""))
+            allowed.setdefault(key, {}).setdefault(text, []).append(where)
 
     add(validate.RULES)
     add(validate.OPTIONAL_RULES, "when set")
@@ -197,13 +202,23 @@ def rules() -> dict[str, list[str]]:
         add(rule_list, where)
     for scheme, rule_list in options.INIT_RULES.items():
         add(rule_list, f"init={scheme}")
+    def one_of(names):  # the models' rules, as their lines say them
+        return "one of " + ", ".join(names)
+
+    add([("model.impl", None, one_of(IMPLS), None),
+         ("model.skip", None, one_of(SKIPS), None)], "recurrent models")
+    add([("model.nonlinearity", None, one_of(NONLINEARITIES), None)], "rnn cells")
+    add([("model.positional", None, one_of(POSITIONALS), None)]
+        + [(f"model.{key}", None, f"an integer >= {lo}{more}", None)
+           for key, (lo, more, _) in SIZES.items()], "transformer")
     return allowed
 
 
 def allowed_text(key: str, allowed) -> str:
-    texts = allowed.get(key)
+    texts = [text + (f" ({', '.join(w for w in wheres if w)})" if any(wheres) else "")
+             for text, wheres in allowed.get(key, {}).items()]
     if texts:
-        return cell("; ".join(dict.fromkeys(texts)))
+        return cell("; ".join(texts))
     if key.startswith("optim.") and key[6:] in options.OPTIM_OPTIONS:
         return cell(options.OPTIM_OPTIONS[key[6:]] + " (torch checks it)")
     return ""

@@ -7,7 +7,7 @@ EPOCHS  ?= 500
 export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-extras run test test-fast lint bench report plan reproduce reproduce-quick clean
+.PHONY: help install install-extras run test test-fast lint docs bench report plan reproduce reproduce-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ test-fast: install ## the suite without the tests marked slow (CLI subprocesses,
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins
 
+docs: $(VENV)/.docs ## the docs site in site/: the configuration reference regenerated, then mkdocs build --strict (a broken link fails)
+	$(PY) docs/gen_config_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+$(VENV)/.docs: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,docs]' --config-settings editable_mode=compat
+	touch $@
+
 bench: install ## tokens/sec, GFLOP/s and % of the measured GEMM peak of rnn, lstm, gru (each model.impl), sru, onlstm at 32/256/1024 (ARGS="--d2l PY": d2l interleaved); one layer nn vs fused; our training step vs d2l's around one torch.nn layer; report speed; the note's regression run
 	$(PY) -m bench.throughput $(ARGS)
 	$(PY) -m bench.kernels
@@ -56,6 +64,6 @@ plan: install ## what make reproduce costs, before it runs: runs, trained runs, 
 reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 epochs; the note's tables 50 steps) -> results/reproduce-quick/
 	$(PY) -m runner.reproduce --quick --out results/reproduce-quick $(ARGS)
 
-clean: ## remove caches (keeps .venv and results/)
-	rm -rf .pytest_cache .ruff_cache build *.egg-info
+clean: ## remove caches and the built docs site (keeps .venv and results/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info site
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

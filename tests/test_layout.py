@@ -1,4 +1,4 @@
-"""The architecture the README's Layout describes, checked: each package imports only the
+"""The architecture docs/layout.md describes, checked: each package imports only the
 layers below it, and files stay short enough to read top to bottom."""
 import ast
 from pathlib import Path

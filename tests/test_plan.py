@@ -1,6 +1,6 @@
 """runner/plan.py: what `python -m runner.reproduce --plan` counts (runs, distinct runs,
 training tokens) and how it adds the timed parts up. Its estimates against real wall time are
-measured, not tested: README.md, "What the study costs"."""
+measured, not tested: docs/reports.md, "What the study costs"."""
 import re
 from types import SimpleNamespace
 

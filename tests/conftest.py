@@ -21,9 +21,23 @@ def tiny_cfg(corpus_dir):
     return lambda *extra: compose_config(*tiny_overrides(corpus_dir), *extra)
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (make test: one worker per core), one torch thread per worker and
+    per CLI process a test starts: two workers with a thread per core each would oversubscribe
+    the cores, which slows torch down many times over."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_runtest_logreport(report):
     """Under RUNNER_SKIPPED_FILE, each skipped test's id, one a line: CI runs the README's
-    suite first with no optional extra, then these again once the extras are installed."""
+    suite first with no optional extra, then these again once the extras are installed.
+    Written by the controlling process only (pytest-xdist's workers report to it)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if report.skipped and (path := os.environ.get("RUNNER_SKIPPED_FILE")):
         with open(path, "a") as f:
             f.write(report.nodeid + "\n")

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from runner.result import finite_or_none, write_json_atomic
-from runner.run.execute import steady_state_median
+from runner.run.metrics import steady_state_median
 from runner.tasks.loop import perplexity, warmup_factor
 
 

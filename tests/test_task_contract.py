@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from runner.run.execute import best
+from runner.run.metrics import best
 from runner.tasks import LanguageModelTask, TranslationTask
 from runner.tasks.loop import train_epoch
 from runner.tasks.task import TOKENS_PER_SEC, Metric, Task

@@ -38,7 +38,7 @@ def load(folder: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
         raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {e}): delete it to "
                           f"start over, or pass overwrite=true") from None
     why = Identity.of(cfg, data_sha1).differs(Identity.of_record(state.get("identity", {})),
-                                              data=cfg.data.file)
+                                              data=cfg.data.get("file", "the data file"))
     if why is not None:
         raise ConfigError(f"{path} is a checkpoint of another run: it {why}; choose another "
                           f"output folder (hydra.run.dir or hydra.sweep.dir), or pass "

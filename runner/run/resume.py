@@ -25,7 +25,8 @@ def previous_result(path: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
     if (existing := finished_result(path, cfg)) is None:
         return None
     why = Identity.of(cfg, data_sha1).differs(
-        Identity.of_result(existing), data=f"{cfg.data.file} under data.root={cfg.data.root}")
+        Identity.of_result(existing),
+        data=f"{cfg.data.get('file')} under data.root={cfg.data.get('root')}")
     if why is None:
         return existing
     raise ConfigError(f"{path} holds a finished result (run {existing.get('run_id')}) that "

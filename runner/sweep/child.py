@@ -79,6 +79,7 @@ def record_death(spec: dict) -> None:
 
     from runner.run import execute  # the result's parts, as run() builds them
     from runner.run.environment import environment, resolve_device
+    from runner.run.metrics import curves_of, metrics_of
 
     cfg, death = OmegaConf.create(spec["config"]), spec["death"]
     path = Path(spec["out_dir"]) / RESULT_FILE
@@ -92,7 +93,7 @@ def record_death(spec: dict) -> None:
     task = execute.build_task(cfg, execute.data_of(cfg)[0])
     env = environment(device, spec["concurrent_jobs"])
     env["fresh_process"] = process_record(death["pid"], spec["slot"])
-    metrics = execute.metrics_of(execute.History(), None, device, "process_max_rss", task,
+    metrics = metrics_of(execute.History(), None, device, "process_max_rss", task,
                                  death["wall_seconds"])
     metrics["peak_memory_bytes"] = death["max_rss_bytes"]  # the dead process's, from wait4
     write_json_atomic(path, {
@@ -109,7 +110,7 @@ def record_death(spec: dict) -> None:
         "error": {"type": "ProcessDied", "message": death["message"],
                   "traceback_tail": death["traceback_tail"]},
         "metrics": metrics,
-        "curves": execute.curves_of(execute.History(), task),
+        "curves": curves_of(execute.History(), task),
     })
     log.info("%s: recorded as %s", path, death["status"])
 

@@ -20,6 +20,7 @@ from runner.plan import compose_job
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
 from runner.run import run
 from runner.run.validate import validate
+from runner.sweep.manifest import typed_command
 from runner.sweep.sweeper import (
     MANIFEST,
     exclude_keys,
@@ -27,7 +28,7 @@ from runner.sweep.sweeper import (
     runner_app,
     with_seed_axis,
 )
-from tests.helpers import CONF, TINY_REGRESSION, compose_config, tiny_overrides
+from tests.helpers import CONF, TINY_REGRESSION, compose_config, tables_in, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
@@ -158,6 +159,51 @@ def test_max_batch_size_launches_batches_of_a_sweep_planned_in_full(corpus_dir, 
     # job numbers run on across batches (each batch of 1 is launched on its own)
     nums = sorted(OmegaConf.load(p).hydra.job.num for p in out.rglob(".hydra/hydra.yaml"))
     assert nums == [0, 1]
+
+
+@pytest.mark.slow  # the CLI in a subprocess, three times
+def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_path):
+    """`sweep=num_hiddens` then `model=gru sweep=num_hiddens`: one folder, both commands in
+    the manifest's history, each run tagged with its command, the first's results untouched,
+    and the report's tables one command each."""
+    out = tmp_path / "num_hiddens"
+    first = ["sweep=num_hiddens", "model.num_hiddens=8,16"]
+    second = ["model=gru", "sweep=num_hiddens", "model.num_hiddens=8,16"]
+    assert sweep_cli(corpus_dir, out, *first).returncode == 0
+    before = results(out)
+    manifest_before = json.loads((out / MANIFEST).read_text())
+    proc = sweep_cli(corpus_dir, out, *second)
+    assert proc.returncode == 0, proc.stderr
+    assert "already holds the runs of 1 other command(s)" in proc.stdout
+    assert "[sweep num_hiddens] 2 runs: 2 completed" in proc.stdout  # its own runs only
+    assert "2/2 done" in proc.stdout  # progress: this command's runs, not the folder's 4
+    now = results(out)
+    assert len(now) == 4
+    assert all(now[k] == r for k, r in before.items())  # nothing written is lost
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["command"][:3] == ["python", "-m", "runner"]  # as typed, not a path
+    commands = manifest["commands"]
+    assert [c["command"] for c in commands] == [manifest_before["command"], manifest["command"]]
+    assert "model=gru" in commands[1]["command"] and "model=gru" not in commands[0]["command"]
+    by_command = {r["dir"]: r["commands"] for r in manifest["runs"]}
+    assert sorted(by_command) == sorted(now)
+    for folder, asked in by_command.items():
+        assert asked == ([1] if "model=gru" in folder else [0]), folder
+    assert sorted(commands[1]["runs"]) == sorted(k for k in now if "model=gru" in k)
+    report = (out / "summary.md").read_text()
+    assert "## Command 1: `" in report and "## Command 2: `" in report
+    assert "model=gru sweep=num_hiddens" in report.split("## Command 2")[1].splitlines()[0]
+    for section in report.split("## Command ")[1:]:
+        assert tables_in(section)[0][0][1:] == ["8", "16"]  # one model's points, not four
+
+
+
+def test_the_manifest_records_the_command_as_typed():
+    assert typed_command(["/w/runner/__main__.py", "seed=1"]) == ["python", "-m", "runner",
+                                                                  "seed=1"]
+    assert typed_command(["/w/.venv/bin/runner", "-m", "seed=1,2"]) == ["runner", "-m",
+                                                                        "seed=1,2"]
+    assert typed_command(["-c", "seed=1"]) == ["-c", "seed=1"]  # python -c: as it is
 
 
 def seeds_of(overrides: list[str], seed: int, repeats: int) -> list[list[str]]:

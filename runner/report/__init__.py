@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runner.report.commands import tables_by_command
 from runner.report.findings import companion_findings
 from runner.report.note import note_tables
 from runner.report.page import environment_lines, page_markdown, samples, warnings_for, write_page
@@ -26,6 +27,21 @@ from runner.result import RESULT_FILE, write_text_atomic
 
 __all__ = ["write_report"]
 
+def points_of(df: pd.DataFrame) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None]:
+    """The swept keys of these runs, their points' summary and the study's numbers beside."""
+    by = swept_params(df)
+    if df["task"].nunique() > 1:  # never one point for two tasks' perplexities (page warns)
+        by = ["task", *(k for k in by if k != "data.task")]
+    summary = compare(df, summarize(df, by), by)
+    return by, summary, reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
+
+
+def tables_of(df: pd.DataFrame, regression: bool) -> str:
+    """summary.md's tables of these runs."""
+    by, summary, reference = points_of(df)
+    return note_tables(df, by) if regression else markdown_tables(summary, by, reference)
+
+
 def write_report(folder: Path) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
@@ -36,11 +52,7 @@ def write_report(folder: Path) -> dict:
         raise ValueError(f"{folder}: no valid {RESULT_FILE} found ({counts['skipped']} skipped); "
                          f"expected one per run, in the folder or its subfolders")
     df = tidy(results)
-    by = swept_params(df)
-    if df["task"].nunique() > 1:  # never one point for two tasks' perplexities (page warns)
-        by = ["task", *(k for k in by if k != "data.task")]
-    summary = compare(df, summarize(df, by), by)
-    reference = reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
+    by, summary, reference = points_of(df)
     paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md")}
     write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
     write_text_atomic(paths["summary.csv"], summary.to_csv(index=False))
@@ -52,6 +64,8 @@ def write_report(folder: Path) -> dict:
              f"{', '.join(by) or 'nothing'}. Cells: {cells} over completed runs; failed and "
              f"diverged runs are counted, never averaged.")
     tables = note_tables(df, by) if regression else markdown_tables(summary, by, reference)
+    # a folder several commands ran in: each command's points in tables of their own
+    tables = tables_by_command(folder, df, lambda runs: tables_of(runs, regression)) or tables
     write_text_atomic(paths["summary.md"], f"# {folder.name}\n\n{intro}\n\n{tables}")
     factor = next((k for k in by if k != "model.cell"), None)
     series = pd.concat([reference_series(reference, factor, m)

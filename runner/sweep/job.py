@@ -11,6 +11,7 @@ from omegaconf import DictConfig, open_dict
 from data import DataError
 from runner.errors import ConfigError
 from runner.result import FINISHED, REUSED, SKIPPED, read_result
+from runner.sweep.manifest import current_runs
 from runner.sweep.sweeper import MANIFEST, PROGRESS, job_outcomes
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ def progress(sweep_dir: Path) -> str:
     manifest = read_result(sweep_dir / MANIFEST)
     if not manifest:
         return f"[sweep {sweep_dir.name}] (no manifest)"
-    status = {r["dir"]: r["status"] for r in manifest["runs"]}
+    planned = current_runs(manifest)  # this command's: not the folder's other commands'
+    status = {r["dir"]: r["status"] for r in manifest["runs"]
+              if planned is None or r["dir"] in planned}
     outcomes = job_outcomes(sweep_dir)
     status |= outcomes
     ran = [s for s in outcomes.values() if s not in (SKIPPED, REUSED)]  # trained this sitting

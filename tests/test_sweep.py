@@ -206,6 +206,20 @@ def test_the_manifest_records_the_command_as_typed():
     assert typed_command(["-c", "seed=1"]) == ["-c", "seed=1"]  # python -c: as it is
 
 
+@pytest.mark.slow  # the CLI in a subprocess
+def test_hydras_own_launcher_choice_is_what_the_results_record(corpus_dir, tmp_path):
+    out = tmp_path / "sweep"
+    proc = sweep_cli(corpus_dir, out, "model.num_hiddens=8,16", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2")
+    assert proc.returncode == 0, proc.stderr
+    found = results(out)
+    assert len(found) == 2
+    for result in found.values():
+        assert result["config"]["launcher"] == {"name": "joblib"}  # not serial
+        assert result["environment"]["concurrent_jobs"] == 2
+    assert "runs sharing a device: 2" in (out / "report.md").read_text()
+
+
 def seeds_of(overrides: list[str], seed: int, repeats: int) -> list[list[str]]:
     """The jobs' seed overrides once the seed axis is added."""
     axis = with_seed_axis(PARSER.parse_overrides(overrides), seed, repeats, PARSER)

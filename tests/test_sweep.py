@@ -220,6 +220,18 @@ def test_hydras_own_launcher_choice_is_what_the_results_record(corpus_dir, tmp_p
     assert "runs sharing a device: 2" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow  # the CLI in a subprocess
+def test_help_says_the_internal_groups_are_not_choices():
+    proc = subprocess.run([sys.executable, "-m", "runner", "--help"], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = [line for line in proc.stdout.splitlines()
+              if line.startswith(("model/base:", "preset/"))]
+    assert listed  # Hydra lists every folder of conf/: these are marked, right below
+    groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "(internal, not for the command line: model/base and preset/*" in groups
+
+
 def seeds_of(overrides: list[str], seed: int, repeats: int) -> list[list[str]]:
     """The jobs' seed overrides once the seed axis is added."""
     axis = with_seed_axis(PARSER.parse_overrides(overrides), seed, repeats, PARSER)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from models import num_params
 from models.core import resolve_impl
 from runner.loggers import Loggers, RunInfo, epoch_metrics, replay
+from runner.loggers.naming import varied_keys
 from runner.result import (
     RESULT_FILE,
     SCHEMA_VERSION,
@@ -271,7 +272,7 @@ def run_info(cfg: DictConfig, folder: Path, result: dict, first_epoch: int) -> R
     keys = (task.train_metric, "tokens_per_sec", "lr", *filter(None, [task.val_metric]))
     return RunInfo(folder=folder, run_id=result["run_id"], name=folder.name,
                    group=folder.parent.name, params=flatten(result["config"]), tags=tags,
-                   first_epoch=first_epoch, epoch_keys=keys)
+                   first_epoch=first_epoch, epoch_keys=keys, varied=tuple(varied_keys(folder)))
 
 
 def curves_of(history, task) -> dict:

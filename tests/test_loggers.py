@@ -176,6 +176,25 @@ def test_a_run_copied_from_the_store_shows_in_the_trackers(tiny_cfg, tmp_path):
     assert csv_curves(tmp_path / "b" / "p")["train_perplexity"].to_dict() == by_epoch(first)
 
 
+def test_a_finished_run_is_replayed_into_a_tracker_added_later(tiny_cfg, tmp_path):
+    folder = tmp_path / "runs" / "one"
+    first = run(tiny_cfg(*SETTINGS), folder)  # logger=none
+    assert first["logged_to"] == []
+    again = run(tiny_cfg(*SETTINGS, "logger=csv"), folder)
+    assert again["skipped"] and again["run_id"] == first["run_id"]  # not trained again
+    assert csv_curves(folder)["train_perplexity"].to_dict() == by_epoch(first)
+    assert csv_curves(folder)["val_perplexity"].dropna().to_dict() == by_epoch(
+        first, "val_perplexity")
+    written = json.loads((folder / RESULT_FILE).read_text())
+    validate_result(written)
+    assert written["logged_to"] == ["csv"] and set(written["replayed_at"]) == {"csv"}
+    assert written["curves"] == first["curves"]  # the result itself unchanged
+    table = (folder / "metrics.csv").read_text()
+    third = run(tiny_cfg(*SETTINGS, "logger=csv"), folder)  # csv holds it now: no replay
+    assert third["skipped"] and third["replayed_at"] == written["replayed_at"]
+    assert (folder / "metrics.csv").read_text() == table
+
+
 def test_mlflow_run_names_are_short_and_tell_a_sweeps_runs_apart():
     from runner.loggers.naming import named_keys, short_name
 

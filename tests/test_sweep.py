@@ -165,7 +165,8 @@ def test_max_batch_size_launches_batches_of_a_sweep_planned_in_full(corpus_dir, 
 def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_path):
     """`sweep=num_hiddens` then `model=gru sweep=num_hiddens`: one folder, both commands in
     the manifest's history, each run tagged with its command, the first's results untouched,
-    and the report's tables one command each."""
+    and the report's tables one command each. The first command again, with a tracker added,
+    trains nothing and replays its runs into that tracker."""
     out = tmp_path / "num_hiddens"
     first = ["sweep=num_hiddens", "model.num_hiddens=8,16"]
     second = ["model=gru", "sweep=num_hiddens", "model.num_hiddens=8,16"]
@@ -196,6 +197,16 @@ def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_pa
     for section in report.split("## Command ")[1:]:
         assert tables_in(section)[0][0][1:] == ["8", "16"]  # one model's points, not four
 
+    again = sweep_cli(corpus_dir, out, *first, "logger=csv")  # a tracker added later
+    assert again.returncode == 0, again.stderr
+    assert "0 completed, 0 failed, 0 diverged, 2 skipped (2 finished runs replayed into csv, " \
+        "which they had not been logged to)" in again.stdout
+    for folder, result in results(out).items():
+        sent = "model=gru" not in folder
+        assert (out / folder / "metrics.csv").exists() == sent
+        assert result["logged_to"] == (["csv"] if sent else [])
+    assert len(json.loads((out / MANIFEST).read_text())["commands"]) == 3  # every command kept
+    assert (out / "summary.md").read_text().count("## Command ") == 2  # the same points: one
 
 
 def test_the_manifest_records_the_command_as_typed():

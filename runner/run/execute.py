@@ -121,7 +121,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
                  f"overwrite=true re-runs it)" if other else "")
         if cfg.store and (key := Identity.of_result(done).store_key(done["environment"])):
             store.put(cfg.store, key, done)  # finished before the store existed: filed now
-        return {**done, "skipped": True}
+        return {**replay_into_new_trackers(done, cfg, Path(out_dir)), "skipped": True}
     if cfg.threads:  # before the environment is read: the store's key counts CPU threads
         torch.set_num_threads(cfg.threads)
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -166,12 +166,55 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     return result
 
 
+def logged_to(result: dict) -> list[str]:
+    """The trackers that hold a finished run's events: its `logged_to`, or, in a result of an
+    earlier runner, the loggers its config named."""
+    if "logged_to" in result:
+        return result["logged_to"]
+    return sorted(result.get("config", {}).get("logger") or {})
+
+
+def succeeded(node: dict, errors: list[dict]) -> list[str]:
+    """The configured trackers that took every event (none of `errors` is theirs)."""
+    failed = {e["logger"] for e in errors}
+    return sorted(name for name in node if name not in failed and "all" not in failed)
+
+
+def replay_into_new_trackers(done: dict, cfg: DictConfig, out_dir: Path) -> dict:
+    """A finished run kept as it is, and a tracker added since it ran (`logger=tensorboard`
+    on a sweep run without one): the run's events are replayed from result.json into the
+    trackers that lack them, so the tracker shows the whole sweep; result.json records them
+    in `logged_to`, and when, in `replayed_at` (the sweep's summary counts them)."""
+    node = logger_node(cfg)
+    missing = {name: options for name, options in node.items() if name not in logged_to(done)}
+    if not missing:
+        return done
+    loggers = Loggers(missing)
+    replay(loggers, run_info(cfg, out_dir, done, first_epoch=1), done, out_dir / RESULT_FILE,
+           task_class(cfg))
+    errors = loggers.close()
+    if errors:  # not recorded as logged to: the next sitting tries again
+        log.warning("%s: not replayed into %s: %s", out_dir, ", ".join(sorted(missing)),
+                    "; ".join(f"{e['logger']}: {e['error']}" for e in errors))
+    sent = succeeded(missing, errors)
+    if not sent:
+        return done
+    done = {**done, "logged_to": sorted({*logged_to(done), *sent}),
+            "replayed_at": {**done.get("replayed_at", {}), **dict.fromkeys(sent, now())}}
+    write_json_atomic(out_dir / RESULT_FILE, done)
+    log.info("replayed %s into %s, which it had not been logged to", out_dir / RESULT_FILE,
+             ", ".join(sent))
+    return done
+
+
 def reuse(stored: dict, path: Path, cfg: DictConfig, out_dir: Path) -> dict:
     """The run's folder gets the stored result of this very run (runner/run/store.py), with
     where it came from, and the command's config snapshot; no training."""
     write_snapshot(out_dir, cfg)
     result = {**stored, "reused_from": str(path)}
-    result.pop("logger_errors", None)  # the trained run's trackers', not this copy's
+    for key in ("logger_errors", "logged_to", "replayed_at"):  # the trained run's trackers'
+        result.pop(key, None)
+    result["logged_to"] = sorted(logger_node(cfg))  # this copy's: replayed into them below
     write_json_atomic(out_dir / RESULT_FILE, result)
     (out_dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)  # a stopped try's: moot
     loggers = Loggers(logger_node(cfg))  # the trackers show it beside the sweep's other runs
@@ -249,6 +292,9 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
         result["metrics"].update(task_metrics)  # e.g. BLEU
         result["curves"] = curves_of(history, task)
         result["finished_at"] = now()
+        # the trackers it was sent to (logger_errors: any that dropped it): a later sitting
+        # with another tracker replays it there (replay_into_new_trackers)
+        result["logged_to"] = sorted(logger_node(cfg))
         write_json_atomic(rec.folder / RESULT_FILE, result)
         loggers.end(result, rec.folder / RESULT_FILE)  # result.json is their artifact
         if errors := loggers.close():

@@ -246,7 +246,7 @@ class Sweep:
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items()
                           if n or s not in ("interrupted", PENDING, REUSED))
-              + self.logger_errors_note() + self.other_code_note()
+              + self.logger_errors_note() + self.replayed_note() + self.other_code_note()
               + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
         return counts
 
@@ -255,6 +255,17 @@ class Sweep:
         n = sum(bool((read_result(self.dir / r["dir"] / RESULT_FILE) or {}).get("logger_errors"))
                 for r in self.runs if not skipped(r) and r["status"] != PENDING)
         return f" ({n} with logger errors: see their result.json logger_errors)" if n else ""
+
+    def replayed_note(self) -> str:
+        """How many skipped runs were replayed this sitting into a tracker they had not been
+        logged to (runner/run/execute.py replay_into_new_trackers), and which."""
+        trackers, n = set(), 0
+        for r in filter(skipped, self.runs):
+            result = read_result(self.dir / r["dir"] / RESULT_FILE) or {}
+            late = {k for k, at in result.get("replayed_at", {}).items() if at >= self.started_at}
+            trackers, n = trackers | late, n + bool(late)
+        return (f" ({n} finished runs replayed into {', '.join(sorted(trackers))}, which they "
+                f"had not been logged to)" if n else "")
 
     def other_code_note(self) -> str:
         """How many skipped runs kept a result made by another code version than this one."""

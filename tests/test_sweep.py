@@ -192,8 +192,10 @@ def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_pa
         assert asked == ([1] if "model=gru" in folder else [0]), folder
     assert sorted(commands[1]["runs"]) == sorted(k for k in now if "model=gru" in k)
     report = (out / "summary.md").read_text()
-    assert "## Command 1: `" in report and "## Command 2: `" in report
-    assert "model=gru sweep=num_hiddens" in report.split("## Command 2")[1].splitlines()[0]
+    assert "## Command 1: " in report and "## Command 2: " in report
+    heading, _, full = report.split("## Command 2: ")[1].splitlines()[:3]
+    assert heading == "`model=gru`"  # what sets it apart from the first command
+    assert "model=gru sweep=num_hiddens model.num_hiddens=8,16" in full
     for section in report.split("## Command ")[1:]:
         assert tables_in(section)[0][0][1:] == ["8", "16"]  # one model's points, not four
 

@@ -11,7 +11,7 @@ import pandas as pd
 PREFIXES = (["python", "-m", "runner"], ["runner"])  # the manifest's command as typed
 
 
-def command_groups(folder: Path) -> list[tuple[str, list[str]]]:
+def command_groups(folder: Path) -> list[tuple[list[str], list[str]]]:
     """(the command's arguments, its run folders) for each command of the folder's manifest
     that asked for points of its own (a command that asked the same runs again is the first's);
     [] when one command (or none) ran there: the report is as it was."""
@@ -33,7 +33,7 @@ def command_groups(folder: Path) -> list[tuple[str, list[str]]]:
             if argv[:len(prefix)] == prefix:
                 argv = argv[len(prefix):]
                 break
-        groups.append((" ".join(argv), sorted(runs)))
+        groups.append((argv, sorted(runs)))
     return groups if len(groups) > 1 else []
 
 
@@ -44,9 +44,14 @@ def tables_by_command(folder: Path, df: pd.DataFrame,
     groups = command_groups(folder)
     if not groups:
         return None
+    shared = set.intersection(*(set(args) for args, _ in groups))
     parts = []
     for i, (args, runs) in enumerate(groups, 1):
         mine = df[df["path"].isin(runs)]
         body = tables_of(mine) if not mine.empty else "No result of this command yet.\n"
-        parts.append(f"## Command {i}: `{args}`\n\n{len(mine)} runs.\n\n{body}")
+        # the heading: what sets this command apart from the others; the whole command below
+        own = " ".join(a for a in args if a not in shared)
+        heading = f"`{own}`" if own else "the arguments every command shares, alone"
+        parts.append(f"## Command {i}: {heading}\n\n`{' '.join(args)}`: {len(mine)} runs.\n\n"
+                     f"{body}")
     return "\n".join(parts)

@@ -258,7 +258,7 @@ class Sweep:
 
     def replayed_note(self) -> str:
         """How many skipped runs were replayed this sitting into a tracker they had not been
-        logged to (runner/run/execute.py replay_into_new_trackers), and which."""
+        logged to (runner/run/trackers.py replay_into_new_trackers), and which."""
         trackers, n = set(), 0
         for r in filter(skipped, self.runs):
             result = read_result(self.dir / r["dir"] / RESULT_FILE) or {}

@@ -168,8 +168,8 @@ def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_pa
     and the report's tables one command each. The first command again, with a tracker added,
     trains nothing and replays its runs into that tracker."""
     out = tmp_path / "num_hiddens"
-    first = ["sweep=num_hiddens", "model.num_hiddens=8,16"]
-    second = ["model=gru", "sweep=num_hiddens", "model.num_hiddens=8,16"]
+    first = ["sweep=num_hiddens", "model.num_hiddens=32,64"]
+    second = ["model=gru", "sweep=num_hiddens", "model.num_hiddens=32,64"]
     assert sweep_cli(corpus_dir, out, *first).returncode == 0
     before = results(out)
     manifest_before = json.loads((out / MANIFEST).read_text())
@@ -195,9 +195,11 @@ def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_pa
     assert "## Command 1: " in report and "## Command 2: " in report
     heading, _, full = report.split("## Command 2: ")[1].splitlines()[:3]
     assert heading == "`model=gru`"  # what sets it apart from the first command
-    assert "model=gru sweep=num_hiddens model.num_hiddens=8,16" in full
+    assert "model=gru sweep=num_hiddens model.num_hiddens=32,64" in full
     for section in report.split("## Command ")[1:]:
-        assert tables_in(section)[0][0][1:] == ["8", "16"]  # one model's points, not four
+        table = tables_in(section)[0]
+        assert table[0][1:] == ["32", "64"]  # one model's points, not four
+        assert "training perplexity (the study)" in [row[0] for row in table]  # its model's
 
     again = sweep_cli(corpus_dir, out, *first, "logger=csv")  # a tracker added later
     assert again.returncode == 0, again.stderr

@@ -195,6 +195,26 @@ def test_a_finished_run_is_replayed_into_a_tracker_added_later(tiny_cfg, tmp_pat
     assert (folder / "metrics.csv").read_text() == table
 
 
+@pytest.mark.slow  # the CLI in a subprocess, twice
+def test_a_sweep_in_fresh_processes_replays_its_finished_runs_into_a_new_tracker(corpus_dir,
+                                                                                tmp_path):
+    """launcher.fresh_process=true skips a finished run without starting its process: the
+    replay happens there too."""
+    sweep = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir), "seed=0,1",
+            "train.num_epochs=2", "launcher=parallel", "launcher.fresh_process=true",
+            f"hydra.sweep.dir={sweep}"]
+    assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode == 0
+    again = subprocess.run([*argv, "logger=csv"], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "2 skipped (2 finished runs replayed into csv, which they had not been logged " \
+           "to)" in again.stdout
+    for path in sweep.glob(f"*/{RESULT_FILE}"):
+        result = json.loads(path.read_text())
+        assert result["logged_to"] == ["csv"]
+        assert csv_curves(path.parent)["train_perplexity"].to_dict() == by_epoch(result)
+
+
 def test_mlflow_run_names_are_short_and_tell_a_sweeps_runs_apart():
     from runner.loggers.naming import named_keys, short_name
 

@@ -20,7 +20,7 @@ from runner.plan import compose_job
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
 from runner.run import run
 from runner.run.validate import validate
-from runner.sweep.manifest import typed_command
+from runner.sweep.manifest import add_command, earlier_commands, earlier_runs, typed_command
 from runner.sweep.sweeper import (
     MANIFEST,
     exclude_keys,
@@ -219,6 +219,18 @@ def test_the_manifest_records_the_command_as_typed():
     assert typed_command(["/w/.venv/bin/runner", "-m", "seed=1,2"]) == ["runner", "-m",
                                                                         "seed=1,2"]
     assert typed_command(["-c", "seed=1"]) == ["-c", "seed=1"]  # python -c: as it is
+
+
+def test_an_earlier_runners_manifest_is_the_first_command_of_the_history():
+    old = {"command": ["/w/runner/__main__.py", "-m", "seed=0,1"], "started_at": "t0",
+           "runs": [{"dir": "seed=0", "status": "completed"}, {"dir": "seed=1"}]}
+    commands = earlier_commands(old)
+    typed = ["python", "-m", "runner", "-m", "seed=0,1"]
+    assert commands == [{"command": typed, "started_at": "t0", "runs": ["seed=0", "seed=1"]}]
+    assert [r["commands"] for r in earlier_runs(old)] == [[0], [0]]
+    assert add_command(commands, typed, "t1", ["seed=0", "seed=1"]) == 0  # again: a resume
+    assert add_command(commands, ["runner", "model=gru"], "t2", ["model=gru"]) == 1
+    assert [c["started_at"] for c in commands] == ["t0", "t2"]  # each when it first ran
 
 
 @pytest.mark.slow  # the CLI in a subprocess

@@ -27,6 +27,7 @@ from tests.tracker_stores import (
     csv_curves,
     mlflow_history,
     mlflow_runs,
+    tensorboard_hparams,
     tensorboard_scalars,
     wandb_history,
 )
@@ -175,31 +176,92 @@ def test_a_run_copied_from_the_store_shows_in_the_trackers(tiny_cfg, tmp_path):
     assert csv_curves(tmp_path / "b" / "p")["train_perplexity"].to_dict() == by_epoch(first)
 
 
+def test_a_finished_run_is_replayed_into_a_tracker_added_later(tiny_cfg, tmp_path):
+    folder = tmp_path / "runs" / "one"
+    first = run(tiny_cfg(*SETTINGS), folder)  # logger=none
+    assert first["logged_to"] == []
+    again = run(tiny_cfg(*SETTINGS, "logger=csv"), folder)
+    assert again["skipped"] and again["run_id"] == first["run_id"]  # not trained again
+    assert csv_curves(folder)["train_perplexity"].to_dict() == by_epoch(first)
+    assert csv_curves(folder)["val_perplexity"].dropna().to_dict() == by_epoch(
+        first, "val_perplexity")
+    written = json.loads((folder / RESULT_FILE).read_text())
+    validate_result(written)
+    assert written["logged_to"] == ["csv"] and set(written["replayed_at"]) == {"csv"}
+    assert written["curves"] == first["curves"]  # the result itself unchanged
+    table = (folder / "metrics.csv").read_text()
+    third = run(tiny_cfg(*SETTINGS, "logger=csv"), folder)  # csv holds it now: no replay
+    assert third["skipped"] and third["replayed_at"] == written["replayed_at"]
+    assert (folder / "metrics.csv").read_text() == table
+
+
+@pytest.mark.slow  # the CLI in a subprocess, twice
+def test_a_sweep_in_fresh_processes_replays_its_finished_runs_into_a_new_tracker(corpus_dir,
+                                                                                tmp_path):
+    """launcher.fresh_process=true skips a finished run without starting its process: the
+    replay happens there too."""
+    sweep = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir), "seed=0,1",
+            "train.num_epochs=2", "launcher=parallel", "launcher.fresh_process=true",
+            f"hydra.sweep.dir={sweep}"]
+    assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode == 0
+    again = subprocess.run([*argv, "logger=csv"], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "2 skipped (2 finished runs replayed into csv, which they had not been logged " \
+           "to)" in again.stdout
+    for path in sweep.glob(f"*/{RESULT_FILE}"):
+        result = json.loads(path.read_text())
+        assert result["logged_to"] == ["csv"]
+        assert csv_curves(path.parent)["train_perplexity"].to_dict() == by_epoch(result)
+
+
+def test_mlflow_run_names_are_short_and_tell_a_sweeps_runs_apart():
+    from runner.loggers.naming import named_keys, short_name
+
+    assert short_name("model.num_hiddens=16,seed=0") == "nh=16 seed=0"
+    assert short_name("model=gru,model.num_hiddens=16,seed=1") == "model=gru nh=16 seed=1"
+    # two keys whose initials agree keep their leaves
+    assert short_name("model.num_hiddens=8,model.num_heads=2,seed=0") == \
+        "num_hiddens=8 num_heads=2 seed=0"
+    assert short_name("2026-01-01_10-00-00_rnn") == "2026-01-01_10-00-00_rnn"  # one run
+    assert named_keys("optim.lr=0.1,+foo.bar=[1,2],seed=3") == ["optim.lr", "foo.bar", "seed"]
+    # in a sweep, only the keys it varies: not the settings every run of it shares
+    assert short_name("data.file=tiny.txt,model.num_hiddens=16,seed=0",
+                      ["model.num_hiddens", "seed"]) == "nh=16 seed=0"
+
+
 # ---- the trackers' own readers
 
 
 def test_tensorboard_event_files_hold_the_curves(tiny_cfg, tmp_path):
     needs("tensorboard")
-    folder = tmp_path / "runs" / "one"
+    folder = tmp_path / "runs" / "model.num_hiddens=16,seed=0"  # a sweep run's folder
     result = run(tiny_cfg(*SETTINGS, "logger=tensorboard"), folder)
     scalars = tensorboard_scalars(folder)
     assert scalars["train_perplexity"] == pytest.approx(by_epoch(result), rel=1e-6)
     assert scalars["val_perplexity"] == pytest.approx(by_epoch(result, "val_perplexity"),
                                                       rel=1e-6)
     assert sorted(scalars["lr"]) == [1, 2, 3, 4, 5]
-    assert scalars["final/val_perplexity"][0] == pytest.approx(
-        result["metrics"]["val_perplexity"], rel=1e-6)
+    # the final figures where the curves end (epoch 5), not at step 0
+    assert scalars["final/val_perplexity"] == pytest.approx(
+        {5: result["metrics"]["val_perplexity"]}, rel=1e-6)
+    # HParams: the run's varied keys, and its final figures as the view's metrics
+    hparams = tensorboard_hparams(folder)
+    assert hparams["hparams"] == {"model.cell": "rnn", "model.num_hiddens": 16, "seed": 0}
+    assert {"final/train_perplexity", "final/val_perplexity", "final/best_val_perplexity",
+            "final/tokens_per_sec"} <= set(hparams["metrics"])
 
 
 @pytest.mark.slow
 def test_mlflow_holds_params_metrics_per_step_and_the_result(tiny_cfg, tmp_path):
     needs("mlflow")
-    folder = tmp_path / "results" / "runs" / "one"
+    folder = tmp_path / "results" / "runs" / "model.num_hiddens=16,seed=0"
     result = run(tiny_cfg(*SETTINGS, "logger=mlflow"), folder)
     client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "runs")
     assert len(runs) == 1
     mlrun = runs[0]
-    assert mlrun.info.status == "FINISHED" and mlrun.info.run_name == "one"
+    assert mlrun.info.status == "FINISHED" and mlrun.info.run_name == "nh=16 seed=0"
+    assert mlrun.data.tags["runner.folder"] == folder.name
     assert mlrun.data.params["model.num_hiddens"] == "16"
     assert mlrun.data.params["data.batch_size"] == "8"
     assert mlrun.data.tags["runner.run_id"] == result["run_id"]
@@ -307,13 +369,16 @@ def test_a_parallel_sweep_shows_every_run_in_tensorboard_and_mlflow(corpus_dir, 
     results = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob(f"*/{RESULT_FILE}")}
     assert len(results) == 6
     client, runs = mlflow_runs(tmp_path / "results" / "mlruns", "hidden")
-    assert sorted(r.info.run_name for r in runs) == sorted(results)
+    assert sorted(r.data.tags["runner.folder"] for r in runs) == sorted(results)
+    # names that differ in MLflow's run list, which shows ~15 characters of each
+    assert len({r.info.run_name[:14] for r in runs}) == 6
     for mlrun in runs:
-        result = results[mlrun.info.run_name]
+        folder = mlrun.data.tags["runner.folder"]
+        result = results[folder]
         assert mlrun.data.tags["runner.run_id"] == result["run_id"]
         assert mlflow_history(client, mlrun.info.run_id, "train_perplexity") == pytest.approx(
             by_epoch(result))
-        assert tensorboard_scalars(sweep / mlrun.info.run_name)["train_perplexity"] == \
+        assert tensorboard_scalars(sweep / folder)["train_perplexity"] == \
             pytest.approx(by_epoch(result))
 
 

@@ -20,6 +20,7 @@ from runner.plan import compose_job
 from runner.result import EXECUTION_KEYS, RESULT_FILE, run_identity, validate_result
 from runner.run import run
 from runner.run.validate import validate
+from runner.sweep.manifest import add_command, earlier_commands, earlier_runs, typed_command
 from runner.sweep.sweeper import (
     MANIFEST,
     exclude_keys,
@@ -27,7 +28,7 @@ from runner.sweep.sweeper import (
     runner_app,
     with_seed_axis,
 )
-from tests.helpers import CONF, TINY_REGRESSION, compose_config, tiny_overrides
+from tests.helpers import CONF, TINY_REGRESSION, compose_config, tables_in, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
@@ -158,6 +159,104 @@ def test_max_batch_size_launches_batches_of_a_sweep_planned_in_full(corpus_dir, 
     # job numbers run on across batches (each batch of 1 is launched on its own)
     nums = sorted(OmegaConf.load(p).hydra.job.num for p in out.rglob(".hydra/hydra.yaml"))
     assert nums == [0, 1]
+
+
+@pytest.mark.slow  # the CLI in a subprocess, three times
+def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_path):
+    """`sweep=num_hiddens` then `model=gru sweep=num_hiddens`: one folder, both commands in
+    the manifest's history, each run tagged with its command, the first's results untouched,
+    and the report's tables one command each. The first command again, with a tracker added,
+    trains nothing and replays its runs into that tracker."""
+    out = tmp_path / "num_hiddens"
+    first = ["sweep=num_hiddens", "model.num_hiddens=32,64"]
+    second = ["model=gru", "sweep=num_hiddens", "model.num_hiddens=32,64"]
+    assert sweep_cli(corpus_dir, out, *first).returncode == 0
+    before = results(out)
+    manifest_before = json.loads((out / MANIFEST).read_text())
+    proc = sweep_cli(corpus_dir, out, *second)
+    assert proc.returncode == 0, proc.stderr
+    assert "already holds the runs of 1 other command(s)" in proc.stdout
+    assert "[sweep num_hiddens] 2 runs: 2 completed" in proc.stdout  # its own runs only
+    assert "2/2 done" in proc.stdout  # progress: this command's runs, not the folder's 4
+    now = results(out)
+    assert len(now) == 4
+    assert all(now[k] == r for k, r in before.items())  # nothing written is lost
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["command"][:3] == ["python", "-m", "runner"]  # as typed, not a path
+    commands = manifest["commands"]
+    assert [c["command"] for c in commands] == [manifest_before["command"], manifest["command"]]
+    assert "model=gru" in commands[1]["command"] and "model=gru" not in commands[0]["command"]
+    by_command = {r["dir"]: r["commands"] for r in manifest["runs"]}
+    assert sorted(by_command) == sorted(now)
+    for folder, asked in by_command.items():
+        assert asked == ([1] if "model=gru" in folder else [0]), folder
+    assert sorted(commands[1]["runs"]) == sorted(k for k in now if "model=gru" in k)
+    report = (out / "summary.md").read_text()
+    assert "## Command 1: " in report and "## Command 2: " in report
+    heading, _, full = report.split("## Command 2: ")[1].splitlines()[:3]
+    assert heading == "`model=gru`"  # what sets it apart from the first command
+    assert "model=gru sweep=num_hiddens model.num_hiddens=32,64" in full
+    for section in report.split("## Command ")[1:]:
+        table = tables_in(section)[0]
+        assert table[0][1:] == ["32", "64"]  # one model's points, not four
+        assert "training perplexity (the study)" in [row[0] for row in table]  # its model's
+
+    again = sweep_cli(corpus_dir, out, *first, "logger=csv")  # a tracker added later
+    assert again.returncode == 0, again.stderr
+    assert "0 completed, 0 failed, 0 diverged, 2 skipped (2 finished runs replayed into csv, " \
+        "which they had not been logged to)" in again.stdout
+    for folder, result in results(out).items():
+        sent = "model=gru" not in folder
+        assert (out / folder / "metrics.csv").exists() == sent
+        assert result["logged_to"] == (["csv"] if sent else [])
+    assert len(json.loads((out / MANIFEST).read_text())["commands"]) == 3  # every command kept
+    assert (out / "summary.md").read_text().count("## Command ") == 2  # the same points: one
+
+
+def test_the_manifest_records_the_command_as_typed():
+    assert typed_command(["/w/runner/__main__.py", "seed=1"]) == ["python", "-m", "runner",
+                                                                  "seed=1"]
+    assert typed_command(["/w/.venv/bin/runner", "-m", "seed=1,2"]) == ["runner", "-m",
+                                                                        "seed=1,2"]
+    assert typed_command(["-c", "seed=1"]) == ["-c", "seed=1"]  # python -c: as it is
+
+
+def test_an_earlier_runners_manifest_is_the_first_command_of_the_history():
+    old = {"command": ["/w/runner/__main__.py", "-m", "seed=0,1"], "started_at": "t0",
+           "runs": [{"dir": "seed=0", "status": "completed"}, {"dir": "seed=1"}]}
+    commands = earlier_commands(old)
+    typed = ["python", "-m", "runner", "-m", "seed=0,1"]
+    assert commands == [{"command": typed, "started_at": "t0", "runs": ["seed=0", "seed=1"]}]
+    assert [r["commands"] for r in earlier_runs(old)] == [[0], [0]]
+    assert add_command(commands, typed, "t1", ["seed=0", "seed=1"]) == 0  # again: a resume
+    assert add_command(commands, ["runner", "model=gru"], "t2", ["model=gru"]) == 1
+    assert [c["started_at"] for c in commands] == ["t0", "t2"]  # each when it first ran
+
+
+@pytest.mark.slow  # the CLI in a subprocess
+def test_hydras_own_launcher_choice_is_what_the_results_record(corpus_dir, tmp_path):
+    out = tmp_path / "sweep"
+    proc = sweep_cli(corpus_dir, out, "model.num_hiddens=8,16", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2")
+    assert proc.returncode == 0, proc.stderr
+    found = results(out)
+    assert len(found) == 2
+    for result in found.values():
+        assert result["config"]["launcher"] == {"name": "joblib"}  # not serial
+        assert result["environment"]["concurrent_jobs"] == 2
+    assert "runs sharing a device: 2" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow  # the CLI in a subprocess
+def test_help_says_the_internal_groups_are_not_choices():
+    proc = subprocess.run([sys.executable, "-m", "runner", "--help"], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = [line for line in proc.stdout.splitlines()
+              if line.startswith(("model/base:", "preset/"))]
+    assert listed  # Hydra lists every folder of conf/: these are marked, right below
+    groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "(internal, not for the command line: model/base and preset/*" in groups
 
 
 def seeds_of(overrides: list[str], seed: int, repeats: int) -> list[list[str]]:

@@ -29,6 +29,23 @@ def tensorboard_scalars(folder: Path) -> dict:
     return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
 
 
+def tensorboard_hparams(folder: Path) -> dict:
+    """The run's HParams summary as TensorBoard's HParams plugin reads it: {"hparams": {key:
+    value}, "metrics": [tag, ...]}."""
+    from google.protobuf.json_format import MessageToDict
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(folder / "tensorboard"))
+    acc.Reload()
+    found = {}
+    for content in acc.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        found |= MessageToDict(data, preserving_proto_field_name=True)
+    return {"hparams": found["session_start_info"]["hparams"],
+            "metrics": [m["name"]["tag"] for m in found["experiment"]["metric_infos"]]}
+
+
 def mlflow_runs(store: Path, experiment: str) -> list:
     from mlflow.tracking import MlflowClient
 

@@ -117,6 +117,7 @@ class RunInfo:
     tags: dict  # sweep, model, seed, code_version, run_id
     first_epoch: int  # 1, or the epoch a resumed run continues from
     epoch_keys: tuple = ()  # what an epoch event may carry, in order (the task's figures)
+    varied: tuple = ()  # the keys its sweep varies (runner/loggers/naming.py varied_keys)
 
 
 class Loggers:

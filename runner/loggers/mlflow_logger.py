@@ -9,16 +9,19 @@ makes the first job create it (MLflow's schema migrations) while the others wait
 URI (a server, another database) is MLflow's own. The experiment is the sweep folder's name
 unless `experiment` says.
 
-Parameters are the flattened config (MLflow keeps 100 per call: sent in batches); metrics are
-logged at step = epoch; the end sets the run's status (diverged runs FINISHED, tagged) and
-uploads result.json. A resumed run finds its MLflow run by the runner run id (tag
-runner.run_id) and continues it; epochs its first try logged after the checkpoint are logged
-again, with the same values (resume reproduces them)."""
+A run is named by its folder, shortened to tell a sweep's runs apart in MLflow's run list
+(runner/loggers/naming.py: model.num_hiddens=16,seed=0 -> "nh=16 seed=0"); the folder's
+name is the tag runner.folder. Parameters are the flattened config (MLflow keeps 100 per
+call: sent in batches); metrics are logged at step = epoch; the end sets the run's status
+(diverged runs FINISHED, tagged) and uploads result.json. A resumed run finds its MLflow run
+by the runner run id (tag runner.run_id) and continues it; epochs its first try logged after
+the checkpoint are logged again, with the same values (resume reproduces them)."""
 import fcntl
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from runner.loggers import RunInfo, Tracker, timestamp_ms
+from runner.loggers.naming import short_name
 
 STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "failed": "FAILED",
           "interrupted": "KILLED"}
@@ -50,8 +53,10 @@ class MLflowLogger(Tracker):
             self.run = found[0].info.run_id
             self.client.update_run(self.run, status="RUNNING")
             return
-        tags = {f"runner.{k}": str(v) for k, v in info.tags.items()}
-        self.run = self.client.create_run(experiment, run_name=info.name, tags=tags).info.run_id
+        tags = {f"runner.{k}": str(v) for k, v in info.tags.items()} | {"runner.folder": info.name}
+        # the run list shows ~15 characters of a name: "nh=16 seed=0", the folder as a tag
+        name = short_name(info.name, list(info.varied))
+        self.run = self.client.create_run(experiment, run_name=name, tags=tags).info.run_id
         params = [Param(k, str(v)[:6000]) for k, v in info.params.items()]
         for i in range(0, len(params), BATCH):
             self.client.log_batch(self.run, params=params[i:i + BATCH])

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from runner.report.alike import like_for_like
+from runner.report.commands import tables_by_command
 from runner.report.findings import companion_findings
 from runner.report.latex import latex_table
 from runner.report.note import note_tables
@@ -30,6 +31,25 @@ from runner.result import RESULT_FILE, write_text_atomic
 
 __all__ = ["write_report"]
 
+
+def points_of(df: pd.DataFrame) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None, list]:
+    """The swept keys of these runs, their points' summary, the study's numbers that may stand
+    beside them (only like with like) and the lines saying which were left out, and why."""
+    by = swept_params(df)
+    if df["task"].nunique() > 1:  # never one point for two tasks' perplexities (page warns)
+        by = ["task", *(k for k in by if k != "data.task")]
+    summary = compare(df, summarize(df, by), by)
+    reference = reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
+    return by, summary, *like_for_like(reference, df, summary)
+
+
+def tables_of(df: pd.DataFrame, regression: bool) -> str:
+    """summary.md's tables of these runs, with the lines on the study's numbers left out."""
+    by, summary, reference, left_out = points_of(df)
+    tables = note_tables(df, by) if regression else markdown_tables(summary, by, reference)
+    return tables + "".join(f"\n{line}\n" for line in left_out)
+
+
 def write_report(folder: Path) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
@@ -40,12 +60,7 @@ def write_report(folder: Path) -> dict:
         raise ValueError(f"{folder}: no valid {RESULT_FILE} found ({counts['skipped']} skipped); "
                          f"expected one per run, in the folder or its subfolders")
     df = tidy(results)
-    by = swept_params(df)
-    if df["task"].nunique() > 1:  # never one point for two tasks' perplexities (page warns)
-        by = ["task", *(k for k in by if k != "data.task")]
-    summary = compare(df, summarize(df, by), by)
-    reference = reference_for(summary, by, sorted(df["model.cell"].dropna().unique()))
-    reference, left_out = like_for_like(reference, df, summary)  # only like with like
+    by, summary, reference, left_out = points_of(df)
     paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md",
                                               "summary.tex")}
     write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
@@ -58,8 +73,9 @@ def write_report(folder: Path) -> dict:
     intro = (f"{counts['read']} runs read ({tally}, {counts['skipped']} skipped); swept: "
              f"{', '.join(by) or 'nothing'}. Cells: {cells} over completed runs; failed and "
              f"diverged runs are counted, never averaged.")
-    tables = note_tables(df, by) if regression else markdown_tables(summary, by, reference)
-    tables += "".join(f"\n{line}\n" for line in left_out)
+    # a folder several commands ran in: each command's points in tables of their own
+    tables = (tables_by_command(folder, df, lambda runs: tables_of(runs, regression))
+              or tables_of(df, regression))
     write_text_atomic(paths["summary.md"], f"# {folder.name}\n\n{intro}\n\n{tables}")
     factor = next((k for k in by if k != "model.cell"), None)
     series = pd.concat([reference_series(reference, factor, m)

@@ -15,14 +15,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from models import num_params
 from models.core import resolve_impl
-from runner.loggers import Loggers, RunInfo, epoch_metrics, replay
+from runner.loggers import Loggers, epoch_metrics, replay
 from runner.result import (
     RESULT_FILE,
     SCHEMA_VERSION,
     error_record,
-    flatten,
     now,
-    version_label,
     write_json_atomic,
 )
 from runner.run import checkpoint, store
@@ -37,6 +35,7 @@ from runner.run.interrupt import Interrupted, interruptible
 from runner.run.metrics import curves_of, metrics_of
 from runner.run.output import check_output_folder, write_snapshot
 from runner.run.resume import other_code_version, previous_result
+from runner.run.trackers import logger_node, replay_into_new_trackers, run_info
 from runner.run.validate import validate
 from runner.tasks import build_task, data_of, task_class
 from runner.tasks.loop import History, fit, make_scheduler
@@ -78,7 +77,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
                  f"overwrite=true re-runs it)" if other else "")
         if cfg.store and (key := Identity.of_result(done).store_key(done["environment"])):
             store.put(cfg.store, key, done)  # finished before the store existed: filed now
-        return {**done, "skipped": True}
+        return {**replay_into_new_trackers(done, cfg, Path(out_dir)), "skipped": True}
     if cfg.threads:  # before the environment is read: the store's key counts CPU threads
         torch.set_num_threads(cfg.threads)
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -128,7 +127,9 @@ def reuse(stored: dict, path: Path, cfg: DictConfig, out_dir: Path) -> dict:
     where it came from, and the command's config snapshot; no training."""
     write_snapshot(out_dir, cfg)
     result = {**stored, "reused_from": str(path)}
-    result.pop("logger_errors", None)  # the trained run's trackers', not this copy's
+    for key in ("logger_errors", "logged_to", "replayed_at"):  # the trained run's trackers'
+        result.pop(key, None)
+    result["logged_to"] = sorted(logger_node(cfg))  # this copy's: replayed into them below
     write_json_atomic(out_dir / RESULT_FILE, result)
     (out_dir / checkpoint.CHECKPOINT_FILE).unlink(missing_ok=True)  # a stopped try's: moot
     loggers = Loggers(logger_node(cfg))  # the trackers show it beside the sweep's other runs
@@ -213,6 +214,9 @@ def _train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
         result["metrics"].update(task_metrics)  # e.g. BLEU
         result["curves"] = curves_of(history, task)
         result["finished_at"] = now()
+        # the trackers it was sent to (logger_errors: any that dropped it): a later sitting
+        # with another tracker replays it there (replay_into_new_trackers)
+        result["logged_to"] = sorted(logger_node(cfg))
         write_json_atomic(rec.folder / RESULT_FILE, result)
         loggers.end(result, rec.folder / RESULT_FILE)  # result.json is their artifact
         if errors := loggers.close():
@@ -221,22 +225,6 @@ def _train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
     saver.finish(keep=cfg.train.keep_checkpoint)  # after the result: it replaces the checkpoint
 
 
-def logger_node(cfg: DictConfig) -> dict:
-    """The configured loggers (conf/logger/): name -> options; {} for logger=none."""
-    node = cfg.get("logger")
-    return OmegaConf.to_container(node, resolve=True) if node else {}
-
-
-def run_info(cfg: DictConfig, folder: Path, result: dict, first_epoch: int) -> RunInfo:
-    """What the trackers are told at a run's start (runner/loggers)."""
-    folder = Path(folder).resolve()
-    tags = {"sweep": folder.parent.name, "model": cfg.model.cell, "seed": cfg.seed,
-            "code_version": version_label(result["environment"]), "run_id": result["run_id"]}
-    task = task_class(cfg)
-    keys = (task.train_metric, "tokens_per_sec", "lr", *filter(None, [task.val_metric]))
-    return RunInfo(folder=folder, run_id=result["run_id"], name=folder.name,
-                   group=folder.parent.name, params=flatten(result["config"]), tags=tags,
-                   first_epoch=first_epoch, epoch_keys=keys)
 
 
 def model_and_optimizer(cfg: DictConfig, task, device):

@@ -128,6 +128,9 @@ def run_fresh(cfg: DictConfig, out_dir: Path, sharing: int) -> str:
     if finished := finished_already(cfg, out_dir):  # resume, without a process start
         log.info("skipped: %s already holds %s run %s of this config", out_dir / RESULT_FILE,
                  finished["status"], finished["run_id"])
+        from runner.run.trackers import replay_into_new_trackers
+
+        replay_into_new_trackers(finished, cfg, out_dir)  # as run() does when it skips
         return SKIPPED
     spec = {"mode": "run", "config": OmegaConf.to_container(cfg, resolve=True),
             "out_dir": str(out_dir), "concurrent_jobs": sharing, "slot": slot,

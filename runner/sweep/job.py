@@ -11,17 +11,48 @@ from omegaconf import DictConfig, open_dict
 from data import DataError
 from runner.errors import ConfigError
 from runner.result import FINISHED, REUSED, SKIPPED, read_result
+from runner.sweep.manifest import current_runs
 from runner.sweep.sweeper import MANIFEST, PROGRESS, job_outcomes
 
 log = logging.getLogger(__name__)
 
 
+# Hydra's launcher classes (hydra.launcher._target_) by the runner's launcher names
+HYDRA_LAUNCHERS = {"BasicLauncher": "serial", "JoblibLauncher": "joblib",
+                   "LocalLauncher": "submitit_local", "SlurmLauncher": "slurm"}
+
+
+def launcher_ran(cfg: DictConfig) -> tuple[str, int]:
+    """The launcher Hydra runs this job with, and how many jobs it runs at once. `launcher=`
+    names it, unless hydra/launcher was chosen the Hydra way: `hydra/launcher=joblib
+    hydra.launcher.n_jobs=2` runs 2 jobs at once while launcher.name still says serial."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():  # run() called by a script, not by Hydra
+        return cfg.launcher.name, 1
+    node = HydraConfig.get().launcher
+    target = str(node.get("_target_", ""))
+    name = HYDRA_LAUNCHERS.get(target.rpartition(".")[2], target)
+    if name != "joblib":
+        return name, 1
+    n_jobs = node.get("n_jobs") or 1  # joblib's own reading: -1 every core, -2 all but one
+    return name, n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+
+
 @contextmanager
 def device_slot(cfg: DictConfig, sweep_dir: Path):
     """Under launcher=parallel, hold a device slot for the run and pin it there; yield the
-    config to run and how many jobs may share its device."""
+    config to run and how many jobs may share its device. Under any other launcher the
+    config records the one that ran (launcher_ran), so results and report say what ran."""
     if cfg.launcher.name != "parallel":
-        yield cfg, 1
+        name, jobs = launcher_ran(cfg)
+        if name != cfg.launcher.name:
+            cfg = cfg.copy()
+            with open_dict(cfg):
+                # the name alone (validation knows launcher's keys); how many jobs ran at
+                # once is environment.concurrent_jobs
+                cfg.launcher = {"name": name}
+        yield cfg, jobs
         return
     from runner.sweep.slots import DeviceSlots, threads_per_job, visible_devices
 
@@ -80,7 +111,9 @@ def progress(sweep_dir: Path) -> str:
     manifest = read_result(sweep_dir / MANIFEST)
     if not manifest:
         return f"[sweep {sweep_dir.name}] (no manifest)"
-    status = {r["dir"]: r["status"] for r in manifest["runs"]}
+    planned = current_runs(manifest)  # this command's: not the folder's other commands'
+    status = {r["dir"]: r["status"] for r in manifest["runs"]
+              if planned is None or r["dir"] in planned}
     outcomes = job_outcomes(sweep_dir)
     status |= outcomes
     ran = [s for s in outcomes.values() if s not in (SKIPPED, REUSED)]  # trained this sitting

@@ -26,6 +26,12 @@ from runner.result import (
     version_label,
     write_json_atomic,
 )
+from runner.sweep.manifest import (
+    add_command,
+    earlier_commands,
+    earlier_runs,
+    typed_command,
+)
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -116,6 +122,9 @@ def refuse_shared_folders(jobs, folders) -> None:
 
 class Sweep:
     """The sweeper's side: plan, manifest, summary, report, exit code."""
+    # the manifest's history (runner/sweep/manifest.py), set by start(): other commands' runs
+    # in this folder, and every command with the runs it planned
+    kept, commands = (), ()
 
     def __init__(self, config: DictConfig, overrides, parser):
         refuse("hydra.sweeper.max_batch_size", config.hydra.sweeper.get("max_batch_size"))
@@ -151,11 +160,24 @@ class Sweep:
         folders = [self.folder(job) for job in jobs]
         refuse_shared_folders(jobs, folders)
         check_output_folder(self.dir, files=(MANIFEST,))  # before anything is written there
+        old = read_result(self.dir / MANIFEST) or {}
+        self.commands = earlier_commands(old)
+        known = len(self.commands)
+        index = add_command(self.commands, typed_command(), self.started_at, folders)
+        asked = {r["dir"]: r["commands"] for r in earlier_runs(old)}
         self.runs = []
         for job, folder in zip(jobs, folders):
             previous = read_result(self.dir / folder / RESULT_FILE) or {}
             self.runs.append({"dir": folder, "overrides": list(job),
-                              "status": previous.get("status", PENDING)})
+                              "status": previous.get("status", PENDING),
+                              "commands": sorted({*asked.get(folder, []), index})})
+        # the runs of the folder's other commands: kept as they are, never replaced
+        self.kept = [r for r in earlier_runs(old) if r["dir"] not in set(folders)]
+        if self.kept and index == known:  # a new command, beside other commands' runs
+            print(f"[sweep {self.name}] {self.dir} already holds the runs of "
+                  f"{len(self.commands) - 1} other command(s): this one's are added beside "
+                  f"them (manifest.json commands), and the report shows each command's points "
+                  f"in a table of its own", flush=True)
         self.write_manifest()
         (self.dir / PROGRESS).write_text("")  # this sitting's job outcomes, appended by jobs
         finished = sum(r["status"] in FINISHED for r in self.runs)
@@ -164,8 +186,9 @@ class Sweep:
 
     def write_manifest(self) -> None:
         write_json_atomic(self.dir / MANIFEST, {
-            "sweep": self.name, "command": sys.argv, "started_at": self.started_at,
-            "updated_at": now(), "runs": self.runs})
+            "sweep": self.name, "command": typed_command(), "started_at": self.started_at,
+            "updated_at": now(), "runs": [*self.kept, *self.runs],
+            "commands": list(self.commands)})
 
     def finish(self, returns) -> None:
         """Every job has run: manifest, summary line, report; exit 1 if any run failed."""
@@ -223,7 +246,7 @@ class Sweep:
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items()
                           if n or s not in ("interrupted", PENDING, REUSED))
-              + self.logger_errors_note() + self.other_code_note()
+              + self.logger_errors_note() + self.replayed_note() + self.other_code_note()
               + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
         return counts
 
@@ -232,6 +255,17 @@ class Sweep:
         n = sum(bool((read_result(self.dir / r["dir"] / RESULT_FILE) or {}).get("logger_errors"))
                 for r in self.runs if not skipped(r) and r["status"] != PENDING)
         return f" ({n} with logger errors: see their result.json logger_errors)" if n else ""
+
+    def replayed_note(self) -> str:
+        """How many skipped runs were replayed this sitting into a tracker they had not been
+        logged to (runner/run/trackers.py replay_into_new_trackers), and which."""
+        trackers, n = set(), 0
+        for r in filter(skipped, self.runs):
+            result = read_result(self.dir / r["dir"] / RESULT_FILE) or {}
+            late = {k for k, at in result.get("replayed_at", {}).items() if at >= self.started_at}
+            trackers, n = trackers | late, n + bool(late)
+        return (f" ({n} finished runs replayed into {', '.join(sorted(trackers))}, which they "
+                f"had not been logged to)" if n else "")
 
     def other_code_note(self) -> str:
         """How many skipped runs kept a result made by another code version than this one."""

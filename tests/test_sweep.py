@@ -201,7 +201,7 @@ def test_a_second_command_in_one_sweep_folder_keeps_the_first(corpus_dir, tmp_pa
         assert table[0][1:] == ["32", "64"]  # one model's points, not four
         # its model's study table, left out at these tiny settings, with the line saying why
         assert "training perplexity (the study)" not in [row[0] for row in table]
-        assert "Left out: the study's Table " in section, section
+        assert "Left out: the study's Table" in section, section  # Table 12, Tables 16-19
 
     again = sweep_cli(corpus_dir, out, *first, "logger=csv")  # a tracker added later
     assert again.returncode == 0, again.stderr

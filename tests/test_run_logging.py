@@ -8,7 +8,8 @@ import runner.run.execute
 from runner.run.execute import run
 
 
-def test_a_log_line_during_an_epoch_goes_through_tqdm_write(tiny_cfg, tmp_path, monkeypatch):
+def test_a_log_line_during_an_epoch_goes_through_tqdm_write(tiny_cfg, tmp_path, monkeypatch,
+                                                          request):
     written = []
     monkeypatch.setattr(tqdm.std.tqdm, "write", staticmethod(
         lambda s, file=None, end="\n", nolock=False: written.append((s, file))))
@@ -16,7 +17,9 @@ def test_a_log_line_during_an_epoch_goes_through_tqdm_write(tiny_cfg, tmp_path, 
     console.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [console])
-    monkeypatch.setattr(root, "level", logging.INFO)
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not the attribute: it clears the loggers' caches
+    request.addfinalizer(lambda: root.setLevel(level))
     fit = runner.run.execute.fit
     epoch_log = logging.getLogger("test.epoch")
 
@@ -29,7 +32,7 @@ def test_a_log_line_during_an_epoch_goes_through_tqdm_write(tiny_cfg, tmp_path, 
     assert result["status"] == "completed"
     lines = [s for s, _ in written]
     assert "[test.epoch] epoch 1 done" in lines and "[test.epoch] epoch 2 done" in lines
-    assert any(s.startswith("[runner.run.execute] run ") for s in lines)  # before epoch 1 too
+    assert any(s.startswith("[runner.run.execute] run ") for s in lines), lines  # epoch 1 too
     assert {file for _, file in written} == {sys.stderr}  # the console handler's own stream
     # after training, the console handler is back and logs directly
     assert root.handlers == [console]

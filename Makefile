@@ -29,10 +29,10 @@ run: install ## one run: python -m runner $(ARGS) (defaults: the study's RNN bas
 	$(PY) -m runner $(ARGS)
 
 test: install ## the whole test suite (CPU, no network; ~10 min on 2 cores; the optional extras' tests skip without them)
-	$(PY) -m pytest -n auto
+	$(PY) -m pytest -n auto --dist worksteal
 
 test-fast: install ## the suite without the tests marked slow (CLI subprocesses, multi-epoch training)
-	$(PY) -m pytest -n auto -m "not slow"
+	$(PY) -m pytest -n auto --dist worksteal -m "not slow"
 
 lint: install ## ruff over the code
 	$(VENV)/bin/ruff check runner models data tests bench hydra_plugins

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from runner.result import RESULT_FILE
@@ -76,8 +75,9 @@ def cli(user: Path, *args: str):
     return subprocess.run(cmd, cwd=user, text=True, capture_output=True, env=env, timeout=300)
 
 
-@pytest.mark.slow  # the CLI in subprocesses: a run, a sweep of 4 and a refusal
-def test_a_cell_from_outside_the_package_runs_sweeps_and_is_checked(user):
+@pytest.mark.slow  # the CLI in subprocesses: a run and a refusal (a sweep of a user's cell, task
+# and tracker, with its report: tests/test_external_task.py)
+def test_a_cell_from_outside_the_package_runs_and_is_checked(user):
     proc = cli(user, f"hydra.run.dir={user / 'run'}")
     assert proc.returncode == 0, proc.stderr
     result = json.loads((user / "run" / RESULT_FILE).read_text())
@@ -88,19 +88,6 @@ def test_a_cell_from_outside_the_package_runs_sweeps_and_is_checked(user):
     assert result["environment"]["impl"] is None  # one implementation
     for key in ("train_perplexity", "val_perplexity"):
         assert math.isfinite(result["metrics"][key]) and result["metrics"][key] > 1
-
-    sweep = user / "sweep"
-    proc = cli(user, "-m", "model.num_hiddens=8,16", "repeats=2", f"hydra.sweep.dir={sweep}")
-    assert proc.returncode == 0, proc.stderr
-    assert "4 runs: 4 completed, 0 failed" in proc.stdout
-    runs = pd.read_csv(sweep / "runs.csv")
-    assert set(runs["model.cell"]) == {"mycell"} and len(runs) == 4
-    assert sorted(zip(runs["model.num_hiddens"], runs["seed"])) == [(8, 0), (8, 1), (16, 0),
-                                                                   (16, 1)]
-    summary = pd.read_csv(sweep / "summary.csv")
-    assert sorted(summary["model.num_hiddens"]) == [8, 16] and set(summary["n"]) == {2}
-    assert "4 completed" in (sweep / "summary.md").read_text()
-    assert (sweep / "report.md").exists() and (sweep / "report.html").exists()
 
     # the constructor's signature is the truth: a key MyCell does not take is bad input
     proc = cli(user, "+model.gate_bais=2", f"hydra.run.dir={user / 'refused'}")

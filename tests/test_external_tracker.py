@@ -79,13 +79,12 @@ def test_a_tracker_from_the_users_folder_gets_every_epoch_of_every_run(corpus_di
                               text=True, timeout=300)
 
     sweep = tmp_path / "results"
-    proc = cli("-m", "model.num_hiddens=8,16", "repeats=2", "logger=mytracker",
+    proc = cli("-m", "model.num_hiddens=8,16", "logger=mytracker",
                "logger.mytracker.file=events.jsonl", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr
     folders = sorted(p.parent for p in sweep.glob(f"*/{RESULT_FILE}"))
     assert sorted(tuple(o for o in f.name.split(",") if o.startswith(("model.num", "seed=")))
-                  for f in folders) == [(f"model.num_hiddens={h}", f"seed={s}")
-                                        for h in (16, 8) for s in (0, 1)]
+                  for f in folders) == [(f"model.num_hiddens={h}", "seed=0") for h in (16, 8)]
     # the tracker's option, an execution setting, is left out of the folder names
     assert not any("logger" in f.name for f in folders)
     for folder in folders:

@@ -116,14 +116,6 @@ def test_parallel_launcher_runs_two_jobs_sharing_the_cpu(corpus_dir, tmp_path):
 
 
 @pytest.mark.slow  # the CLI in a subprocess
-def test_submitit_local_launcher(corpus_dir, tmp_path):
-    out = tmp_path / "sweep"
-    proc = sweep_cli(corpus_dir, out, "model.num_hiddens=8,16", "launcher=submitit_local")
-    assert proc.returncode == 0, proc.stderr
-    assert [r["status"] for r in results(out).values()] == ["completed", "completed"]
-
-
-@pytest.mark.slow  # the CLI in a subprocess
 def test_sigkill_mid_sweep_then_the_same_command_finishes_it(corpus_dir, tmp_path):
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir),

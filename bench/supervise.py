@@ -27,7 +27,6 @@ by importing this module, and the job checks that torch was not loaded before it
 import argparse
 import json
 import os
-import random
 import resource
 import signal
 import statistics
@@ -38,20 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ["the", "time", "traveller", "said", "machine", "was", "a", "and", "of", "in"]
 PINNED = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def write_corpus(path: Path, num_words: int = 1500, seed: int = 0) -> None:
-    """tests/helpers.write_corpus's tiny text (kept here: bench does not import tests)."""
-    rng = random.Random(seed)
-    lines, words = [], []
-    for i in range(num_words):
-        words.append(rng.choice(WORDS).capitalize() if i % 9 == 0 else rng.choice(WORDS))
-        if len(words) == 12:
-            lines.append(" ".join(words) + ", " + rng.choice([".", "!", "?"]))
-            words = []
-    path.write_text("\n".join(lines) + "\n")
 
 
 def tiny_config(root: Path, threads: int, *extra: str):
@@ -205,6 +191,8 @@ def timing(rounds: int, threads: int, in_process: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="supervise-") as tmp:
         tmp = Path(tmp)
         (tmp / "corpora").mkdir()
+        from data.tiny import write_corpus  # here: importing data loads torch
+
         write_corpus(tmp / "corpora" / "tiny.txt")
         cfg = tiny_config(tmp / "corpora", threads)
         runs = {"A": [], "B": [], "C": []}

@@ -18,7 +18,6 @@ from bench.supervise import (
     seen_env,
     submitit_job,
     tiny_config,
-    write_corpus,
 )
 
 
@@ -236,6 +235,8 @@ def checks(only: set[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="supervise-check-") as tmp:
         tmp = Path(tmp)
         (tmp / "corpora").mkdir()
+        from data.tiny import write_corpus  # here: importing data loads torch
+
         write_corpus(tmp / "corpora" / "tiny.txt")
         cfg = tiny_config(tmp / "corpora", 1)
         if "death" in only:

@@ -3,7 +3,6 @@ and Markdown tables read back. Fixtures built on them are in conftest.py."""
 import functools
 import importlib.util
 import os
-import random
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
+from data.tiny import WORDS, write_corpus  # noqa: F401 (the tests' tiny corpus)
 from models.core import implementation
 from runner.tasks.build import NETWORK_PASSES, constructor_keys
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-WORDS = ["the", "time", "traveller", "said", "machine", "was", "a", "and", "of", "in"]
-
-
-def write_corpus(path: Path, num_words: int = 1500, seed: int = 0) -> Path:
-    """A small text in the Time Machine's shape: lines of words with punctuation and capitals
-    (which preprocessing strips), from a 10-word vocabulary so a model can learn it fast."""
-    rng = random.Random(seed)
-    lines, words = [], []
-    for i in range(num_words):
-        words.append(rng.choice(WORDS).capitalize() if i % 9 == 0 else rng.choice(WORDS))
-        if len(words) == 12:
-            lines.append(" ".join(words) + ", " + rng.choice([".", "!", "?"]))
-            words = []
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def tiny_overrides(root: Path) -> list[str]:

@@ -39,7 +39,7 @@ def has_memory_cell(layer) -> bool:
 
 def resolve_impl(layer, impl: str, device_type: str) -> str | None:
     """The implementation a run computes `layer` with: one of its `implementations`, or None
-    for a layer with one. `auto` is the fastest measured on the device (README.md, Benchmark):
+    for a layer with one. `auto` is the fastest measured on the device (docs/benchmarks.md):
     the fused layers on CPU where they exist, torch.nn (cuDNN) on GPU."""
     choices = getattr(layer_class(layer), "implementations", None)
     if not choices:

@@ -10,7 +10,7 @@ over all T*B rows. Whatever does not depend on the recurrence (activation deriva
 like) is computed once over all steps, outside the loops.
 
 Where it pays: rnn and gru on CPU (`python -m bench.kernels`, one layer; `make bench`, whole
-runs; README.md's benchmark table). There is no fused LSTM: torch.nn.LSTM on CPU already runs
+runs; docs/benchmarks.md). There is no fused LSTM: torch.nn.LSTM on CPU already runs
 as one oneDNN kernel per layer (aten::mkldnn_rnn_layer), and an LSTM written this way (the same
 in-place factors and hoisted weight gradients, exact to 3e-15 in float64) ran at 0.44x, 0.69x
 and 1.00x of its speed at num_hiddens 32, 256 and 1024 (2 threads, 2026-11-29). On GPU, use

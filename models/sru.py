@@ -11,7 +11,7 @@ No gate reads h_{t-1}, so every matmul runs over all time steps at once, as one 
 (I, kH) product; only the element-wise recurrence of c loops over time, one fused
 multiply-add a step, forward and back (a hand-written backward: left to autograd, the loop's
 per-step overhead is a large share of the layer's time at small I and H). How fast that is
-against torch.nn's LSTM and GRU: `make bench` and README.md's benchmark table.
+against torch.nn's LSTM and GRU: `make bench` and docs/benchmarks.md.
 
 Parameters: `weight` (k*H, I), rows [W; W_f; W_r] and, when I != H, W_h (k = 3 if I == H else
 4, as in the paper's code), and `bias` (2H,) = [b_f; b_r]: k*H*I + 2H in all. Both start

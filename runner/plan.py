@@ -32,7 +32,7 @@ from runner.sweep.sweeper import exclude_keys, with_seed_axis
 
 RUN_OVERHEAD = 1.0  # s a sweep job spends outside its run: Hydra's job set-up, logging
 # s an experiment spends outside its runs: its process start, Hydra's composition, the report
-# and plots. Measured: make reproduce-quick took 749 s here, its 15 sweeps 645 s (README.md)
+# and plots. Measured: make reproduce-quick took 749 s here, its 15 sweeps 645 s (docs/reports.md)
 EXPERIMENT_OVERHEAD = 7.0
 # keys that leave an epoch's cost alone: one timing serves every value
 COST_FREE = ("seed", "train.num_epochs", "train.eval_every", "optim.lr", "init",

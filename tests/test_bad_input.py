@@ -338,6 +338,11 @@ CLI_CASES = {
     "no such model": (["model=nosuch"], "model=nosuch is not allowed: it must be one of gru, "),
     "typo key": (["model.num_hidden=16"], "model.num_hidden=16 is not allowed: model has no key "
                                           "num_hidden"),
+    "bad sweep point": (["-m", "model.num_hiddens=0,8"], "model.num_hiddens=0 is not allowed: "
+                        "it must be an integer >= 1 (e.g. model.num_hiddens=256) (1 of the "
+                        "sweep's 2 jobs)"),
+    "unknown key in a sweep": (["-m", "+model.num_hidden=8"], "model.num_hidden=8 is not a "
+                               "key of model=rnn: did you mean model.num_hiddens?"),
     "unknown model key": (["+model.num_hidden=16"], "model.num_hidden=16 is not a key of "
                                                     "model=rnn: did you mean model.num_hiddens?"),
     "unknown train key": (["+train.foo=1"], "train.foo=1 is not a key of train, which takes "),

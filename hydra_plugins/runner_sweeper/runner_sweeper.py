@@ -40,6 +40,17 @@ class RunnerSweeper(BasicSweeper):
             size_launcher(config)  # before the launcher is built from config.hydra.launcher
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
+    def validate_batch_is_legal(self, batch) -> None:
+        """Hydra's check that every job composes; for the runner's own app, every job's config
+        also validated as its run will validate it, so bad input stops the sweep before any
+        job starts (runner/sweep/precheck.py)."""
+        from runner.sweep.precheck import check_jobs
+        from runner.sweep.sweeper import runner_app
+
+        if not runner_app(self.config):
+            return super().validate_batch_is_legal(batch)
+        return check_jobs(self.hydra_context.config_loader, self.config, batch)
+
     def sweep(self, arguments: list[str]):
         from runner.sweep.sweeper import Sweep, runner_app
 

@@ -41,10 +41,10 @@ def batches(seed):
             for _ in range(STEPS)]
 
 
-def train_alone(model, data, lr, clip=CLIP):
+def train_alone(model, data, lr, clip=CLIP, optim=torch.optim.SGD):
     """The runner's steps (fresh state each batch, as random sampling): the loss curve."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr)
+    opt = optim(params, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     curve = []
     for x, y in data:
@@ -55,9 +55,9 @@ def train_alone(model, data, lr, clip=CLIP):
     return curve
 
 
-def train_packed(packed, data, lr, clip=CLIP):
+def train_packed(packed, data, lr, clip=CLIP, opt=None):
     """The same steps on the pack: (P, STEPS) losses and (P, STEPS) pre-clip grad norms."""
-    opt = PackedSGD(packed.parameters(), lr, packed.members)
+    opt = opt or PackedSGD(packed.parameters(), lr, packed.members)
     curves, norms = [], []
     for s in range(STEPS):
         x = torch.stack([d[s][0] for d in data])
@@ -167,6 +167,20 @@ def test_a_nan_member_leaves_the_others_unchanged(dtype, mode):
     for i in (0, 2):
         assert rel(curves[i], train_alone(models[i], data[i], 1.0)) < 1e-10
     assert max_param_rel(packed, models, (0, 2)) < 1e-10
+
+
+@pytest.mark.parametrize("mode", LAYERS)
+def test_torch_adam_on_the_pack_is_each_members_adam(dtype, mode):
+    """Adam is elementwise, its step count the same for every member: torch.optim.Adam over
+    the packed parameters is each member's own Adam, when the members share the lr."""
+    models = [standalone(mode, 1, None, s) for s in SEEDS]
+    packed = PackedLM.pack(models)
+    data = [batches(s) for s in SEEDS]
+    adam = torch.optim.Adam(packed.parameters(), lr=0.01)
+    curves, _ = train_packed(packed, data, None, opt=adam)
+    for i, m in enumerate(models):
+        assert rel(curves[i], train_alone(m, data[i], 0.01, optim=torch.optim.Adam)) < 1e-10
+    assert max_param_rel(packed, models, range(3)) < 1e-10
 
 
 def test_torch_nn_and_fused_members_pack_alike(dtype):

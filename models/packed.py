@@ -236,7 +236,17 @@ class PackedSGD:
             p.grad = None
 
     @torch.no_grad()
-    def step(self):
+    def step(self, active=None):
+        """One update; `active` (P,) bools, if given: the members that step, the others
+        keep their parameters exactly (one whose epoch has a batch fewer, as a random offset
+        can give, or one that diverged)."""
+        if active is not None and tuple(active.shape) != (self.members,):
+            raise ValueError(f"active of shape {tuple(active.shape)} does not fit a pack of "
+                             f"{self.members}: give ({self.members},) bools, one per member")
         for p in self.params:
-            if p.grad is not None:
-                p.addcmul_(_per_member(self._lr.to(p.device), p), p.grad, value=-1)
+            if p.grad is None:
+                continue
+            new = torch.addcmul(p, _per_member(self._lr.to(p.device), p), p.grad, value=-1)
+            if active is not None:  # where, not lr 0: 0 x a NaN gradient is NaN
+                new = torch.where(_per_member(active.to(p.device), p).bool(), new, p)
+            p.copy_(new)

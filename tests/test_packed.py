@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from data.iterators import epoch_batches
 from models.cells import GRUFused, RNNFused, gru, lstm
-from models.lm import LanguageModel
+from models.lm import LanguageModel, detach
 from models.packed import PackedLM, PackedSGD, clip_per_member, member_losses
 from runner.tasks.loop import step
 
@@ -183,6 +184,56 @@ def test_torch_adam_on_the_pack_is_each_members_adam(dtype, mode):
     assert max_param_rel(packed, models, range(3)) < 1e-10
 
 
+@pytest.mark.parametrize("mode", LAYERS)
+def test_sequential_batches_carry_each_members_state(dtype, mode):
+    """The study's sampling: each member's epoch from its own generator (its own random
+    offset, as LanguageModelTask seeds it), the state carried from batch to batch."""
+    corpus = torch.randint(0, V, (300,), generator=torch.Generator().manual_seed(7))
+    models = [standalone(mode, 1, None, s) for s in SEEDS]
+    packed = PackedLM.pack(models)
+    epochs = [epoch_batches("sequential", corpus, B, T, torch.Generator().manual_seed(s))
+              for s in SEEDS]
+    n = min(len(X) for X, _ in epochs)
+    data = [list(zip(X[:n], Y[:n])) for X, Y in epochs]
+    assert not torch.equal(data[0][0][0], data[1][0][0])  # members read different batches
+    opt, state, curves = PackedSGD(packed.parameters(), 1.0, 3), packed.begin_state(B), []
+    for s in range(n):
+        logits, state = packed(torch.stack([d[s][0] for d in data]), detach(state))
+        losses = member_losses(logits, torch.stack([d[s][1] for d in data]))
+        opt.zero_grad()
+        losses.sum().backward()
+        clip_per_member(packed, CLIP)
+        opt.step()
+        curves.append(losses.detach())
+    for i, m in enumerate(models):
+        alone, mstate = torch.optim.SGD(m.parameters(), lr=1.0), m.begin_state(B)
+        sched = torch.optim.lr_scheduler.LambdaLR(alone, lambda s: 1.0)
+        for s, (x, y) in enumerate(data[i]):
+            logits, mstate = m(x, detach(mstate))
+            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+            step(loss, list(m.parameters()), alone, sched, CLIP)
+            assert rel(curves[s][i], loss.item()) < 1e-10
+    assert max_param_rel(packed, models, range(3)) < 1e-10
+
+
+def test_a_member_sitting_out_a_step_keeps_its_parameters(dtype):
+    """A member whose epoch has a batch fewer (a random offset can cut one) sits out the
+    last step: it ends equal to its run on one batch fewer, the others to theirs."""
+    models = [standalone("gru", 1, None, s) for s in SEEDS]
+    packed = PackedLM.pack(models)
+    data = [batches(s) for s in SEEDS]
+    opt = PackedSGD(packed.parameters(), 1.0, 3)
+    for s in range(STEPS):
+        logits, _ = packed(torch.stack([d[s][0] for d in data]), packed.begin_state(B))
+        opt.zero_grad()
+        member_losses(logits, torch.stack([d[s][1] for d in data])).sum().backward()
+        clip_per_member(packed, CLIP)
+        opt.step(torch.tensor([True, s < STEPS - 1, True]))
+    for i, m in enumerate(models):
+        train_alone(m, data[i][:STEPS - 1] if i == 1 else data[i], 1.0)
+    assert max_param_rel(packed, models, range(3)) < 1e-10
+
+
 def test_torch_nn_and_fused_members_pack_alike(dtype):
     """rnn and gru run by torch.nn (model.impl=nn) have the fused layers' parameters and
     function: they pack the same way."""
@@ -208,3 +259,5 @@ def test_what_cannot_be_packed_is_refused_with_the_fix():
         PackedLM.pack([one]).unpack(3)
     with pytest.raises(ValueError, match=r"lr of shape \(2,\) does not fit a pack of 3"):
         PackedSGD([], torch.ones(2), 3)
+    with pytest.raises(ValueError, match=r"active of shape \(2,\) does not fit a pack of 3"):
+        PackedSGD([], 1.0, 3).step(torch.ones(2, dtype=torch.bool))

@@ -154,6 +154,7 @@ def test_a_device_side_assert_fails_its_run_alone(corpus_dir, tmp_path):
     so that run is failed and the two others, on the same GPU, complete."""
     proc, results = sweep(corpus_dir, tmp_path / "sweep", "launcher.jobs_per_device=3",
                           "model._target_=models.cells.rnn,tests.cuda_cells.asserting_rnn",
+                          "model.cell=rnn_or_asserting",  # a label: rnn names models.cells.rnn
                           "seed=0,1")
     assert proc.returncode == 1, proc.stderr[-3000:]  # a failed run
     assert len(results) == 4

@@ -93,9 +93,14 @@ def test_fused_matches_cudnn_to_float32_tolerance(mode, exact_fp32):
         ((out * w_out).sum() + (h * w_state).sum()).backward()
         return out, h, xs.grad, hs.grad, {n: p.grad for n, p in model.named_parameters()}
 
-    # float32 over 35 steps: different summation orders differ by ~1e-6 relative
-    torch.testing.assert_close(outputs_and_grads(fused), outputs_and_grads(ref),
-                               rtol=1e-4, atol=1e-5)
+    # float32, summed in other orders (weight gradients over T*B = 1,120 rows): measured
+    # by each tensor's relative error in norm, not element by element, where an entry that
+    # sums to near zero has a large relative error and means nothing
+    got, expected = outputs_and_grads(fused), outputs_and_grads(ref)
+    pairs = [*zip(("output", "state", "input grad", "state grad"), got[:4], expected[:4]),
+             *((f"{n} grad", got[4][n], expected[4][n]) for n in expected[4])]
+    errors = {name: ((a - b).norm() / b.norm()).item() for name, a, b in pairs}
+    assert max(errors.values()) < 1e-5, errors
 
 
 def test_resume_on_cuda_is_bit_identical(corpus_dir, tmp_path, monkeypatch,

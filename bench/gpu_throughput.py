@@ -16,6 +16,7 @@ Packs of 20 (models/packed.py, P models in one) are listed, not measured, until 
 import csv
 import importlib.util
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -82,7 +83,9 @@ def measure(cell: str, size: int, jobs: int, epochs: int, device: str, base: lis
     row = {"cell": cell, "num_hiddens": size, "mode": dict(MODES).get(jobs, f"{jobs} jobs"),
            "jobs": jobs, "epochs": epochs, "note": ""}
     tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    sampler = GpuSampler() if device == "cuda" and shutil.which("nvidia-smi") else None
+    # the runs use GPU 0 as this process sees it: nvidia-smi counts every GPU of the machine
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
+    sampler = GpuSampler(gpu) if device == "cuda" and shutil.which("nvidia-smi") else None
     if sampler:
         sampler.start()
     start = time.perf_counter()

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -89,12 +90,17 @@ def measure(cell: str, size: int, jobs: int, epochs: int, device: str, base: lis
     if sampler:
         sampler.start()
     start = time.perf_counter()
+    # its own process group: at the budget, the sweep's job processes are killed with it
+    proc = subprocess.Popen(command(cell, size, jobs, epochs, device, base, tmp / "out"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(command(cell, size, jobs, epochs, device, base, tmp / "out"),
-                              capture_output=True, text=True, timeout=timeout)
+        _, stderr = proc.communicate(timeout=timeout)
         if proc.returncode:
-            row["note"] = f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+            row["note"] = f"exit {proc.returncode}: {stderr.strip()[-300:]}"
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         row["note"] = f"stopped at the time budget ({timeout:.0f} s)"
     row["wall_s"] = round(time.perf_counter() - start, 2)
     if sampler:

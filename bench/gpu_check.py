@@ -143,7 +143,8 @@ def main(argv=None) -> int:
             plan += ["--quick", "--only", "num_layers", *cpu_base(out), "train.num_epochs=1"]
         code, lines = stream(plan, log, left)
         summary += ["## The study on this device (make plan --timings shape_timings.json)",
-                    "", *[x for x in lines if x.startswith("|") or " runs, " in x],
+                    "", *[x for x in lines if x.startswith("|")], "",
+                    *[x for x in lines if " runs, " in x and not x.startswith("|")],
                     f"(exit {code})", ""]
     else:
         log("  skipped: no CUDA")

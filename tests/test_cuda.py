@@ -167,8 +167,9 @@ def test_parallel_jobs_share_one_gpu_each_in_its_own_pinned_process(corpus_dir, 
 
 
 def test_a_device_side_assert_fails_its_run_alone(corpus_dir, tmp_path):
-    """One run's kernel asserts (tests/cuda_cells.py); CUDA's error is sticky in its process,
-    so that run is failed and the two others, on the same GPU, complete."""
+    """Two of four runs sharing the GPU have a kernel that asserts (tests/cuda_cells.py);
+    CUDA's error is sticky in a process, so those two are failed (recorded by their own
+    process, or by the worker when it died) and the other two complete."""
     proc, results = sweep(corpus_dir, tmp_path / "sweep", "launcher.jobs_per_device=3",
                           "model._target_=models.cells.rnn,tests.cuda_cells.asserting_rnn",
                           "model.cell=rnn_or_asserting",  # a label: rnn names models.cells.rnn

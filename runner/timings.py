@@ -17,13 +17,13 @@ and so assumes jobs sharing a GPU do not slow each other: throughput.csv says ho
 """
 import json
 import os
-import platform
 from dataclasses import asdict
 
 import torch
 
 from runner.errors import ConfigError
 from runner.result import now, write_json_atomic
+from runner.run.environment import device_name
 
 FORMAT = "runner-shape-timings/1"
 
@@ -31,11 +31,10 @@ FORMAT = "runner-shape-timings/1"
 def write_timings(path, timed: dict, device: str, jobs: int) -> None:
     """`timed`: shape (plan's JSON string) -> {"serial": Timing, "parallel": Timing}."""
     dev = torch.device(device)
-    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-            else platform.processor() or platform.machine())
     write_json_atomic(path, {
-        "format": FORMAT, "device": device, "device_name": name, "torch": torch.__version__,
-        "cuda": torch.version.cuda, "cores": len(os.sched_getaffinity(0)), "jobs": jobs,
+        "format": FORMAT, "device": device, "device_name": device_name(dev),
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "cores": len(os.sched_getaffinity(0)), "jobs": jobs,
         "written_at": now(), "parallel_timed": dev.type == "cpu",
         "shapes": [{"shape": json.loads(shape), **{m: asdict(t) for m, t in modes.items()}}
                    for shape, modes in timed.items()]})

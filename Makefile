@@ -7,7 +7,7 @@ EPOCHS  ?= 500
 export RUNNER_DATA_DIR ?= $(CURDIR)/data/corpora
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-extras run test test-fast lint docs bench report plan reproduce reproduce-quick clean
+.PHONY: help install install-extras run test test-fast lint docs bench report plan reproduce reproduce-quick gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,11 +58,17 @@ report: install ## the report of every sweep folder under results/ (runs.csv, su
 reproduce: install ## the study in full (GPUs advised): REPEATS=20 EPOCHS=500 -> results/reproduce/
 	$(PY) -m runner.reproduce --repeats $(REPEATS) --epochs $(EPOCHS) --out results/reproduce $(ARGS)
 
-plan: install ## what make reproduce costs, before it runs: runs, trained runs, tokens, hours (ARGS="--quick", "--jobs N")
+plan: install ## what make reproduce costs, before it runs: runs, trained runs, tokens, hours (ARGS="--quick", "--jobs N", "--timings gpu-check/shape_timings.json": a GPU's)
 	$(PY) -m runner.reproduce --plan --repeats $(REPEATS) --epochs $(EPOCHS) $(ARGS)
 
 reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 epochs; the note's tables 50 steps) -> results/reproduce-quick/
 	$(PY) -m runner.reproduce --quick --out results/reproduce-quick $(ARGS)
+
+# On the lent GPU machine there is no .venv (bash .device/gpu puts the packages on PYTHONPATH):
+# gpu-check then runs python3, and needs no `make install` (it could reach no registry there).
+gpu-check: PY = $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+gpu-check: ## the GPU check, within 8 min (docs/gpu-check.md): CUDA tests, throughput table, shape timings for make plan -> $OUT or gpu-check/ (ARGS="--cpu": tiny on CPU)
+	$(PY) -m bench.gpu_check $(ARGS)
 
 clean: ## remove caches and the built docs site (keeps .venv and results/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info site

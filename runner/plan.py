@@ -29,6 +29,7 @@ from runner.hydra_private import basic_sweeper, job_folder
 from runner.result import without
 from runner.run.identity import Identity
 from runner.sweep.sweeper import exclude_keys, with_seed_axis
+from runner.timings import read_timings, write_timings
 
 RUN_OVERHEAD = 1.0  # s a sweep job spends outside its run: Hydra's job set-up, logging
 # s an experiment spends outside its runs: its process start, Hydra's composition, the report
@@ -121,11 +122,11 @@ class Timing:
 SHRINK = {"regression": (("data.steps_per_epoch", 3), ("data.eval_batches", 5))}
 
 
-def time_shape(cfg, threads: int) -> Timing:
-    """Time one run of `cfg` in this process on the CPU (module docstring)."""
+def time_shape(cfg, threads: int, device: str = "cpu") -> Timing:
+    """Time one run of `cfg` in this process on `device` (module docstring)."""
     cfg, scale = cfg.copy(), {}
     with open_dict(cfg):
-        cfg.device, cfg.threads = "cpu", threads
+        cfg.device, cfg.threads = device, threads
         for key, small in SHRINK.get(cfg.data.task, ()):
             scale[key] = OmegaConf.select(cfg, key) / small
             OmegaConf.update(cfg, key, small)
@@ -136,7 +137,7 @@ def time_shape(cfg, threads: int) -> Timing:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _time(cfg, scale, torch.device("cpu"))
+            return _time(cfg, scale, torch.device(device))
     finally:
         torch.set_num_threads(before)
         quiet.setLevel(level)
@@ -147,30 +148,38 @@ def _time(cfg, scale: dict, device) -> Timing:
     from runner.tasks import build_task, data_of
     from runner.tasks.loop import make_scheduler, train_epoch
 
-    start = time.perf_counter()
+    start = _clock(device)
     task = build_task(cfg, data_of(cfg)[0])
     model, optimizer = model_and_optimizer(cfg, task, device)
     scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
-    setup = time.perf_counter() - start
+    setup = _clock(device) - start
     epoch, tokens = [], 0
     for _ in range(2):  # the first warms up (allocations, oneDNN primitives)
-        start = time.perf_counter()
+        start = _clock(device)
         _, tokens = train_epoch(model, optimizer, scheduler, task, cfg.train.grad_clip)
         tokens = int(tokens)
-        epoch.append(time.perf_counter() - start)
+        epoch.append(_clock(device) - start)
     evaluation = 0.0
     if task.val_metric:
-        start = time.perf_counter()
+        start = _clock(device)
         model.eval()
         with torch.no_grad():
             task.evaluate(model)
-        evaluation = time.perf_counter() - start
-    start = time.perf_counter()
+        evaluation = _clock(device) - start
+    start = _clock(device)
     task.outputs(model, device)
-    outputs = time.perf_counter() - start
+    outputs = _clock(device) - start
     steps = scale.get("data.steps_per_epoch", 1)
     return Timing(setup, epoch[1] * steps, evaluation,
                   outputs * scale.get("data.eval_batches", 1), int(tokens * steps))
+
+
+def _clock(device) -> float:
+    """Seconds now, once the device has done what was queued on it: CUDA runs asynchronously,
+    so a clock read without waiting would time the queueing, not the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def makespan(seconds: list[float], workers: int) -> float:
@@ -181,9 +190,13 @@ def makespan(seconds: list[float], workers: int) -> float:
     return max(free)
 
 
-def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print) -> list[str]:
+def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print,
+         timings: str | None = None, device: str = "cpu", save: str | None = None,
+         budget: float | None = None) -> list[str]:
     """The plan's lines (Markdown): each experiment's runs, distinct runs, training tokens and
-    estimated hours, serial and with `jobs` parallel jobs; `commands`: name -> its argv."""
+    estimated hours, serial and with `jobs` parallel jobs; `commands`: name -> its argv.
+    `timings`: a shape-timing file (`save` writes one: timings.py) whose shapes are not timed
+    again; the others are timed on `device`, within `budget` seconds when given."""
     cores = len(os.sched_getaffinity(0))
     threads = {"serial": cores, "parallel": max(1, cores // jobs)}
     runs = [r for e in experiments for r in planned_runs(e.name, commands[e.name], conf_dir)]
@@ -191,13 +204,29 @@ def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print) -> li
     for r in runs:  # the first experiment that asks for a run trains it; later ones copy it
         first.setdefault(r.identity, r)
     shapes = {r.shape: r.cfg for r in first.values()}
-    say(f"timing {len(shapes)} model shapes here ({cores} cores)...")
-    start, timed = time.perf_counter(), {}
-    for shape, cfg in shapes.items():
-        timed[shape] = {mode: time_shape(cfg, n) for mode, n in threads.items()
+    loaded, source = read_timings(timings) if timings else ({}, None)
+    timed = {shape: loaded[shape] for shape in shapes if shape in loaded}
+    todo = [shape for shape in shapes if shape not in timed]
+    say(f"timing {len(todo)} of {len(shapes)} model shapes here on {device} ({cores} cores)"
+        + (f"; {len(timed)} read from {timings} ({source})" if timings else "") + "...")
+    start = time.perf_counter()
+    for shape in todo:
+        if budget is not None and time.perf_counter() - start > budget:
+            say(f"time budget ({budget:.0f} s) spent: {len(shapes) - len(timed)} shapes "
+                f"left untimed")
+            break
+        cfg = shapes[shape]
+        # on a GPU the CPU threads hardly matter: one timing serves both columns
+        modes = {"serial": cores} if device != "cpu" else threads
+        timed[shape] = {mode: time_shape(cfg, n, device) for mode, n in modes.items()
                         if mode == "serial" or n != cores}
         timed[shape].setdefault("parallel", timed[shape]["serial"])
     took = time.perf_counter() - start
+    if save:
+        write_timings(save, {s: timed[s] for s in shapes if s in timed}, device, jobs)
+        say(f"wrote {save}: {len(timed)} shapes")
+    if missing := [s for s in shapes if s not in timed]:
+        return [f"{len(missing)} of {len(shapes)} model shapes untimed: no estimate"]
     rows, totals = [], {"runs": 0, "distinct": 0, "tokens": 0, "serial": 0.0, "parallel": 0.0}
     for e in experiments:
         mine = [r for r in runs if r.experiment == e.name]
@@ -220,7 +249,9 @@ def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print) -> li
     reused = totals["runs"] - totals["distinct"]
     lines += ["", f"{totals['runs']:,} runs, {totals['distinct']:,} trained: {reused:,} asked "
               f"for again by a later experiment are copied from the store. Estimated from "
-              f"{len(shapes)} model shapes timed here in {took:.0f} s (runner/plan.py); "
+              f"{len(shapes)} model shapes ({len(todo)} timed here on {device} in {took:.0f} s"
+              f"{f', the others read from {timings}: {source}' if timings else ''}; "
+              f"runner/plan.py); "
               f"training tokens count every epoch of every trained run."]
     return lines
 

@@ -149,6 +149,11 @@ def main(argv=None, folder: Path = EXPERIMENT_DIR, settings: Path = SETTINGS_FIL
     p.add_argument("--plan", action="store_true", help="print the runs, training tokens and "
                    "estimated wall time (serial, and parallel with --jobs), then stop")
     p.add_argument("--jobs", type=int, default=2, help="--plan: jobs of launcher=parallel")
+    p.add_argument("--timings", help="--plan: shape timings from this file (make gpu-check "
+                   "writes a GPU's: gpu-check/shape_timings.json), not measured here")
+    p.add_argument("--device", default="cpu", help="--plan: time the shapes on this device")
+    p.add_argument("--save-timings", help="--plan: write the shape timings to this file")
+    p.add_argument("--budget", type=float, help="--plan: seconds to spend timing shapes")
     p.add_argument("overrides", nargs="*", help="runner overrides for every sweep, e.g. "
                    "launcher=parallel launcher.jobs_per_device=4")
     args = p.parse_args(argv)
@@ -165,7 +170,8 @@ def main(argv=None, folder: Path = EXPERIMENT_DIR, settings: Path = SETTINGS_FIL
         from runner.plan import plan
 
         print("\n".join(plan([e for e in experiments if e.name in chosen], commands, args.jobs,
-                             str(CONF))))
+                             str(CONF), timings=args.timings, device=args.device,
+                             save=args.save_timings, budget=args.budget)))
         return 0
     done = []
     for exp in experiments:

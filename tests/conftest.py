@@ -32,6 +32,22 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda skip, with the reason, where torch sees no CUDA device: the CPU
+    suite collects them and says why they did not run; make gpu-check runs them on a GPU."""
+    cuda = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    why = pytest.mark.skip(reason=f"no CUDA device (torch {torch.__version__}, CUDA build: "
+                                  f"{torch.version.cuda or 'none'}): make gpu-check on a GPU")
+    for item in cuda:
+        item.add_marker(why)
+
+
 def pytest_runtest_logreport(report):
     """Under RUNNER_SKIPPED_FILE, each skipped test's id, one a line: CI runs the README's
     suite first with no optional extra, then these again once the extras are installed.

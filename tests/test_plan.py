@@ -1,12 +1,14 @@
 """runner/plan.py: what `python -m runner.reproduce --plan` counts (runs, distinct runs,
 training tokens) and how it adds the timed parts up. Its estimates against real wall time are
 measured, not tested: docs/reports.md, "What the study costs"."""
+import json
 import re
 from types import SimpleNamespace
 
 import pytest
 from omegaconf import OmegaConf
 
+from runner.errors import ConfigError
 from runner.plan import RUN_OVERHEAD, Timing, makespan, plan, planned_runs
 from runner.reproduce import main
 from runner.run import run
@@ -61,3 +63,28 @@ def test_plan_prints_and_runs_nothing(capsys, corpus_dir, tmp_path):
     out = capsys.readouterr().out
     assert code == 0 and "| num_layers | 10 | 10 |" in out
     assert not (tmp_path / "out").exists()  # nothing written, nothing trained
+
+
+def test_a_timing_file_replaces_the_measuring(corpus_dir, tmp_path):
+    """make gpu-check saves a GPU's shape timings; make plan ARGS="--timings FILE" estimates
+    from them, timing nothing here."""
+    commands = {"a": ["-m", *tiny_overrides(corpus_dir), "train.num_epochs=2", "threads=1",
+                      "model.num_hiddens=16,24"]}
+    experiments, file, said = [SimpleNamespace(name="a")], tmp_path / "timings.json", []
+    measured = plan(experiments, commands, 2, str(CONF), say=said.append, save=str(file))
+    doc = json.loads(file.read_text())
+    assert doc["format"] == "runner-shape-timings/1" and doc["device"] == "cpu"
+    assert len(doc["shapes"]) == 2 and doc["shapes"][0]["shape"]["model"]["num_hiddens"] == 16
+    for entry in doc["shapes"]:  # a slow device: an hour an epoch
+        entry["serial"]["epoch"] = entry["parallel"]["epoch"] = 3600.0
+    file.write_text(json.dumps(doc))
+    said.clear()
+    lines = plan(experiments, commands, 2, str(CONF), say=said.append, timings=str(file))
+    assert said[0].startswith("timing 0 of 2 model shapes here on cpu")
+    assert f"2 read from {file} ({doc['device_name']} (cpu, {doc['written_at']}))" in said[0]
+    total = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert total[3] == [c.strip() for c in measured[3].strip("|").split("|")][3]  # tokens
+    assert total[4:] == ["4.0 h", "2.0 h"]  # 2 runs x 2 epochs x 1 h; 2 jobs: half
+    file.write_text("{}")
+    with pytest.raises(ConfigError, match="not a shape-timing file"):
+        plan(experiments, commands, 2, str(CONF), timings=str(file))

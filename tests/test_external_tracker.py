@@ -62,8 +62,9 @@ def assert_tracked(folder) -> None:
         by_epoch(result, "val_perplexity")
 
 
-@pytest.mark.slow  # the CLI in subprocesses
-def test_a_tracker_from_the_users_folder_gets_every_epoch_of_every_run(corpus_dir, tmp_path):
+@pytest.mark.slow  # the CLI in subprocesses: a run and a refusal (the sweep of a user's cell,
+# task and tracker: tests/test_external_task.py)
+def test_a_tracker_from_the_users_folder_gets_every_epoch_beside_csv(corpus_dir, tmp_path):
     user = tmp_path / "user"
     (user / "conf" / "logger").mkdir(parents=True)
     (user / "conf" / "logger" / "mytracker.yaml").write_text(YAML)
@@ -77,18 +78,6 @@ def test_a_tracker_from_the_users_folder_gets_every_epoch_of_every_run(corpus_di
         return subprocess.run([sys.executable, "-m", "runner", "--config-dir", user / "conf",
                                *args, *tiny], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
-
-    sweep = tmp_path / "results"
-    proc = cli("-m", "model.num_hiddens=8,16", "logger=mytracker",
-               "logger.mytracker.file=events.jsonl", f"hydra.sweep.dir={sweep}")
-    assert proc.returncode == 0, proc.stderr
-    folders = sorted(p.parent for p in sweep.glob(f"*/{RESULT_FILE}"))
-    assert sorted(tuple(o for o in f.name.split(",") if o.startswith(("model.num", "seed=")))
-                  for f in folders) == [(f"model.num_hiddens={h}", "seed=0") for h in (16, 8)]
-    # the tracker's option, an execution setting, is left out of the folder names
-    assert not any("logger" in f.name for f in folders)
-    for folder in folders:
-        assert_tracked(folder)
 
     single = tmp_path / "single"
     proc = cli("logger=[csv,mytracker]", f"hydra.run.dir={single}")

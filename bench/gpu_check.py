@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     log("== throughput (bench/gpu_throughput.py)")
     if cuda or args.cpu:
         device, sizes = ("cuda", SIZES) if cuda else ("cpu", CPU_SIZES)
-        modes = (1, 4, 8) if cuda else (1, 2)
+        modes = (1, 4, 8) if cuda else (1,)  # the CPU: the code path only, one process
         base = ["data.download=false"] if cuda else cpu_base(out)
         rows = gpu_throughput.table(["rnn"], sizes, modes, args.epochs if cuda else 2, device,
                                     base, start + TABLE_BY * scale, say=log)
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
                 "cuda" if cuda else "cpu", "--save-timings", str(out / "shape_timings.json"),
                 "--budget", str(max(1, int(left - 30)))]  # 30 s: planning, then the table
         if not cuda:
-            plan += ["--quick", "--only", "num_layers", *cpu_base(out), "train.num_epochs=1"]
+            plan += ["--quick", "--only", "lr", *cpu_base(out), "train.num_epochs=1"]  # 1 shape
         code, lines = stream(plan, log, left)
         summary += ["## The study on this device (make plan --timings shape_timings.json)",
                     "", *[x for x in lines if x.startswith("|")], "",

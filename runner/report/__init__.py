@@ -43,9 +43,10 @@ def points_of(df: pd.DataFrame) -> tuple[list[str], pd.DataFrame, pd.DataFrame |
     return by, summary, *like_for_like(reference, df, summary)
 
 
-def tables_of(df: pd.DataFrame, regression: bool) -> str:
-    """summary.md's tables of these runs, with the lines on the study's numbers left out."""
-    by, summary, reference, left_out = points_of(df)
+def tables_of(df: pd.DataFrame, regression: bool, points=None) -> str:
+    """summary.md's tables of these runs, with the lines on the study's numbers left out.
+    `points`: points_of(df), when already computed."""
+    by, summary, reference, left_out = points or points_of(df)
     tables = note_tables(df, by) if regression else markdown_tables(summary, by, reference)
     return tables + "".join(f"\n{line}\n" for line in left_out)
 
@@ -60,7 +61,8 @@ def write_report(folder: Path) -> dict:
         raise ValueError(f"{folder}: no valid {RESULT_FILE} found ({counts['skipped']} skipped); "
                          f"expected one per run, in the folder or its subfolders")
     df = tidy(results)
-    by, summary, reference, left_out = points_of(df)
+    points = points_of(df)
+    by, summary, reference, left_out = points
     paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.md",
                                               "summary.tex")}
     write_text_atomic(paths["runs.csv"], df.to_csv(index=False))
@@ -75,7 +77,7 @@ def write_report(folder: Path) -> dict:
              f"diverged runs are counted, never averaged.")
     # a folder several commands ran in: each command's points in tables of their own
     tables = (tables_by_command(folder, df, lambda runs: tables_of(runs, regression))
-              or tables_of(df, regression))
+              or tables_of(df, regression, points))
     write_text_atomic(paths["summary.md"], f"# {folder.name}\n\n{intro}\n\n{tables}")
     factor = next((k for k in by if k != "model.cell"), None)
     series = pd.concat([reference_series(reference, factor, m)

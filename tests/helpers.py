@@ -77,3 +77,48 @@ def needs(package: str, extra: str | None = None) -> None:
         if os.environ.get("RUNNER_EXTRAS") == "required":
             pytest.fail(f"{package} is not installed (make install-extras)")
         pytest.skip(f"{package} not installed: pip install -e '.[{extra or package}]'")
+
+
+def cli_here(*args: str, env: dict | None = None):
+    """`python -m runner ARGS` in this process, through the same entry point
+    (runner.__main__.cli): its exit code, stdout and stderr as a CompletedProcess, without the
+    ~3 s of CPU a new interpreter spends importing torch and Hydra. For commands that stop
+    before any training (bad input, exit 2); what must cross a process boundary (a signal, a
+    dead process, the installed command) keeps a subprocess. Hydra's globals, the logging it
+    configures, the environment, sys.argv, the cwd and the signal handlers are put back."""
+    import contextlib
+    import io
+    import logging
+    import signal
+    import subprocess
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runner.__main__ import cli
+
+    root, saved_env, cwd = logging.getLogger(), dict(os.environ), os.getcwd()
+    handlers, level = root.handlers[:], root.level
+    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    os.environ.update(env or {})
+    GlobalHydra.instance().clear()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                pytest.MonkeyPatch.context() as mp:
+            mp.setattr(sys, "argv", ["runner", *args])
+            cli()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:], root.level = handlers, level
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(cwd)
+        for s, handler in signals.items():
+            signal.signal(s, handler)
+    return subprocess.CompletedProcess(["runner", *args], code, out.getvalue(), err.getvalue())

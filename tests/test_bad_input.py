@@ -1,9 +1,6 @@
 """Bad input, as a new user types it: one message naming the key, the value, what is allowed
 and a fix; exit code 2; refused before any training; and nothing already on disk changed."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +17,7 @@ from runner.run.output import check_output_folder
 from runner.run.validate import validate
 from runner.sweep.job import progress
 from runner.sweep.sweeper import MANIFEST, PROGRESS, Sweep, size_launcher, with_seed_axis
-from tests.helpers import compose_config, tiny_overrides
+from tests.helpers import cli_here, compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = b"The Time Traveller\n\xff\xfe\x00 not text"  # first bad byte at offset 19
@@ -317,10 +314,8 @@ def test_the_manifest_keeps_a_skipped_runs_own_status(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- the command line
-def cli(*args, corpus_dir: Path):
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=120,
-                          env={**os.environ, "RUNNER_DATA_DIR": str(corpus_dir)})
+def cli(*args, corpus_dir: Path):  # refused before work: in this process (tests/helpers.py)
+    return cli_here(*args, env={"RUNNER_DATA_DIR": str(corpus_dir)})
 
 
 # (command-line arguments after the tiny corpus's, what the one line says); {out} is the run
@@ -356,7 +351,6 @@ CLI_CASES = {
 }
 
 
-@pytest.mark.slow  # the CLI in a subprocess: ~3 s each, all refused before any training
 @pytest.mark.parametrize("args, line", CLI_CASES.values(), ids=CLI_CASES)
 def test_cli_bad_input_exits_2_with_one_line_and_touches_nothing(args, line, tiny_cfg,
                                                                  corpus_dir, tmp_path, request):

@@ -1,15 +1,24 @@
 """Helpers the tests import: a tiny generated corpus, the real config composed (and shrunk),
 and Markdown tables read back. Fixtures built on them are in conftest.py."""
+import contextlib
 import functools
 import importlib.util
+import io
+import logging
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
+import runner.__main__ as entry
 from data.tiny import WORDS, write_corpus  # noqa: F401 (the tests' tiny corpus)
 from models.core import implementation
 from runner.tasks.build import NETWORK_PASSES, constructor_keys
@@ -86,18 +95,8 @@ def cli_here(*args: str, env: dict | None = None):
     before any training (bad input, exit 2); what must cross a process boundary (a signal, a
     dead process, the installed command) keeps a subprocess. Hydra's globals, the logging it
     configures, the environment, sys.argv, the cwd and the signal handlers are put back."""
-    import contextlib
-    import io
-    import logging
-    import signal
-    import subprocess
-    import sys
-
-    from hydra.core.global_hydra import GlobalHydra
-
-    from runner.__main__ import cli
-
     root, saved_env, cwd = logging.getLogger(), dict(os.environ), os.getcwd()
+    threads = torch.get_num_threads()  # a run sets its own (threads=)
     handlers, level = root.handlers[:], root.level
     signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     out, err, code = io.StringIO(), io.StringIO(), 0
@@ -106,8 +105,8 @@ def cli_here(*args: str, env: dict | None = None):
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
                 pytest.MonkeyPatch.context() as mp:
-            mp.setattr(sys, "argv", ["runner", *args])
-            cli()
+            mp.setattr(sys, "argv", [entry.__file__, *args])  # as `python -m runner` sets it
+            entry.cli()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     finally:
@@ -121,4 +120,5 @@ def cli_here(*args: str, env: dict | None = None):
         os.chdir(cwd)
         for s, handler in signals.items():
             signal.signal(s, handler)
+        torch.set_num_threads(threads)
     return subprocess.CompletedProcess(["runner", *args], code, out.getvalue(), err.getvalue())

@@ -13,7 +13,7 @@ from runner.errors import ConfigError
 from runner.result import RESULT_FILE
 from runner.run.execute import run
 from runner.run.validate import validate
-from tests.helpers import compose_config, tiny_overrides
+from tests.helpers import cli_here, compose_config, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,11 +107,10 @@ def test_cli_bad_value_exits_2_with_one_message_and_no_result(corpus_dir, tmp_pa
     assert not (out / RESULT_FILE).exists()
 
 
-@pytest.mark.slow
 def test_cli_unreachable_download_names_folder_url_and_setting(tmp_path):
     empty = tmp_path / "nothing-here"
-    proc = cli("data.url=http://127.0.0.1:9/timemachine.txt", f"hydra.run.dir={tmp_path / 'r'}",
-               env={"RUNNER_DATA_DIR": str(empty)})
+    proc = cli_here("data.url=http://127.0.0.1:9/timemachine.txt",
+                    f"hydra.run.dir={tmp_path / 'r'}", env={"RUNNER_DATA_DIR": str(empty)})
     assert proc.returncode == 2, proc.stderr
     assert "could not download http://127.0.0.1:9/timemachine.txt" in proc.stderr
     assert str(empty.resolve()) in proc.stderr and "RUNNER_DATA_DIR" in proc.stderr
@@ -144,10 +143,9 @@ def test_non_finite_numbers_are_refused(override, key):
         validate(compose_config(override))
 
 
-@pytest.mark.slow
 def test_cli_lr_inf_exits_2_before_work(corpus_dir, tmp_path):
     out = tmp_path / "run"
-    proc = cli(*tiny_overrides(corpus_dir), "optim.lr=inf", f"hydra.run.dir={out}")
+    proc = cli_here(*tiny_overrides(corpus_dir), "optim.lr=inf", f"hydra.run.dir={out}")
     assert proc.returncode == 2
     assert "optim.lr=inf is not allowed" in proc.stderr and "Traceback" not in proc.stderr
     assert not (out / RESULT_FILE).exists()

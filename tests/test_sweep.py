@@ -23,17 +23,17 @@ from runner.sweep.sweeper import (
     runner_app,
     with_seed_axis,
 )
-from tests.helpers import compose_config, tables_in, tiny_overrides
+from tests.helpers import cli_here, compose_config, tables_in, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 PARSER = OverridesParser.create()
 
 
-def sweep_cli(corpus_dir, sweep_dir, *args, timeout=180):
-    """A multirun: `-m` is redundant for named sweeps, and harmless."""
-    cmd = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir),
-           "train.eval_every=2", "train.num_epochs=2", f"hydra.sweep.dir={sweep_dir}", *args]
-    return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=timeout)
+def sweep_cli(corpus_dir, sweep_dir, *args):
+    """A multirun, through the command line's entry point in this process (cli_here): `-m` is
+    redundant for named sweeps, and harmless."""
+    return cli_here("-m", *tiny_overrides(corpus_dir), "train.eval_every=2",
+                    "train.num_epochs=2", f"hydra.sweep.dir={sweep_dir}", *args)
 
 
 def results(sweep_dir: Path) -> dict[str, dict]:

@@ -20,7 +20,7 @@ from runner.loggers import Loggers, RunInfo, logger_problems
 from runner.result import RESULT_FILE, is_execution_key, validate_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
-from tests.helpers import CONF, needs, tiny_overrides
+from tests.helpers import CONF, cli_here, needs, tiny_overrides
 from tests.test_checkpoint import ROOT, signal_during, wait_for_checkpoint
 from tests.tracker_stores import (
     by_epoch,
@@ -201,11 +201,10 @@ def test_a_sweep_in_fresh_processes_replays_its_finished_runs_into_a_new_tracker
     """launcher.fresh_process=true skips a finished run without starting its process: the
     replay happens there too."""
     sweep = tmp_path / "sweep"
-    argv = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir), "seed=0,1",
-            "train.num_epochs=2", "launcher=parallel", "launcher.fresh_process=true",
+    argv = ["-m", *tiny_overrides(corpus_dir), "seed=0,1", "train.num_epochs=2",
             f"hydra.sweep.dir={sweep}"]
-    assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode == 0
-    again = subprocess.run([*argv, "logger=csv"], cwd=ROOT, capture_output=True, text=True)
+    assert cli_here(*argv).returncode == 0  # the launcher is an execution setting
+    again = cli_here(*argv, "launcher=parallel", "launcher.fresh_process=true", "logger=csv")
     assert again.returncode == 0, again.stderr
     assert "2 skipped (2 finished runs replayed into csv, which they had not been logged " \
            "to)" in again.stdout
@@ -387,10 +386,8 @@ def test_the_sweep_summary_counts_runs_with_logger_errors(corpus_dir, tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("")
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir), "seed=0,1",
-         "train.num_epochs=1", "logger=csv", f"logger.csv.file={blocked}/m.csv",
-         f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True)
+    proc = cli_here("-m", *tiny_overrides(corpus_dir), "seed=0,1", "train.num_epochs=1",
+                    "logger=csv", f"logger.csv.file={blocked}/m.csv", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr
     assert "2 runs: 2 completed, 0 failed, 0 diverged, 0 skipped (2 with logger errors: see " \
            "their result.json logger_errors)" in proc.stdout

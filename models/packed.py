@@ -30,10 +30,12 @@ from torch import nn
 
 from models.fused import FusedRNN
 from models.lm import LanguageModel
+from models.packed_memory import packed_bytes
 from models.packed_optim import PackedSGD, clip_per_member
 from models.scratch import ScratchRNN
 
-__all__ = ["PackedLM", "PackedSGD", "clip_per_member", "dropout_seed", "member_losses"]
+__all__ = ["PackedLM", "PackedSGD", "clip_per_member", "dropout_seed", "member_losses",
+           "packed_bytes"]
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 NN_MODES = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}

@@ -25,9 +25,9 @@ class PackedScratchLM(PackedLM):
 
     def _weights(self, k):
         """Layer k's W_x (P, I, G*H), b (P, G*H) and W_h (P, H, G*H), gates side by side."""
-        def cat(prefix):
-            return torch.cat([getattr(self.core, f"{prefix}{g}_l{k}")
-                              for g in GATES[self.mode]], dim=-1)
+        def cat(prefix):  # one gate (rnn): the parameter itself, not a copy autograd keeps
+            parts = [getattr(self.core, f"{prefix}{g}_l{k}") for g in GATES[self.mode]]
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return cat("weight_x"), cat("bias_"), cat("weight_h")
 
     def _layer(self, k, x, h, c):

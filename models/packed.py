@@ -46,8 +46,8 @@ def _core_form(core: nn.Module) -> tuple:
     """(kind, mode, nonlinearity, num_layers, dropout) of a standalone core a pack can compute,
     or why not; kind: "nn" (torch.nn's or the fused layers' function) or "scratch" (d2l's)."""
     if isinstance(core, ScratchRNN):
-        kind, mode, nonlinearity = "scratch", core.mode, "relu" if core.act is torch.relu \
-            else "tanh"
+        kind, mode = "scratch", core.mode
+        nonlinearity = "relu" if core.act is torch.relu else "tanh"
         bidirectional = core.num_directions == 2
     elif isinstance(core, FusedRNN):
         kind, mode, nonlinearity = "nn", core.mode, "relu" if core.relu else "tanh"

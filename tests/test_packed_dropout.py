@@ -82,6 +82,10 @@ def test_masks_fall_where_the_standalone_model_drops_them(dtype, cell):
         for out in packs:
             assert rel(out[i], m(x[i], m.begin_state(B))[0]) < 1e-12
         assert rel(packs[0][i], packs[1][i]) > 1e-9  # the masks moved on: not a trivial match
+    packed.eval()  # and in eval mode neither drops anything
+    out, _ = packed(x, packed.begin_state(B))
+    for i, m in enumerate(models):
+        assert rel(out[i], m.eval()(x[i], m.begin_state(B))[0]) < 1e-12
 
 
 def test_dropout_needs_one_seed_per_member():

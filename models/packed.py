@@ -69,6 +69,14 @@ def _core_form(core: nn.Module) -> tuple:
     return kind, mode, nonlinearity, core.num_layers, dropout
 
 
+def _zeros(members: int, shapes: dict, kw: dict) -> nn.Module:
+    """A module holding zero parameters of the given names, each (members, *shape)."""
+    module = nn.Module()
+    for name, shape in shapes.items():
+        module.register_parameter(name, nn.Parameter(torch.zeros(members, *shape, **kw)))
+    return module
+
+
 def dropout_seed(seed: int) -> int:
     """The seed of a member's dropout generator: the first 4 bytes of sha256("dropout/<seed>"),
     little-endian. Not `seed` itself, whose stream the run's init and minibatch generator
@@ -93,19 +101,18 @@ class PackedLM(nn.Module):
         self.dropout, self.generators = dropout, None  # seed_dropout sets the generators
         P, kw = members, {"dtype": dtype}
         if embed_size:
-            self.embedding = nn.Module()
-            self.embedding.weight = nn.Parameter(torch.zeros(P, vocab_size, embed_size, **kw))
+            self.embedding = _zeros(P, {"weight": (vocab_size, embed_size)}, kw)
         else:  # one-hot, as the standalone model: a lookup into a fixed identity
             self.register_buffer("one_hot", torch.eye(vocab_size, **kw), persistent=False)
-        self.core = nn.Module()
-        for k in range(num_layers):
-            size = (embed_size or vocab_size) if k == 0 else num_hiddens
-            for name, shape in self._layer_shapes(size):
-                self.core.register_parameter(f"{name}_l{k}",
-                                             nn.Parameter(torch.zeros(P, *shape, **kw)))
-        self.output = nn.Module()
-        self.output.weight = nn.Parameter(torch.zeros(P, vocab_size, num_hiddens, **kw))
-        self.output.bias = nn.Parameter(torch.zeros(P, vocab_size, **kw))
+        self.core = self._make_core(embed_size or vocab_size, kw)
+        self.output = _zeros(P, {"weight": (vocab_size, num_hiddens), "bias": (vocab_size,)},
+                             kw)
+
+    def _make_core(self, input_size: int, kw: dict) -> nn.Module:
+        """A stack's zero parameters, layer k's named <name>_l<k>, as the standalone core's."""
+        sizes = [input_size] + [self.num_hiddens] * (self.num_layers - 1)
+        return _zeros(self.members, {f"{name}_l{k}": shape for k, size in enumerate(sizes)
+                                     for name, shape in self._layer_shapes(size)}, kw)
 
     def _layer_shapes(self, input_size: int):
         """(name, shape) of one layer's parameters, per member: torch.nn's."""
@@ -179,19 +186,29 @@ class PackedLM(nn.Module):
                                       inputs]
         else:
             x = F.embedding(inputs, self.one_hot)  # (P, T, B, V)
+        x, state = self._run(self.core, x, state)
+        return self._project(x), state
+
+    def _run(self, core, x, state):
+        """The stack `core` over x (P, T, B, I) from `state`: its output (P, T, B, H) and
+        its new state."""
         h0, c0 = state if self.mode == "lstm" else (state, None)
         h_n, c_n = [], []
         for k in range(self.num_layers):
             if k:  # between layers, as the standalone layers
                 x = self._dropout(x)
-            x, h, c = self._layer(k, x, h0[:, k], None if c0 is None else c0[:, k])
+            x, h, c = self._layer(core, k, x, h0[:, k], None if c0 is None else c0[:, k])
             h_n.append(h)
             c_n.append(c)
+        h_n = torch.stack(h_n, 1)
+        return x, ((h_n, torch.stack(c_n, 1)) if self.mode == "lstm" else h_n)
+
+    def _project(self, x):
+        """The output layer: x (P, T, B, H) -> logits (P, T, B, V)."""
+        P, T, B = x.shape[:3]
         logits = torch.baddbmm(self.output.bias[:, None], x.reshape(P, T * B, -1),
                                self.output.weight.transpose(1, 2))
-        h_n = torch.stack(h_n, 1)
-        new = (h_n, torch.stack(c_n, 1)) if self.mode == "lstm" else h_n
-        return logits.view(P, T, B, -1), new
+        return logits.view(P, T, B, -1)
 
     def _dropout(self, x):
         """F.dropout's arithmetic (x * bernoulli(1 - p) / (1 - p)), one (T, B, H) mask per
@@ -206,10 +223,11 @@ class PackedLM(nn.Module):
                              .bernoulli_(keep, generator=g) for g in self.generators])
         return x * masks.div_(keep)
 
-    def _layer(self, k, x, h, c):
-        """Layer k over all steps: x (P, T, B, I) -> its output (P, T, B, H), last h and c."""
+    def _layer(self, core, k, x, h, c):
+        """Layer k of `core` over all steps: x (P, T, B, I) -> its output (P, T, B, H), last
+        h and c."""
         P, T, B = x.shape[:3]
-        w_ih, w_hh, b_ih, b_hh = (getattr(self.core, f"{n}_l{k}") for n in WEIGHTS)
+        w_ih, w_hh, b_ih, b_hh = (getattr(core, f"{n}_l{k}") for n in WEIGHTS)
         # every step's input projection at once: (P, T*B, G*H)
         xp = torch.baddbmm(b_ih[:, None], x.reshape(P, T * B, -1), w_ih.transpose(1, 2))
         xs, out = xp.view(P, T, B, -1).unbind(1), []

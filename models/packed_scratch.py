@@ -23,17 +23,18 @@ class PackedScratchLM(PackedLM):
             yield from ((f"weight_x{g}", (input_size, H)), (f"weight_h{g}", (H, H)),
                         (f"bias_{g}", (H,)))
 
-    def _weights(self, k):
+    def _weights(self, core, k):
         """Layer k's W_x (P, I, G*H), b (P, G*H) and W_h (P, H, G*H), gates side by side."""
         def cat(prefix):  # one gate (rnn): the parameter itself, not a copy autograd keeps
-            parts = [getattr(self.core, f"{prefix}{g}_l{k}") for g in GATES[self.mode]]
+            parts = [getattr(core, f"{prefix}{g}_l{k}") for g in GATES[self.mode]]
             return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return cat("weight_x"), cat("bias_"), cat("weight_h")
 
-    def _layer(self, k, x, h, c):
-        """Layer k over all steps: x (P, T, B, I) -> its output (P, T, B, H), last h and c."""
+    def _layer(self, core, k, x, h, c):
+        """Layer k of `core` over all steps: x (P, T, B, I) -> its output (P, T, B, H), last
+        h and c."""
         P, T, B = x.shape[:3]
-        w_x, b, w_h = self._weights(k)
+        w_x, b, w_h = self._weights(core, k)
         a = torch.baddbmm(b[:, None], x.reshape(P, T * B, -1), w_x)  # (P, T*B, G*H)
         act = torch.relu if self.nonlinearity == "relu" else torch.tanh
         out = []

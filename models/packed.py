@@ -33,6 +33,7 @@ from models.lm import LanguageModel
 from models.packed_memory import packed_bytes
 from models.packed_optim import PackedSGD, clip_per_member
 from models.scratch import ScratchRNN
+from models.seq2seq import Seq2Seq
 
 __all__ = ["PackedLM", "PackedSGD", "clip_per_member", "dropout_seed", "member_losses",
            "packed_bytes"]
@@ -67,6 +68,39 @@ def _core_form(core: nn.Module) -> tuple:
                          "model.bidirectional=false, or train unpacked)")
     dropout = float(core.dropout) if core.num_layers > 1 else 0.0  # torch.nn's: between layers
     return kind, mode, nonlinearity, core.num_layers, dropout
+
+
+def unpackable(i: int, what: str) -> str:
+    return (f"cannot pack models[{i}], a {what}: packs hold the recurrent LanguageModel and "
+            f"translation's encoder-decoder without attention, not the Transformer; train it "
+            f"unpacked (launcher.pack=1)")
+
+
+def one_form(models: list, cores) -> tuple:
+    """_core_form of the models' cores (`cores(model)`: its list), the same for all of them
+    and their state_dicts' shapes and dtypes too, or why not."""
+    if not models:
+        raise ValueError("pack() got no models: give it at least one LanguageModel")
+    forms = {_core_form(core) for core in cores(models[0])}
+    form = forms.pop()
+    shapes = {k: (v.shape, v.dtype) for k, v in models[0].state_dict().items()}
+    for i, m in enumerate(models[1:], 1):
+        other = {k: (v.shape, v.dtype) for k, v in m.state_dict().items()}
+        if {_core_form(core) for core in cores(m)} != {form} or other != shapes:
+            raise ValueError(f"models[{i}] is not of models[0]'s form ({form[1]}, {form[2]}, "
+                             f"{form[3]} layer(s), dropout {form[4]}, the same impl, sizes "
+                             f"and dtype): a pack holds runs of one sweep point, differing "
+                             f"only by seed")
+    return form
+
+
+def filled(packed: nn.Module, models: list) -> nn.Module:
+    """`packed` with the models' parameters stacked in, on their device."""
+    states = [m.state_dict() for m in models]
+    with torch.no_grad():
+        for name, p in packed.state_dict(keep_vars=True).items():
+            p.copy_(torch.stack([s[name] for s in states]))
+    return packed.to(next(models[0].parameters()).device)
 
 
 def _zeros(members: int, shapes: dict, kw: dict) -> nn.Module:
@@ -122,37 +156,23 @@ class PackedLM(nn.Module):
     @classmethod
     def pack(cls, models: list[LanguageModel]) -> "PackedLM":
         """The pack of `models` (one form, any seeds), their parameters copied in bit for bit:
-        a PackedScratchLM for d2l's scratch models. With dropout, call `seed_dropout` next."""
-        if not models:
-            raise ValueError("pack() got no models: give it at least one LanguageModel")
-        first = models[0]
+        a PackedScratchLM for d2l's scratch models, a PackedSeq2Seq for translation's
+        encoder-decoder. With dropout, call `seed_dropout` next."""
+        if models and type(models[0]) is Seq2Seq:
+            from models.packed_seq2seq import PackedSeq2Seq  # it builds on this class
+            return PackedSeq2Seq.pack(models)
         for i, m in enumerate(models):
             if type(m) is not LanguageModel or type(m.output) is not nn.Linear:
-                raise ValueError(f"cannot pack models[{i}], a {type(m).__name__}: packs hold "
-                                 f"the recurrent LanguageModel only, not translation's "
-                                 f"encoder-decoder nor the Transformer; train it unpacked "
-                                 f"(launcher.pack=1)")
-        form = _core_form(first.core)
-        shapes = {k: (v.shape, v.dtype) for k, v in first.state_dict().items()}
-        for i, m in enumerate(models[1:], 1):
-            other = {k: (v.shape, v.dtype) for k, v in m.state_dict().items()}
-            if _core_form(m.core) != form or other != shapes:
-                raise ValueError(f"models[{i}] is not of models[0]'s form ({form[1]}, "
-                                 f"{form[2]}, {form[3]} layer(s), dropout {form[4]}, the same "
-                                 f"impl, sizes and dtype): a pack holds runs of one sweep "
-                                 f"point, differing only by seed")
-        kind, mode, nonlinearity, layers, dropout = form
+                raise ValueError(unpackable(i, type(m).__name__))
+        kind, mode, nonlinearity, layers, dropout = one_form(models, lambda m: [m.core])
         if kind == "scratch":
             from models.packed_scratch import PackedScratchLM  # it builds on this class
             cls = PackedScratchLM
+        first = models[0]
         embed = first.embedding.embedding_dim if hasattr(first, "embedding") else None
-        packed = cls(len(models), mode, first.vocab_size, first.num_hiddens, layers, embed,
-                     nonlinearity, dtype=first.output.weight.dtype, dropout=dropout)
-        states = [m.state_dict() for m in models]
-        with torch.no_grad():
-            for name, p in packed.state_dict(keep_vars=True).items():
-                p.copy_(torch.stack([s[name] for s in states]))
-        return packed.to(first.output.weight.device)
+        return filled(cls(len(models), mode, first.vocab_size, first.num_hiddens, layers,
+                          embed, nonlinearity, dtype=first.output.weight.dtype,
+                          dropout=dropout), models)
 
     def seed_dropout(self, seeds) -> "PackedLM":
         """Give member i its own dropout generator, seeded with dropout_seed(seeds[i]) on the

@@ -12,8 +12,7 @@ from models.cells import GRUFused, RNNFused, gru, lstm
 from models.lm import LanguageModel, detach
 from models.packed import PackedLM, PackedSGD, clip_per_member, member_losses
 from models.scratch import GRUScratch
-from models.seq2seq import Seq2Seq
-from models.transformer import TransformerLM
+from models.transformer import TransformerLM, TransformerSeq2Seq
 from runner.tasks.loop import step
 
 V, H, T, B, SEEDS, STEPS = 10, 8, 5, 4, (0, 1, 2), 5
@@ -273,11 +272,13 @@ def test_what_cannot_be_packed_is_refused_with_the_fix():
 
 @pytest.mark.parametrize("model", [
     TransformerLM(V, num_hiddens=8, num_heads=2, ffn_num_hiddens=8, num_layers=1),
-    Seq2Seq(V, V, GRUFused, H)], ids=["transformer", "seq2seq"])
-def test_translation_and_the_transformer_are_refused_in_one_line(model):
+    TransformerSeq2Seq(V, V, num_hiddens=8, num_heads=2, ffn_num_hiddens=8, num_layers=1)],
+    ids=["transformer", "transformer-seq2seq"])
+def test_the_transformer_is_refused_in_one_line(model):
     with pytest.raises(ValueError) as e:
         PackedLM.pack([model])
     name = type(model).__name__
     assert str(e.value) == (f"cannot pack models[0], a {name}: packs hold the recurrent "
-                            f"LanguageModel only, not translation's encoder-decoder nor the "
-                            f"Transformer; train it unpacked (launcher.pack=1)")
+                            f"LanguageModel and translation's encoder-decoder without "
+                            f"attention, not the Transformer; train it unpacked "
+                            f"(launcher.pack=1)")

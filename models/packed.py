@@ -17,7 +17,10 @@ member too, as each standalone run clips its own whole gradient.
 Dropout between layers (model.dropout, num_layers > 1) is applied where the standalone layers
 apply it, with the same p, but each member draws its masks from its own generator
 (`seed_dropout`), so a member's masks do not depend on the pack; not the standalone run's masks.
-d2l's scratch form (models/scratch.py) packs as PackedScratchLM (models/packed_scratch.py).
+d2l's scratch form (models/scratch.py) packs as PackedScratchLM (models/packed_scratch.py),
+translation's encoder-decoder without attention as PackedSeq2Seq (models/packed_seq2seq.py);
+the per-member clip and SGD are in models/packed_optim.py, the memory count (`packed_bytes`)
+in models/packed_memory.py.
 
 Layout: time-major per member. Inputs (P, T, B) token ids, state (P, L, B, H) (a tuple (h, c)
 for lstm), logits (P, T, B, V).

@@ -168,6 +168,7 @@ class PackedLM(nn.Module):
             if type(m) is not LanguageModel or type(m.output) is not nn.Linear:
                 raise ValueError(unpackable(i, type(m).__name__))
         kind, mode, nonlinearity, layers, dropout = one_form(models, lambda m: [m.core])
+        cls = PackedLM  # the models' form decides, whichever subclass is asked
         if kind == "scratch":
             from models.packed_scratch import PackedScratchLM  # it builds on this class
             cls = PackedScratchLM

@@ -6,6 +6,7 @@ from functools import partial
 import pytest
 import torch
 
+from models.cells import GRUFused
 from models.lm import LanguageModel
 from models.packed import PackedLM
 from models.packed_scratch import PackedScratchLM
@@ -31,6 +32,8 @@ def test_scratch_pack_starts_bit_identical_and_unpacks_into_its_runs(dtype, mode
     models = [scratch(mode, layers, embed, s) for s in SEEDS]
     packed = PackedLM.pack(models)
     assert type(packed) is PackedScratchLM
+    # the form decides, not the class asked: torch.nn's cells never get d2l's
+    assert type(PackedScratchLM.pack([LanguageModel(V, GRUFused, H)])) is PackedLM
     first = {"rnn": "h", "gru": "z", "lstm": "i"}[mode]  # d2l's first gate
     assert getattr(packed.core, f"weight_x{first}_l0").shape == (3, embed or V, H)
     for i, m in enumerate(models):

@@ -14,44 +14,111 @@ operation mixes members: each member's gradient is its own model's, and a member
 leaves the others untouched. Clipping (`clip_per_member`) and the update (`PackedSGD`) are per
 member too, as each standalone run clips its own whole gradient.
 
+Dropout between layers (model.dropout, num_layers > 1) is applied where the standalone layers
+apply it, with the same p, but each member draws its masks from its own generator
+(`seed_dropout`), so a member's masks do not depend on the pack; not the standalone run's masks.
+d2l's scratch form (models/scratch.py) packs as PackedScratchLM (models/packed_scratch.py),
+translation's encoder-decoder without attention as PackedSeq2Seq (models/packed_seq2seq.py);
+the per-member clip and SGD are in models/packed_optim.py, the memory count (`packed_bytes`)
+in models/packed_memory.py.
+
 Layout: time-major per member. Inputs (P, T, B) token ids, state (P, L, B, H) (a tuple (h, c)
 for lstm), logits (P, T, B, V).
 """
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.fused import FusedRNN
 from models.lm import LanguageModel
+from models.packed_memory import packed_bytes
+from models.packed_optim import PackedSGD, clip_per_member
+from models.scratch import ScratchRNN
+from models.seq2seq import Seq2Seq
+
+__all__ = ["PackedLM", "PackedSGD", "clip_per_member", "dropout_seed", "member_losses",
+           "packed_bytes"]
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 NN_MODES = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _core_form(core: nn.Module) -> tuple[str, str, int]:
-    """(mode, nonlinearity, num_layers) of a standalone core a pack can compute, or why not."""
-    if isinstance(core, FusedRNN):
-        mode, nonlinearity = core.mode, "relu" if core.relu else "tanh"
+def _core_form(core: nn.Module) -> tuple:
+    """(kind, mode, nonlinearity, num_layers, dropout) of a standalone core a pack can compute,
+    or why not; kind: "nn" (torch.nn's or the fused layers' function) or "scratch" (d2l's)."""
+    if isinstance(core, ScratchRNN):
+        kind, mode = "scratch", core.mode
+        nonlinearity = "relu" if core.act is torch.relu else "tanh"
+        bidirectional = core.num_directions == 2
+    elif isinstance(core, FusedRNN):
+        kind, mode, nonlinearity = "nn", core.mode, "relu" if core.relu else "tanh"
         bidirectional = core.num_directions == 2
     elif type(core) in NN_MODES:  # the same parameters and function as the fused layers
-        mode, nonlinearity = NN_MODES[type(core)], getattr(core, "nonlinearity", "tanh")
-        bidirectional = core.bidirectional
+        kind, mode = "nn", NN_MODES[type(core)]
+        nonlinearity, bidirectional = getattr(core, "nonlinearity", "tanh"), core.bidirectional
         if getattr(core, "proj_size", 0):
             raise ValueError(f"cannot pack an LSTM with proj_size={core.proj_size}: only "
                              f"proj_size=0 is packed (build the members without it)")
     else:
         raise ValueError(f"cannot pack a {type(core).__name__} core: packs compute rnn, gru "
-                         f"and lstm stacked plainly (model.skip=none), torch.nn's or fused; "
-                         f"train this model unpacked (launcher.pack=1)")
+                         f"and lstm stacked plainly (model.skip=none), torch.nn's, fused or "
+                         f"d2l's scratch; train this model unpacked (launcher.pack=1)")
     if bidirectional:
         raise ValueError("cannot pack model.bidirectional=true: packs run one way (use "
                          "model.bidirectional=false, or train unpacked)")
-    if core.dropout and core.num_layers > 1:
-        raise ValueError(f"cannot pack model.dropout={core.dropout}: dropout needs one random "
-                         f"stream per member, not written yet (use model.dropout=0, or train "
-                         f"unpacked)")
-    return mode, nonlinearity, core.num_layers
+    dropout = float(core.dropout) if core.num_layers > 1 else 0.0  # torch.nn's: between layers
+    return kind, mode, nonlinearity, core.num_layers, dropout
+
+
+def unpackable(i: int, what: str) -> str:
+    return (f"cannot pack models[{i}], a {what}: packs hold the recurrent LanguageModel and "
+            f"translation's encoder-decoder without attention, not the Transformer; train it "
+            f"unpacked (launcher.pack=1)")
+
+
+def one_form(models: list, cores) -> tuple:
+    """_core_form of the models' cores (`cores(model)`: its list), the same for all of them
+    and their state_dicts' shapes and dtypes too, or why not."""
+    if not models:
+        raise ValueError("pack() got no models: give it at least one LanguageModel")
+    forms = {_core_form(core) for core in cores(models[0])}
+    form = forms.pop()
+    shapes = {k: (v.shape, v.dtype) for k, v in models[0].state_dict().items()}
+    for i, m in enumerate(models[1:], 1):
+        other = {k: (v.shape, v.dtype) for k, v in m.state_dict().items()}
+        if {_core_form(core) for core in cores(m)} != {form} or other != shapes:
+            raise ValueError(f"models[{i}] is not of models[0]'s form ({form[1]}, {form[2]}, "
+                             f"{form[3]} layer(s), dropout {form[4]}, the same impl, sizes "
+                             f"and dtype): a pack holds runs of one sweep point, differing "
+                             f"only by seed")
+    return form
+
+
+def filled(packed: nn.Module, models: list) -> nn.Module:
+    """`packed` with the models' parameters stacked in, on their device."""
+    states = [m.state_dict() for m in models]
+    with torch.no_grad():
+        for name, p in packed.state_dict(keep_vars=True).items():
+            p.copy_(torch.stack([s[name] for s in states]))
+    return packed.to(next(models[0].parameters()).device)
+
+
+def _zeros(members: int, shapes: dict, kw: dict) -> nn.Module:
+    """A module holding zero parameters of the given names, each (members, *shape)."""
+    module = nn.Module()
+    for name, shape in shapes.items():
+        module.register_parameter(name, nn.Parameter(torch.zeros(members, *shape, **kw)))
+    return module
+
+
+def dropout_seed(seed: int) -> int:
+    """The seed of a member's dropout generator: the first 4 bytes of sha256("dropout/<seed>"),
+    little-endian. Not `seed` itself, whose stream the run's init and minibatch generator
+    already draw; 32 bits, as torch's CPU generator keeps only those."""
+    return int.from_bytes(hashlib.sha256(f"dropout/{seed}".encode()).digest()[:4], "little")
 
 
 class PackedLM(nn.Module):
@@ -59,7 +126,7 @@ class PackedLM(nn.Module):
 
     def __init__(self, members: int, mode: str, vocab_size: int, num_hiddens: int,
                  num_layers: int = 1, embed_size: int | None = None,
-                 nonlinearity: str = "tanh", dtype=None):
+                 nonlinearity: str = "tanh", dtype=None, dropout: float = 0.0):
         """Zero parameters in the standalone layout, each with a leading member dimension;
         `pack` fills them with the members' own."""
         super().__init__()
@@ -68,52 +135,60 @@ class PackedLM(nn.Module):
                              f"{', '.join(GATES)} (e.g. mode='gru')")
         self.members, self.mode, self.nonlinearity = members, mode, nonlinearity
         self.vocab_size, self.num_hiddens, self.num_layers = vocab_size, num_hiddens, num_layers
-        P, G, H, kw = members, GATES[mode] * num_hiddens, num_hiddens, {"dtype": dtype}
+        self.dropout, self.generators = dropout, None  # seed_dropout sets the generators
+        P, kw = members, {"dtype": dtype}
         if embed_size:
-            self.embedding = nn.Module()
-            self.embedding.weight = nn.Parameter(torch.zeros(P, vocab_size, embed_size, **kw))
+            self.embedding = _zeros(P, {"weight": (vocab_size, embed_size)}, kw)
         else:  # one-hot, as the standalone model: a lookup into a fixed identity
             self.register_buffer("one_hot", torch.eye(vocab_size, **kw), persistent=False)
-        self.core = nn.Module()
-        for k in range(num_layers):
-            size = (embed_size or vocab_size) if k == 0 else H
-            for name, shape in zip(WEIGHTS, ((G, size), (G, H), (G,), (G,))):
-                self.core.register_parameter(f"{name}_l{k}",
-                                             nn.Parameter(torch.zeros(P, *shape, **kw)))
-        self.output = nn.Module()
-        self.output.weight = nn.Parameter(torch.zeros(P, vocab_size, H, **kw))
-        self.output.bias = nn.Parameter(torch.zeros(P, vocab_size, **kw))
+        self.core = self._make_core(embed_size or vocab_size, kw)
+        self.output = _zeros(P, {"weight": (vocab_size, num_hiddens), "bias": (vocab_size,)},
+                             kw)
+
+    def _make_core(self, input_size: int, kw: dict) -> nn.Module:
+        """A stack's zero parameters, layer k's named <name>_l<k>, as the standalone core's."""
+        sizes = [input_size] + [self.num_hiddens] * (self.num_layers - 1)
+        return _zeros(self.members, {f"{name}_l{k}": shape for k, size in enumerate(sizes)
+                                     for name, shape in self._layer_shapes(size)}, kw)
+
+    def _layer_shapes(self, input_size: int):
+        """(name, shape) of one layer's parameters, per member: torch.nn's."""
+        G, H = GATES[self.mode] * self.num_hiddens, self.num_hiddens
+        return zip(WEIGHTS, ((G, input_size), (G, H), (G,), (G,)))
 
     @classmethod
     def pack(cls, models: list[LanguageModel]) -> "PackedLM":
-        """The pack of `models` (one form, any seeds), their parameters copied in bit for bit."""
-        if not models:
-            raise ValueError("pack() got no models: give it at least one LanguageModel")
-        first = models[0]
+        """The pack of `models` (one form, any seeds), their parameters copied in bit for bit:
+        a PackedScratchLM for d2l's scratch models, a PackedSeq2Seq for translation's
+        encoder-decoder. With dropout, call `seed_dropout` next."""
+        if models and type(models[0]) is Seq2Seq:
+            from models.packed_seq2seq import PackedSeq2Seq  # it builds on this class
+            return PackedSeq2Seq.pack(models)
         for i, m in enumerate(models):
             if type(m) is not LanguageModel or type(m.output) is not nn.Linear:
-                raise ValueError(f"models[{i}] is a {type(m).__name__} with a "
-                                 f"{type(getattr(m, 'output', None)).__name__} output layer: "
-                                 f"packs hold recurrent LanguageModels with an nn.Linear output "
-                                 f"(not d2l's scratch models, not the Transformer)")
-        mode, nonlinearity, layers = _core_form(first.core)
-        shapes = {k: (v.shape, v.dtype) for k, v in first.state_dict().items()}
-        for i, m in enumerate(models[1:], 1):
-            form = _core_form(m.core)
-            other = {k: (v.shape, v.dtype) for k, v in m.state_dict().items()}
-            if form != (mode, nonlinearity, layers) or other != shapes:
-                raise ValueError(f"models[{i}] is not of models[0]'s form ({mode}, "
-                                 f"{nonlinearity}, {layers} layer(s), the same sizes and "
-                                 f"dtype): a pack holds runs of one sweep point, differing "
-                                 f"only by seed")
+                raise ValueError(unpackable(i, type(m).__name__))
+        kind, mode, nonlinearity, layers, dropout = one_form(models, lambda m: [m.core])
+        cls = PackedLM  # the models' form decides, whichever subclass is asked
+        if kind == "scratch":
+            from models.packed_scratch import PackedScratchLM  # it builds on this class
+            cls = PackedScratchLM
+        first = models[0]
         embed = first.embedding.embedding_dim if hasattr(first, "embedding") else None
-        packed = cls(len(models), mode, first.vocab_size, first.num_hiddens, layers, embed,
-                     nonlinearity, dtype=first.output.weight.dtype)
-        states = [m.state_dict() for m in models]
-        with torch.no_grad():
-            for name, p in packed.state_dict(keep_vars=True).items():
-                p.copy_(torch.stack([s[name] for s in states]))
-        return packed.to(first.output.weight.device)
+        return filled(cls(len(models), mode, first.vocab_size, first.num_hiddens, layers,
+                          embed, nonlinearity, dtype=first.output.weight.dtype,
+                          dropout=dropout), models)
+
+    def seed_dropout(self, seeds) -> "PackedLM":
+        """Give member i its own dropout generator, seeded with dropout_seed(seeds[i]) on the
+        pack's device (call it after .to(device)): its masks are then the same in any pack.
+        Its state (`generators[i].get_state()`) is what a checkpoint must keep."""
+        if len(seeds) != self.members:
+            raise ValueError(f"seed_dropout got {len(seeds)} seeds for a pack of "
+                             f"{self.members}: give one seed per member, its run's seed")
+        device = self.output.weight.device
+        self.generators = [torch.Generator(device).manual_seed(dropout_seed(int(s)))
+                           for s in seeds]
+        return self
 
     def unpack(self, i: int) -> dict:
         """Member i's state_dict, under the standalone names and shapes (a copy)."""
@@ -135,26 +210,56 @@ class PackedLM(nn.Module):
                                       inputs]
         else:
             x = F.embedding(inputs, self.one_hot)  # (P, T, B, V)
+        x, state = self._run(self.core, x, state)
+        return self._project(x), state
+
+    def _run(self, core, x, state):
+        """The stack `core` over x (P, T, B, I) from `state`: its output (P, T, B, H) and
+        its new state."""
         h0, c0 = state if self.mode == "lstm" else (state, None)
         h_n, c_n = [], []
         for k in range(self.num_layers):
-            w_ih, w_hh, b_ih, b_hh = (getattr(self.core, f"{n}_l{k}") for n in WEIGHTS)
-            # every step's input projection at once: (P, T*B, G*H)
-            xp = torch.baddbmm(b_ih[:, None], x.reshape(P, T * B, -1), w_ih.transpose(1, 2))
-            xs = xp.view(P, T, B, -1).unbind(1)
-            h, c, out = h0[:, k], None if c0 is None else c0[:, k], []
-            for t in range(T):
-                hp = torch.baddbmm(b_hh[:, None], h, w_hh.transpose(1, 2))  # (P, B, G*H)
-                h, c = self._cell(xs[t], hp, h, c)
-                out.append(h)
-            x = torch.stack(out, 1)  # (P, T, B, H)
+            if k:  # between layers, as the standalone layers
+                x = self._dropout(x)
+            x, h, c = self._layer(core, k, x, h0[:, k], None if c0 is None else c0[:, k])
             h_n.append(h)
             c_n.append(c)
+        h_n = torch.stack(h_n, 1)
+        return x, ((h_n, torch.stack(c_n, 1)) if self.mode == "lstm" else h_n)
+
+    def _project(self, x):
+        """The output layer: x (P, T, B, H) -> logits (P, T, B, V)."""
+        P, T, B = x.shape[:3]
         logits = torch.baddbmm(self.output.bias[:, None], x.reshape(P, T * B, -1),
                                self.output.weight.transpose(1, 2))
-        h_n = torch.stack(h_n, 1)
-        new = (h_n, torch.stack(c_n, 1)) if self.mode == "lstm" else h_n
-        return logits.view(P, T, B, -1), new
+        return logits.view(P, T, B, -1)
+
+    def _dropout(self, x):
+        """F.dropout's arithmetic (x * bernoulli(1 - p) / (1 - p)), one (T, B, H) mask per
+        member from its own generator, in its own order."""
+        if not (self.dropout and self.training):
+            return x
+        if self.generators is None:
+            raise RuntimeError(f"this pack has dropout {self.dropout}: call "
+                               f"seed_dropout(seeds) once before training, one seed per member")
+        keep = 1 - self.dropout
+        masks = torch.stack([torch.empty(x.shape[1:], dtype=x.dtype, device=x.device)
+                             .bernoulli_(keep, generator=g) for g in self.generators])
+        return x * masks.div_(keep)
+
+    def _layer(self, core, k, x, h, c):
+        """Layer k of `core` over all steps: x (P, T, B, I) -> its output (P, T, B, H), last
+        h and c."""
+        P, T, B = x.shape[:3]
+        w_ih, w_hh, b_ih, b_hh = (getattr(core, f"{n}_l{k}") for n in WEIGHTS)
+        # every step's input projection at once: (P, T*B, G*H)
+        xp = torch.baddbmm(b_ih[:, None], x.reshape(P, T * B, -1), w_ih.transpose(1, 2))
+        xs, out = xp.view(P, T, B, -1).unbind(1), []
+        for t in range(T):
+            hp = torch.baddbmm(b_hh[:, None], h, w_hh.transpose(1, 2))  # (P, B, G*H)
+            h, c = self._cell(xs[t], hp, h, c)
+            out.append(h)
+        return torch.stack(out, 1), h, c
 
     def _cell(self, xp, hp, h, c):
         """One step, torch.nn's equations: xp = W_ih x + b_ih, hp = W_hh h + b_hh."""
@@ -177,76 +282,3 @@ def member_losses(logits, targets):
     P, V = logits.shape[0], logits.shape[-1]
     per_token = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")
     return per_token.view(P, -1).mean(1)
-
-
-def _params(packed):
-    return list(packed.parameters()) if isinstance(packed, nn.Module) else list(packed)
-
-
-def _per_member(values, like):
-    """(P,) values shaped to scale a (P, ...) tensor member by member."""
-    return values.view(-1, *[1] * (like.dim() - 1)).to(like.dtype)
-
-
-@torch.no_grad()
-def clip_per_member(packed, max_norm: float, eps: float = 1e-6):
-    """torch.nn.utils.clip_grad_norm_ on each member alone: member m's global L2 norm over
-    its slices of every gradient, and its gradients (only) scaled by min(1, max_norm /
-    (norm + eps)). Clipping over the whole pack would let one member's large gradient shrink
-    the others' steps. Returns the members' norms (P,), before clipping."""
-    grads = [p.grad for p in _params(packed) if p.grad is not None]
-    if not grads:
-        raise ValueError("clip_per_member found no gradients: call backward() first")
-    P = grads[0].shape[0]
-    # as torch: the norm of the per-parameter norms
-    norms = torch.stack([torch.linalg.vector_norm(g.reshape(P, -1), dim=1) for g in grads])
-    total = torch.linalg.vector_norm(norms, dim=0)
-    coef = (max_norm / (total + eps)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(_per_member(coef, g))
-    return total
-
-
-class PackedSGD:
-    """torch.optim.SGD's plain step (the study's: no momentum, no weight decay), with each
-    member's own lr: p[m] <- p[m] - lr[m] grad[m]. `lr`: a number or a (P,) tensor, writable
-    between steps (a schedule sets it)."""
-
-    def __init__(self, params, lr, members: int):
-        self.params, self.members = _params(params), members
-        self.lr = lr
-
-    @property
-    def lr(self):
-        return self._lr
-
-    @lr.setter
-    def lr(self, lr):
-        lr = torch.as_tensor(lr, dtype=torch.float64).clone()
-        if lr.dim() == 0:
-            lr = lr.expand(self.members).clone()
-        if lr.shape != (self.members,):
-            raise ValueError(f"lr of shape {tuple(lr.shape)} does not fit a pack of "
-                             f"{self.members}: give one number or a ({self.members},) tensor, "
-                             f"one lr per member")
-        self._lr = lr
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, active=None):
-        """One update; `active` (P,) bools, if given: the members that step, the others
-        keep their parameters exactly (one whose epoch has a batch fewer, as a random offset
-        can give, or one that diverged)."""
-        if active is not None and tuple(active.shape) != (self.members,):
-            raise ValueError(f"active of shape {tuple(active.shape)} does not fit a pack of "
-                             f"{self.members}: give ({self.members},) bools, one per member")
-        for p in self.params:
-            if p.grad is None:
-                continue
-            new = torch.addcmul(p, _per_member(self._lr.to(p.device), p), p.grad, value=-1)
-            if active is not None:  # where, not lr 0: 0 x a NaN gradient is NaN
-                new = torch.where(_per_member(active.to(p.device), p).bool(), new, p)
-            p.copy_(new)

@@ -11,6 +11,8 @@ from data.iterators import epoch_batches
 from models.cells import GRUFused, RNNFused, gru, lstm
 from models.lm import LanguageModel, detach
 from models.packed import PackedLM, PackedSGD, clip_per_member, member_losses
+from models.scratch import GRUScratch
+from models.transformer import TransformerLM, TransformerSeq2Seq
 from runner.tasks.loop import step
 
 V, H, T, B, SEEDS, STEPS = 10, 8, 5, 4, (0, 1, 2), 5
@@ -249,8 +251,13 @@ def test_what_cannot_be_packed_is_refused_with_the_fix():
     one = LanguageModel(V, GRUFused, H)
     with pytest.raises(ValueError, match="bidirectional=true.*model.bidirectional=false"):
         PackedLM.pack([LanguageModel(V, GRUFused, H, bidirectional=True)])
-    with pytest.raises(ValueError, match="dropout=0.5.*model.dropout=0"):
-        PackedLM.pack([LanguageModel(V, GRUFused, H, num_layers=2, dropout=0.5)])
+    with pytest.raises(ValueError, match=r"dropout 0.0.*differing only by seed"):
+        PackedLM.pack([one, LanguageModel(V, RNNFused, H)])
+    with pytest.raises(ValueError, match=r"dropout 0.5, the same impl"):  # not 0.3's form
+        PackedLM.pack([LanguageModel(V, GRUFused, H, num_layers=2, dropout=p)
+                       for p in (0.5, 0.3)])
+    with pytest.raises(ValueError, match=r"models\[1\] is not of models\[0\]'s form"):
+        PackedLM.pack([LanguageModel(V, GRUScratch, H), one])  # d2l's gru is another model
     with pytest.raises(ValueError, match=r"models\[1\] is not of models\[0\]'s form \(gru"):
         PackedLM.pack([one, LanguageModel(V, RNNFused, H)])
     with pytest.raises(ValueError, match="cannot pack a Stack core.*model.skip=none"):
@@ -261,3 +268,17 @@ def test_what_cannot_be_packed_is_refused_with_the_fix():
         PackedSGD([], torch.ones(2), 3)
     with pytest.raises(ValueError, match=r"active of shape \(2,\) does not fit a pack of 3"):
         PackedSGD([], 1.0, 3).step(torch.ones(2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("model", [
+    TransformerLM(V, num_hiddens=8, num_heads=2, ffn_num_hiddens=8, num_layers=1),
+    TransformerSeq2Seq(V, V, num_hiddens=8, num_heads=2, ffn_num_hiddens=8, num_layers=1)],
+    ids=["transformer", "transformer-seq2seq"])
+def test_the_transformer_is_refused_in_one_line(model):
+    with pytest.raises(ValueError) as e:
+        PackedLM.pack([model])
+    name = type(model).__name__
+    assert str(e.value) == (f"cannot pack models[0], a {name}: packs hold the recurrent "
+                            f"LanguageModel and translation's encoder-decoder without "
+                            f"attention, not the Transformer; train it unpacked "
+                            f"(launcher.pack=1)")

@@ -6,7 +6,9 @@ import copy
 import json
 import logging
 import math
+import os
 import re
+import subprocess
 
 import pandas as pd
 import pytest
@@ -91,9 +93,30 @@ def test_an_entry_from_before_checksums_or_not_a_result_is_not_copied(tmp_path, 
     assert store.lookup(tmp_path, key) == result
 
 
-@pytest.mark.parametrize("where", ["file/store", "/proc/nostore"])
-def test_a_store_that_cannot_be_written_is_refused_before_any_work(tiny_cfg, tmp_path, where):
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder no one can write: a read-only tmpfs for root (whom permissions do not stop),
+    else a folder without write permission; skipped where root cannot mount one."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("where", ["read-only", "file/store", "/proc/nostore"])
+def test_a_store_that_cannot_be_written_is_refused_before_any_work(tiny_cfg, tmp_path, where,
+                                                                   request):
     """Fault 2: the run trained, wrote `completed`, then failed with a traceback, exit 1."""
+    if where == "read-only":
+        request.getfixturevalue("read_only")
     (tmp_path / "file").write_text("a file, where the store's parent folder would be")
     folder = where if where.startswith("/") else tmp_path / where
     with pytest.raises(ConfigError, match=rf"store={re.escape(str(folder))} cannot be writ"):

@@ -131,11 +131,22 @@ def without(config: dict, keys) -> dict:
     return config
 
 
+def load_result(path: Path) -> dict:
+    """The JSON object at `path` (a result, a manifest, a store entry: always an object).
+    OSError when it cannot be read; ValueError, saying what it holds, when it is not JSON or
+    not an object (`"completed"`, `42`, `[1]`: valid JSON that no reader can use)."""
+    with open(path) as f:
+        obj = json.load(f)
+    if not isinstance(obj, dict):
+        raise ValueError(f"it holds a JSON {type(obj).__name__} ({json.dumps(obj)[:40]}), "
+                         f"not an object")
+    return obj
+
+
 def read_result(path: Path) -> dict | None:
-    """The result at `path`, or None if there is none or it is unreadable."""
+    """The result at `path`, or None if there is none or it is unreadable (load_result)."""
     try:
-        with open(path) as f:
-            return json.load(f)
+        return load_result(path)
     except (OSError, ValueError):
         return None
 

@@ -10,7 +10,7 @@ from runner.result import RESULT_FILE, version_label
 from runner.run import run
 from runner.run.checkpoint import CHECKPOINT_FILE
 from runner.run.identity import Identity
-from runner.run.store import entry
+from runner.run.store import CHECKSUM, checksum, entry
 from tests.test_sweep import sweep_cli
 
 
@@ -27,7 +27,8 @@ def test_a_run_asked_for_again_is_copied_from_the_store(tiny_cfg, tmp_path):
     store = tmp_path / "store"
     first = run(tiny_cfg(f"store={store}"), tmp_path / "a")
     key = store_key(first["config"], first["dataset"]["sha1"], first["environment"])
-    assert json.loads(entry(store, key).read_text()) == first  # filed as written
+    assert json.loads(entry(store, key).read_text()) == {  # filed as written, and checksummed
+        **first, CHECKSUM: checksum(first)}
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / CHECKPOINT_FILE).write_bytes(b"a stopped try of this run")
     again = run(tiny_cfg(f"store={store}", "quiet=false"), tmp_path / "b")

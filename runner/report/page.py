@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from runner.report.runs import implemented, order
+from runner.report.runs import ABSURD, implemented, order
 from runner.result import flatten, version_label, write_text_atomic
 
 # A CPU run whose process used fewer than this share of its threads' CPU time over training
@@ -155,6 +155,11 @@ def warnings_for(results: list[dict], counts: dict, by: list[str] = ()) -> list[
         found.append(f"the folder mixes tasks ({mix} runs): a language model's perplexity "
                      f"(per corpus token) and a translation's (per target token) are different "
                      f"measures, so the task is part of every point: they never share a row")
+    if odd := [f"{escape(name(r))} ({', '.join(f'{k} {v}' for k, v in r['_left_out'].items())})"
+               for r in _by_point(results, by) if r.get("_left_out")]:
+        found.append(f"{len(odd)} run(s) hold values no run records (NaN, inf, or "
+                     f"{ABSURD:g} and beyond), left out of every mean, test and plot, and "
+                     f"empty in runs.csv: {_named(odd)}")
     if counts.get("duplicates"):
         found.append(f"{counts['duplicates']} duplicate result(s) (a run_id seen twice) were "
                      f"counted once")

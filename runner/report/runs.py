@@ -29,6 +29,9 @@ METRICS = list(dict.fromkeys(["train_perplexity", "best_train_perplexity", *_SCH
                               *_SCHEMA["properties"]]))
 ENVIRONMENT = ["device", "device_name", "threads", "concurrent_jobs", "impl"]
 RUN_COLUMNS = ["run_id", "status", "path", "task", "sees_future"]
+# No metric a run records gets here: 10^12 tokens/s, a perplexity past any vocabulary, a
+# terabyte of memory; a value at or beyond it is a file edited or broken (odd_values).
+ABSURD = 1e12
 
 
 def label(value) -> str:
@@ -58,11 +61,20 @@ def order(value) -> tuple:
     return (1, 0.0, str(value))
 
 
+def odd_values(metrics: dict) -> dict[str, str]:
+    """The metrics holding a value no run records -> that value as text: NaN or inf (written
+    as null by the runner: a file from elsewhere, or edited) or one of ABSURD or more, whose
+    mean and spread would overflow to a 300-digit number ± inf."""
+    return {k: f"{v:g}" for k, v in metrics.items() if isinstance(v, int | float)
+            and not isinstance(v, bool) and not abs(v) < ABSURD}  # NaN fails `<` too
+
+
 def load_results(folder: Path) -> tuple[list[dict], dict]:
     """Valid results under `folder`, each with "_path" (its folder relative to `folder`) added,
     and the counts. A bad file is a warning, never a crash: one broken run must not hide the
-    others. A run copied twice counts once (its first path in sorted order); results of
-    schema_version 1 are skipped with one warning for all of them (counts["old"])."""
+    others; so is a metric with an odd value (odd_values): null, listed in "_left_out". A
+    run copied twice counts once (its first path in sorted order); results of schema_version 1
+    are skipped with one warning for all of them (counts["old"])."""
     folder = Path(folder)
     results, skipped, old, copies = {}, 0, [], []
     for path in sorted(folder.rglob(RESULT_FILE)):
@@ -79,6 +91,12 @@ def load_results(folder: Path) -> tuple[list[dict], dict]:
             why = f"not a valid result, at {e.json_path}: {e.message}"
         else:
             where = path.parent.relative_to(folder).as_posix()
+            if odd := odd_values(obj["metrics"]):  # out of every mean, plot and test
+                log.warning("report: %s: left out of every statistic: %s (no run records "
+                            "these: NaN and inf, which JSON cannot hold, or %g and beyond)",
+                            path, ", ".join(f"{k} {v}" for k, v in odd.items()), ABSURD)
+                obj = {**obj, "metrics": {**obj["metrics"], **dict.fromkeys(odd)},
+                       "_left_out": odd}
             if obj["run_id"] in results:
                 copies.append((where, results[obj["run_id"]]["_path"]))
             else:

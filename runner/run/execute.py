@@ -66,6 +66,8 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     wall_start, started_at = time.perf_counter(), now()
     validate(cfg)
     check_output_folder(out_dir)  # can be written, and the result can land there
+    if cfg.store:
+        store.check(cfg.store)  # not found unwritable only once the run has trained
     device = resolve_device(cfg.device)
     memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
     data_file, data_sha1 = data_of(cfg)  # downloaded first when missing and allowed

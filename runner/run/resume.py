@@ -1,28 +1,39 @@
 """Resume: the finished result already in a run's folder, reused only when it is the result
 the current command would produce (the same identity: runner/run/identity.py)."""
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from runner.errors import ConfigError
-from runner.result import FINISHED, read_result, version_label
+from runner.result import FINISHED, load_result, version_label
 from runner.run.environment import code_version
 from runner.run.identity import Identity
 
+log = logging.getLogger(__name__)
 
-def finished_result(path: Path, cfg: DictConfig) -> dict | None:
+
+def finished_result(path: Path, cfg: DictConfig, warn: bool = False) -> dict | None:
     """The finished result at `path` that resume would consider, if any: none under
-    overwrite=true, nor a missing, failed or interrupted one (the run runs again)."""
-    existing = read_result(path)
-    if cfg.overwrite or not existing or existing.get("status") not in FINISHED:
+    overwrite=true, nor a missing, unreadable, failed or interrupted one (the run runs again).
+    `warn`: say so when the file is there but unreadable (not JSON, not an object)."""
+    if cfg.overwrite:
         return None
-    return existing
+    try:
+        existing = load_result(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:  # trained again, and said so, as the store says so
+        if warn:
+            log.warning("%s is unreadable (%s): the run trains again and replaces it", path, e)
+        return None
+    return existing if existing.get("status") in FINISHED else None
 
 
 def previous_result(path: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
     """The finished result already at `path` for this very run, if any (resume). A finished
     result of anything else is never silently replaced, nor reused: ConfigError."""
-    if (existing := finished_result(path, cfg)) is None:
+    if (existing := finished_result(path, cfg, warn=True)) is None:
         return None
     why = Identity.of(cfg, data_sha1).differs(
         Identity.of_result(existing),

@@ -4,6 +4,7 @@ one failed run per job found hours into the sweep."""
 from omegaconf import DictConfig, open_dict, read_write
 
 from runner.errors import ConfigError
+from runner.run import store
 from runner.run.keys import without_added_keys
 from runner.run.validate import validate
 
@@ -22,6 +23,8 @@ def check_jobs(loader, config: DictConfig, jobs) -> None:
             master_config=config, sweep_overrides=kept)
         try:
             validate(_without_hydra(cfg), _without_hydra(primary))
+            if cfg.get("store"):  # written after each run: checked before the first
+                store.check(cfg.store)
         except ConfigError as e:
             for line in str(e).removeprefix("invalid config:\n").splitlines():
                 found[line] = found.get(line, 0) + 1

@@ -208,7 +208,8 @@ def rules() -> dict[str, dict[str, list[str]]]:
         add(rule_list, f"init={scheme}")
     add(LAUNCHER_RULES, "when set")  # a sweep's, checked before the launcher is built
     add([("launcher.devices", None, DEVICES + ", each one torch sees here", None)], "when set")
-    add([(key, None, f"at most {most:,}", None) for key, most, *_ in BOUNDS])
+    add([(key, None, f"at most {most:,}" if isinstance(most, int) else f"at most {most:g}", None)
+         for key, most, *_ in BOUNDS])
     def one_of(names):  # the models' rules, as their lines say them
         return "one of " + ", ".join(names)
 

@@ -30,7 +30,8 @@ from tests.test_bad_input import refused, the_line
     ("seed=18446744073709551616", "seed=18446744073709551616 is not allowed: it must be at most "
                                   "4,294,967,295 (2**32 - 1"),
     ("threads=1000000000000", "threads=1000000000000 is not allowed: it must be at most 1,024"),
-    ("optim.lr=1e300", "optim.lr=1e+300 is not allowed: it must be at most 1,000,000"),
+    ("optim.lr=1e300", "optim.lr=1e+300 is not allowed: it must be at most 1e+38 (float32's "
+                       "largest number is 3.4e38"),
     ("model.num_layers=1000000000000", "model.num_layers=1000000000000 is not allowed: it must "
                                        "be at most 1,024"),
     ("sample.num_preds=1000000000000", "sample.num_preds=1000000000000 is not allowed: it must "

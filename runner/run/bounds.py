@@ -22,7 +22,9 @@ BOUNDS = [
                         "2**64", 1),
     ("threads", 1024, "more CPU threads than a machine has cores; torch's ends at 2**31", 8),
     ("repeats", 1000, "seeds per point; the sweep lists every run before the first starts", 20),
-    ("optim.lr", 1_000_000, "a step that large overflows float32 weights", 1),
+    ("optim.lr", 1e38, "float32's largest number is 3.4e38: torch cannot apply a larger lr "
+                       "to float32 weights; a large lr that fits diverges, and the run says so",
+     1),
     ("model.num_layers", 1024, "layers are built one by one, before any memory is asked for",
      2),
     ("sample.num_preds", 100_000, "tokens generated one at a time after training, more "
@@ -37,7 +39,8 @@ def bound_problem(key: str, value) -> str | None:
     key's own rule)."""
     for name, most, why, example in BOUNDS:
         if name == key and isinstance(value, int | float) and value > most:
-            return (f"{key}={value!r} is not allowed: it must be at most {most:,} ({why}) "
+            shown = f"{most:,}" if isinstance(most, int) else f"{most:g}"
+            return (f"{key}={value!r} is not allowed: it must be at most {shown} ({why}) "
                     f"(e.g. {key}={example})")
     return None
 

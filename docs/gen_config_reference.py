@@ -26,6 +26,8 @@ from models.core import IMPLS  # noqa: E402
 from models.stack import SKIPS  # noqa: E402
 from models.transformer import POSITIONALS, SIZES  # noqa: E402
 from runner.run import options, validate  # noqa: E402
+from runner.run.bounds import BOUNDS  # noqa: E402
+from runner.sweep.settings import DEVICES, LAUNCHER_RULES  # noqa: E402
 
 CONF = ROOT / "conf"
 OUT = ROOT / "docs" / "configuration.md"
@@ -48,7 +50,9 @@ Validation refuses a bad value before any work starts (exit 2), one line per key
 "Allowed" below says. Besides these rules: every number must be finite; a key nobody takes
 is refused with the nearest known key; a model's own options (ON-LSTM's `chunk_size`,
 `num_heads` dividing `num_hiddens`, one-way `sru`/`onlstm`) are checked by the model's
-constructor (`models/`), in the same form.
+constructor (`models/`), in the same form; a network whose weights, gradients and hidden
+states cannot fit the device's memory is refused with the estimate ([Faults](faults.md),
+defect 8).
 """
 
 
@@ -202,6 +206,10 @@ def rules() -> dict[str, dict[str, list[str]]]:
         add(rule_list, where)
     for scheme, rule_list in options.INIT_RULES.items():
         add(rule_list, f"init={scheme}")
+    add(LAUNCHER_RULES, "when set")  # a sweep's, checked before the launcher is built
+    add([("launcher.devices", None, DEVICES + ", each one torch sees here", None)], "when set")
+    add([(key, None, f"at most {most:,}" if isinstance(most, int) else f"at most {most:g}", None)
+         for key, most, *_ in BOUNDS])
     def one_of(names):  # the models' rules, as their lines say them
         return "one of " + ", ".join(names)
 

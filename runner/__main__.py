@@ -5,6 +5,8 @@ Exit codes: 0 when the run completed or diverged (a sweep: no run failed); 1 whe
 message (`error: ...`) and no traceback: a config Hydra cannot compose (an unknown option of a
 group, an unknown key), a bad value, a bad corpus file, an output folder that cannot be used.
 """
+import re
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -23,7 +25,9 @@ from runner.result import RESULT_FILE, read_result
 from runner.run import run
 from runner.run.interrupt import Interrupted
 from runner.run.objective import objective_value
+from runner.run.output import check_not_nested
 from runner.sweep.job import run_job
+from runner.sweep.manifest import typed_command
 
 RUNNER_SWEEPER = "hydra_plugins.runner_sweeper.runner_sweeper.RunnerSweeper"
 
@@ -41,15 +45,34 @@ def main(cfg: DictConfig) -> str | float:
         # another sweeper (a search: conf/hparams_search/) optimises the objective's number
         return objective_value(read_result(out_dir / RESULT_FILE), cfg.objective.metric)
     try:
+        check_not_nested(hydra_cfg.run.dir, "hydra.run.dir")  # a single run, not in a sweep
         return run(cfg, hydra_cfg.runtime.output_dir)["status"]
     except (ConfigError, DataError) as e:  # bad input: one clear message, no traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as e:  # SIGTERM or Ctrl-C: checkpointed and recorded; one line
         # the default run folder is named by the time: resuming needs this one named
-        print(f"interrupted ({e}): {e.kept}; the same command with "
-              f"hydra.run.dir={hydra_cfg.runtime.output_dir} continues it", file=sys.stderr)
+        print(f"interrupted ({e}): {e.kept}; this command continues it: "
+              f"{resume_command(hydra_cfg.runtime.output_dir)}", file=sys.stderr)
         sys.exit(e.exit_code)
+
+
+def resume_command(output_dir: str, argv: list[str] | None = None) -> str:
+    """The typed command (`argv`, default sys.argv) with hydra.run.dir naming the stopped
+    run's folder, to paste into a shell as it is: the folder quoted for Hydra (a sweep-like
+    name's `=` and `,` would not parse) and the whole override for the shell (spaces)."""
+    args = [a for a in typed_command(argv)
+            if a.lstrip("+~").split("=", 1)[0] != "hydra.run.dir"]
+    return shlex.join([*args, f"hydra.run.dir={hydra_quoted(str(output_dir))}"])
+
+
+def hydra_quoted(value: str) -> str:
+    """`value` as a quoted Hydra override value, read back as it is: in double quotes (single
+    where the value holds a double quote and no single one), where a backslash escapes the
+    quote, so backslashes before a quote (or before the closing one) are doubled."""
+    q = "'" if '"' in value and "'" not in value else '"'
+    escaped = re.sub(rf"(\\+)(?={q}|$)", lambda m: m.group(1) * 2, value)
+    return q + escaped.replace(q, "\\" + q) + q
 
 
 def cli() -> None:

@@ -348,6 +348,15 @@ CLI_CASES = {
                                  "folder"),
     "another config's result": (["model.num_hiddens=8"], "{out}/result.json holds a finished "
                                                          "result"),
+    # issue 26's fault run (tests/test_fault_bounds.py): stray results, launcher settings,
+    # a point listed twice, a value past its bound
+    "run in a sweep folder": ([], "hydra.run.dir={out} is not allowed: it is inside the sweep "
+                                  "folder {out} (it holds manifest.json)"),
+    "sweep in a run folder": (["-m"], "hydra.sweep.dir={out} is not allowed: it is inside the "
+                                      "run folder {out} (it holds result.json)"),
+    "point twice": (["-m", "seed=0,0"], "seed=0,0 is not allowed: it lists seed=0 2 times"),
+    "slurm memory": (["-m", "launcher=slurm", "launcher.mem_gb=-1"],
+                     "launcher.mem_gb=-1 is not allowed: it must be an integer >= 1"),
 }
 
 
@@ -359,6 +368,9 @@ def test_cli_bad_input_exits_2_with_one_line_and_touches_nothing(args, line, tin
     (corpus_dir / "binary.txt").write_bytes(BINARY)
     if case == "result.json a folder":
         (out / RESULT_FILE).mkdir(parents=True)
+    if case in ("run in a sweep folder", "sweep in a run folder"):
+        out.mkdir()
+        (out / ("manifest.json" if case.startswith("run") else RESULT_FILE)).write_text("{}")
     if case == "another config's result":  # a finished run, with Hydra's whole snapshot
         run(tiny_cfg("train.num_epochs=1"), out)
         for name in ("overrides.yaml", "hydra.yaml"):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import runner.tasks.language_model as language_model
+from runner.__main__ import hydra_quoted
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, run_identity
 from runner.run import run
@@ -144,7 +145,7 @@ def start(corpus_dir, folder, *extra):
     """`python -m runner` on the tiny corpus, long enough (tiny epochs) to be stopped."""
     return subprocess.Popen(
         [sys.executable, "-m", "runner", *tiny_overrides(corpus_dir), *SETTINGS,
-         "train.num_epochs=40", f"hydra.run.dir={folder}", *extra],
+         "train.num_epochs=40", f"hydra.run.dir={hydra_quoted(str(folder))}", *extra],
         cwd=ROOT, text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -166,19 +167,26 @@ def wait_for_checkpoint(folder, proc, epoch: int) -> None:
 def test_the_cli_resumes_after_a_kill_with_the_clean_result(tiny_cfg, corpus_dir, tmp_path,
                                                             how, code):
     clean = run(tiny_cfg(*SETTINGS, "train.num_epochs=40"), tmp_path / "clean")
-    folder = tmp_path / "stopped"
+    folder = tmp_path / "stopped at a=b,c d"  # named like a sweep's run folder, with a space
     proc = start(corpus_dir, folder)
     wait_for_checkpoint(folder, proc, 3)
     proc.send_signal(how)
     _, err = proc.communicate()
     assert proc.returncode == code
-    if how != signal.SIGKILL:  # one line saying where the checkpoint is; no traceback
+    if how == signal.SIGKILL:
+        again = start(corpus_dir, folder)
+    else:  # one line saying where the checkpoint is and how to continue; no traceback
         assert "Traceback" not in err
-        assert re.search(r"^interrupted \(SIGTERM\): checkpoint after epoch \d+ of 40 "
-                         rf"in .*checkpoint\.pt; the same command with hydra\.run\.dir="
-                         rf"{re.escape(str(folder))} continues it$", err, re.M)
+        hint = re.search(r"^interrupted \(SIGTERM\): checkpoint after epoch \d+ of 40 "
+                         r"in .*checkpoint\.pt; this command continues it: (python -m runner "
+                         r".*)$", err, re.M)
+        assert hint, err
         assert json.loads((folder / RESULT_FILE).read_text())["status"] == "interrupted"
-    again = start(corpus_dir, folder)
+        # pasted into a shell as printed (issue 26, defect 10): `python` is this interpreter
+        again = subprocess.Popen(["bash", "-c", hint.group(1)], cwd=ROOT, text=True,
+                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 env={**os.environ, "OMP_NUM_THREADS": "1", "PATH": (
+                                     f"{Path(sys.executable).parent}:{os.environ['PATH']}")})
     assert again.wait() == 0
     resumed = json.loads((folder / RESULT_FILE).read_text())
     assert len(resumed["resumed_from_epoch"]) == 1 and resumed["resumed_from_epoch"][0] >= 3

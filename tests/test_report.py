@@ -82,8 +82,8 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="runner.report"):
         results, counts = load_results(tmp_path)
     assert len(results) == 1 and results[0]["_path"] == "multirun/0"
-    assert counts == {"read": 1, "skipped": 3, "old": 0, "duplicates": 0, "completed": 1,
-                      "diverged": 0, "failed": 0, "interrupted": 0}
+    assert counts == {"read": 1, "skipped": 3, "old": 0, "duplicates": 0, "strays": 0,
+                      "completed": 1, "diverged": 0, "failed": 0, "interrupted": 0}
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3 and all("\n" not in m for m in messages)
     for name in ["corrupt", "truncated", "foreign"]:

@@ -34,9 +34,11 @@ class RunnerSweeper(BasicSweeper):
         BasicSweeper.__init__(self, max_batch_size=max_batch_size, params=params)
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        from runner.sweep.settings import check_launcher
         from runner.sweep.sweeper import runner_app, size_launcher
 
         if runner_app(config):
+            check_launcher(config)  # bad launcher settings: exit 2, before anything is built
             size_launcher(config)  # before the launcher is built from config.hydra.launcher
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 

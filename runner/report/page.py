@@ -163,6 +163,9 @@ def warnings_for(results: list[dict], counts: dict, by: list[str] = ()) -> list[
     if counts.get("duplicates"):
         found.append(f"{counts['duplicates']} duplicate result(s) (a run_id seen twice) were "
                      f"counted once")
+    if counts.get("strays"):
+        found.append(f"{counts['strays']} result(s) that the sweep's manifest.json does not list "
+                     f"(a single run or another sweep written into its folder) were left out")
     if counts.get("old"):
         found.append(f"{counts['old']} result(s) from an older runner (schema_version 1, whose "
                      f"held-out perplexity scored only part of the held-out tokens) were "

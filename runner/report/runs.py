@@ -17,6 +17,7 @@ from runner.result import (
     SCHEMA_FILE,
     STATUSES,
     flatten,
+    read_result,
     validate_result,
 )
 
@@ -76,8 +77,11 @@ def load_results(folder: Path) -> tuple[list[dict], dict]:
     run copied twice counts once (its first path in sorted order); results of schema_version 1
     are skipped with one warning for all of them (counts["old"])."""
     folder = Path(folder)
-    results, skipped, old, copies = {}, 0, [], []
+    results, skipped, old, copies, strays, manifests = {}, 0, [], [], [], {}
     for path in sorted(folder.rglob(RESULT_FILE)):
+        if not listed_in_manifest(path.parent, folder, manifests):
+            strays.append(path)
+            continue
         try:
             with open(path) as f:
                 obj = json.load(f)
@@ -108,14 +112,36 @@ def load_results(folder: Path) -> tuple[list[dict], dict]:
         log.warning("report: skipped %d result(s) from an older runner (schema_version 1, "
                     "e.g. %s), whose held-out perplexity scored only part of the held-out "
                     "tokens: re-run them with overwrite=true to compare them", len(old), old[0])
+    if strays:  # a single run, or another sweep, written into a sweep's folder
+        log.warning("report: left out %d result(s) that no manifest.json lists (e.g. %s): not "
+                    "runs of the sweep whose folder holds them", len(strays), strays[0])
     if copies:
         log.warning("report: %d duplicate result(s) counted once: same run_id as another "
                     "(e.g. %s is a copy of %s)", len(copies), *copies[0])
     results = list(results.values())
     counts = {"read": len(results), "skipped": skipped + len(old), "old": len(old),
-              "duplicates": len(copies)}
+              "duplicates": len(copies), "strays": len(strays)}
     counts |= {s: sum(r["status"] == s for r in results) for s in STATUSES}
     return results, counts
+
+
+def listed_in_manifest(run_dir: Path, top: Path, manifests: dict) -> bool:
+    """Whether every sweep folder from `run_dir` up to `top` lists it among its runs in its
+    manifest.json (true where none is a sweep's): only a manifest's runs are its sweep's, not
+    a single run or another sweep written into its folder (issue 26, defect 6). `manifests`:
+    {folder: its runs' folders, or None}, filled as folders are read."""
+    for sweep in (run_dir, *run_dir.parents):
+        if sweep not in manifests:
+            manifest = read_result(sweep / "manifest.json")
+            runs = manifest.get("runs") if isinstance(manifest, dict) else None
+            manifests[sweep] = ({r.get("dir") for r in runs if isinstance(r, dict)}
+                                if isinstance(runs, list) else None)
+        listed = manifests[sweep]
+        if listed is not None and run_dir.relative_to(sweep).as_posix() not in listed:
+            return False
+        if sweep == top:
+            return True
+    return True
 
 
 def _ignored(key: str) -> bool:

@@ -130,21 +130,22 @@ def _build_error(optim: dict) -> Exception | None:
     """What building the optimizer on a dummy parameter raises, if anything."""
     try:
         instantiate(optim)(params=[torch.nn.Parameter(torch.zeros(1))])
-    except (ValueError, TypeError, InstantiationException) as e:
+    except Exception as e:  # whatever the class raises (betas=[0.9]: an IndexError) is a no
         return e
     return None
 
 
 def _optim_line(target: str, key: str, value, error: Exception) -> str:
-    if isinstance(error, TypeError) and "unexpected keyword argument" in str(error):
+    reason = str(error).split("\n")[0]  # OmegaConf's errors add lines: full_key, object_type
+    if isinstance(error, TypeError) and "unexpected keyword argument" in reason:
         takes = [name for name in _optim_signature(target) if name != "params"]
         near = difflib.get_close_matches(key, takes, n=1)  # a typo's nearest option
         fix = f"optim.{near[0]}={value!r}" if near else f"~optim.{key}"
         mean = f"; did you mean optim.{near[0]}?" if near else ""
         return (f"optim.{key}={value!r} is not allowed: {target} takes no option {key}; it "
                 f"takes {', '.join(takes)}{mean} (e.g. {fix})")
-    why = (f"it must be {OPTIM_OPTIONS[key]} ({target}: {error})" if key in OPTIM_OPTIONS
-           else f"{target} refuses it ({error})")
+    why = (f"it must be {OPTIM_OPTIONS[key]} ({target}: {reason})" if key in OPTIM_OPTIONS
+           else f"{target} refuses it ({reason})")
     example = f"optim.{key}={_default_of(target, key)}"
     return f"optim.{key}={value!r} is not allowed: {why} (e.g. {example})"
 

@@ -12,6 +12,7 @@ from runner.errors import ConfigError
 from runner.result import RESULT_FILE, write_text_atomic
 
 SNAPSHOT = ".hydra"  # where Hydra itself would write it (hydra.output_subdir's default)
+MANIFEST = "manifest.json"  # a sweep folder's (runner/sweep/sweeper.py)
 FIX = ("choose another folder (e.g. hydra.run.dir=results/runs/mine, or for a sweep "
        "hydra.sweep.dir=results/mine)")
 
@@ -40,6 +41,21 @@ def check_output_folder(out_dir, files=(RESULT_FILE, SNAPSHOT)) -> None:
             raise ConfigError(folder_problem(
                 folder, f"{path} is {'a file' if wanted == 'folder' else 'a folder'}, where the "
                         f"run writes its {name} {wanted}", "move it away, or "))
+
+
+def check_not_nested(folder, key: str) -> None:
+    """A single run's folder (key: hydra.run.dir) inside a sweep's, or a sweep's folder
+    (hydra.sweep.dir) inside a run's: refused, since a report of the outer folder would count
+    the stray results among its runs (issue 26, defect 6)."""
+    inner = Path(folder).resolve()
+    marker, what, example = ((MANIFEST, "sweep", "results/runs/mine") if key == "hydra.run.dir"
+                             else (RESULT_FILE, "run", "results/mine"))
+    outer = next((p for p in (inner, *inner.parents) if (p / marker).is_file()), None)
+    if outer is not None:
+        raise ConfigError(f"{key}={folder} is not allowed: it is inside the {what} folder "
+                          f"{outer} (it holds {marker}), whose runs would then include this "
+                          f"{'single run' if what == 'sweep' else 'sweep'}; choose another "
+                          f"folder (e.g. {key}={example})")
 
 
 def write_snapshot(out_dir, cfg: DictConfig) -> None:

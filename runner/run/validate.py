@@ -25,6 +25,7 @@ from runner.config_dir import CONF_DIR
 from runner.errors import ConfigError
 from runner.loggers import logger_problems
 from runner.result import RETIRED
+from runner.run.bounds import bound_problem, bound_problems, size_problems
 from runner.run.checks import (
     boolean,
     device,
@@ -157,6 +158,7 @@ def validate(cfg: DictConfig, primary: DictConfig | None = None) -> None:
     bad = set(non_finite)
     problems += rule_problems(cfg, rules, bad)
     problems += rule_problems(cfg, OPTIONAL_RULES, bad, optional=True)
+    problems += bound_problems(cfg, bad)  # values each rule allows, too large to run
     problems += _model_problems(cfg, task, family, bad)
     problems += init_problems(cfg, bad)
     problems += optim_problems(cfg, bad)
@@ -166,6 +168,8 @@ def validate(cfg: DictConfig, primary: DictConfig | None = None) -> None:
                                      primary if primary is not None else primary_config())
     if not problems and family == "transformer":  # it assumes each key valid on its own
         problems += _max_len_problems(cfg, task)
+    if not problems:  # a network too large for the device's memory, with the estimate
+        problems += size_problems(cfg, bad, family == "transformer")
     if problems:
         # the model's lines first, its own rules' among them (a stable sort keeps each order)
         problems.sort(key=lambda line: not line.startswith("model."))
@@ -178,7 +182,7 @@ def rule_problem(key: str, value) -> str | None:
     for rule_key, ok, allowed, example in RULES + OPTIONAL_RULES:
         if rule_key == key and not ok(value):
             return f"{key}={value!r} is not allowed: it must be {allowed} (e.g. {key}={example})"
-    return None
+    return bound_problem(key, value)
 
 
 def _non_finite(node, prefix=""):

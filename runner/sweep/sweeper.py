@@ -32,6 +32,7 @@ from runner.sweep.manifest import (
     earlier_runs,
     typed_command,
 )
+from runner.sweep.settings import refuse_duplicate_points
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -133,6 +134,7 @@ class Sweep:
         self.parser = parser
         self.naming = config.hydra.job.config.override_dirname
         self.overrides = with_seed_axis(overrides, config.seed, config.repeats, parser)
+        refuse_duplicate_points(self.overrides)  # seed=0,0: one folder planned twice
         from runner.loggers import logger_problems
 
         if problems := logger_problems(config.get("logger")):  # not once per job: before any
@@ -155,10 +157,11 @@ class Sweep:
                                                     self.naming))] for job in jobs]
 
     def start(self, jobs) -> None:
-        from runner.run.output import check_output_folder
+        from runner.run.output import check_not_nested, check_output_folder
 
         folders = [self.folder(job) for job in jobs]
         refuse_shared_folders(jobs, folders)
+        check_not_nested(self.dir, "hydra.sweep.dir")  # not inside a single run's folder
         check_output_folder(self.dir, files=(MANIFEST,))  # before anything is written there
         old = read_result(self.dir / MANIFEST) or {}
         self.commands = earlier_commands(old)

@@ -1,8 +1,8 @@
 """launcher=slurm against a real SLURM (.ci/slurm/start: one node, Slurm 22.05, with
 accounting): a sweep, a timeout requeue and an `scontrol requeue` that end as the run never
 stopped would, an `scancel` and a `kill -9` that end the sweep with its summary and report.
-They skip where no SLURM answers; CI starts one and runs them with RUNNER_SLURM=required,
-where a skip fails."""
+They run under RUNNER_SLURM=1 where a SLURM answers, and skip otherwise (`make test`); CI starts
+one and runs them with RUNNER_SLURM=required, where a skip fails."""
 import json
 import os
 import shutil
@@ -38,13 +38,16 @@ def short_names(*overrides: str) -> str:
 
 @pytest.fixture(scope="module")
 def slurm():
-    """A SLURM that answers (`scontrol ping`), else a skip saying how to start one."""
-    if shutil.which("scontrol") and subprocess.run(
-            ["scontrol", "ping"], capture_output=True, text=True).stdout.count("UP"):
+    """Opt-in (RUNNER_SLURM=1, or =required where a skip fails: CI): these tests submit jobs,
+    which on a real cluster's login node could wait in its queue for hours. Then a SLURM that
+    answers `scontrol ping`, else a skip saying how to start one."""
+    how = ('`eval "$(sudo .ci/slurm/start)"` starts a one-node SLURM (root, apt); CI does')
+    if not os.environ.get("RUNNER_SLURM"):
+        pytest.skip(f"SLURM tests are opt-in: RUNNER_SLURM=1 runs them; {how}")
+    if shutil.which("scontrol") and "UP" in subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True).stdout:
         return
-    why = ("no SLURM answers `scontrol ping` (SLURM_CONF="
-           f"{os.environ.get('SLURM_CONF')}): `eval \"$(sudo .ci/slurm/start)\"` starts a "
-           "one-node one (root, apt); CI does")
+    why = f"no SLURM answers `scontrol ping` (SLURM_CONF={os.environ.get('SLURM_CONF')}): {how}"
     if os.environ.get("RUNNER_SLURM") == "required":
         pytest.fail(why)
     pytest.skip(why)

@@ -77,10 +77,11 @@ def with_seed_axis(overrides, seed: int, repeats: int, parser):
 
 
 def size_launcher(config: DictConfig) -> None:
-    """launcher=parallel: one joblib worker per device slot. An app without the runner's
-    `launcher` group keeps the hydra/launcher it chose, as it is."""
+    """launcher=parallel: one joblib worker per device slot; launcher=slurm: the GPU request
+    from `device`. An app without the runner's `launcher` group keeps the hydra/launcher it
+    chose, as it is."""
     name = OmegaConf.select(config, "launcher.name", default=None)
-    if name == "slurm":  # the GPU request follows `device`, the job's threads cpus_per_job
+    if name == "slurm":
         from runner.sweep.slurm import size_slurm
 
         size_slurm(config)

@@ -251,6 +251,26 @@ def test_a_signal_someone_else_handles_is_left_to_them(tiny_cfg, tmp_path, monke
     assert seen == [signal.SIGTERM] and result["status"] == "completed"
 
 
+def test_a_sigterm_someone_else_handles_gets_the_checkpoint_written_first(tiny_cfg, tmp_path,
+                                                                         monkeypatch):
+    """Under submitit on SLURM (scancel, requeue, preemption): the SIGTERM is submitit's, which
+    ignores it, and SLURM's SIGKILL follows KillWait later. The last finished epoch's checkpoint
+    is on disk before their handler runs, though checkpoint_every=null had written none yet."""
+    seen = []
+
+    def theirs(signum, frame):
+        seen.append(torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)["epoch"])
+
+    previous = signal.signal(signal.SIGTERM, theirs)
+    try:
+        signal_during(monkeypatch, "train_batches", 4)  # in epoch 4: epochs 1-3 finished
+        result = run(tiny_cfg(*SETTINGS, "train.checkpoint_every=null"), tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [3] and result["status"] == "completed"
+    assert not (tmp_path / CHECKPOINT_FILE).exists()  # deleted once the result is final
+
+
 def test_an_exit_asked_of_the_process_checkpoints_and_resumes(tiny_cfg, tmp_path, monkeypatch,
                                                               clean):
     """submitit's requeue exits the process (SystemExit) from inside the run."""

@@ -31,7 +31,7 @@ from runner.run.environment import (
     resolve_device,
 )
 from runner.run.identity import Identity
-from runner.run.interrupt import Interrupted, interruptible
+from runner.run.interrupt import Interrupted, checkpoint_first, interruptible
 from runner.run.metrics import curves_of, metrics_of
 from runner.run.output import check_output_folder, write_snapshot
 from runner.run.resume import other_code_version, previous_result
@@ -193,7 +193,8 @@ def _train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
             loggers.epoch(h.epoch[-1], epoch_metrics(h, task))
             saver.epoch_done(h)
 
-        fit(model, optimizer, scheduler, task, cfg, device, history, epoch_done)
+        with checkpoint_first(saver.write):  # under submitit: SLURM's SIGTERM, then SIGKILL
+            fit(model, optimizer, scheduler, task, cfg, device, history, epoch_done)
         result["environment"]["load_avg_end"] = load_average()
         result["status"] = "diverged" if history.diverged_epoch else "completed"
         outputs, task_metrics = task.outputs(model, device)

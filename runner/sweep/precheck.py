@@ -41,3 +41,20 @@ def _without_hydra(cfg: DictConfig) -> DictConfig:
     with read_write(cfg), open_dict(cfg):
         cfg.pop("hydra", None)
     return cfg
+
+
+def refuse_shared_folders(jobs, folders) -> None:
+    """Points that differ only in execution settings (model.impl, device, threads: left out of
+    folder names, runner/result.py) would share one folder, the second skipping as the first's
+    finished run: refused before anything is written, with the fix."""
+    seen = {}
+    for job, folder in zip(jobs, folders):
+        if folder in seen and seen[folder] != list(job):
+            differ = sorted(set(job) ^ set(seen[folder]))
+            raise ConfigError(
+                f"invalid sweep:\n  points {', '.join(differ)} differ only in execution "
+                f"settings, left out of run folders and of the run's identity (runner/result.py "
+                f"EXECUTION_KEYS), so they would share the folder {folder!r}: sweep them in "
+                f"separate sweeps (e.g. hydra.sweep.dir=results/impl_nn), or, for model.impl, "
+                f"sweep the models that pin it (e.g. model=gru_nn,gru_fused)")
+        seen[folder] = list(job)

@@ -78,9 +78,15 @@ def with_seed_axis(overrides, seed: int, repeats: int, parser):
 
 
 def size_launcher(config: DictConfig) -> None:
-    """launcher=parallel: one joblib worker per device slot. An app without the runner's
-    `launcher` group keeps the hydra/launcher it chose, as it is."""
-    if OmegaConf.select(config, "launcher.name", default=None) == "parallel":
+    """launcher=parallel: one joblib worker per device slot; launcher=slurm: the GPU request
+    from `device`. An app without the runner's `launcher` group keeps the hydra/launcher it
+    chose, as it is."""
+    name = OmegaConf.select(config, "launcher.name", default=None)
+    if name == "slurm":
+        from runner.sweep.slurm import size_slurm
+
+        size_slurm(config)
+    if name == "parallel":
         from runner.sweep.slots import visible_devices
 
         refuse("launcher.jobs_per_device", config.launcher.jobs_per_device)
@@ -102,23 +108,6 @@ def naming_override(keys: list[str]) -> str:
     """The hydra override that gives a job these exclude_keys."""
     return ("hydra.job.config.override_dirname.exclude_keys=["
             + ",".join(f"'{k}'" for k in keys) + "]")
-
-
-def refuse_shared_folders(jobs, folders) -> None:
-    """Points that differ only in execution settings (model.impl, device, threads: left out of
-    folder names, runner/result.py) would share one folder, the second skipping as the first's
-    finished run: refused before anything is written, with the fix."""
-    seen = {}
-    for job, folder in zip(jobs, folders):
-        if folder in seen and seen[folder] != list(job):
-            differ = sorted(set(job) ^ set(seen[folder]))
-            raise ConfigError(
-                f"invalid sweep:\n  points {', '.join(differ)} differ only in execution "
-                f"settings, left out of run folders and of the run's identity (runner/result.py "
-                f"EXECUTION_KEYS), so they would share the folder {folder!r}: sweep them in "
-                f"separate sweeps (e.g. hydra.sweep.dir=results/impl_nn), or, for model.impl, "
-                f"sweep the models that pin it (e.g. model=gru_nn,gru_fused)")
-        seen[folder] = list(job)
 
 
 class Sweep:
@@ -158,6 +147,7 @@ class Sweep:
 
     def start(self, jobs) -> None:
         from runner.run.output import check_not_nested, check_output_folder
+        from runner.sweep.precheck import refuse_shared_folders
 
         folders = [self.folder(job) for job in jobs]
         refuse_shared_folders(jobs, folders)
@@ -195,7 +185,15 @@ class Sweep:
 
     def finish(self, returns) -> None:
         """Every job has run: manifest, summary line, report; exit 1 if any run failed."""
-        # A job that raised anyway (a launcher or Hydra error) counts as failed.
+        # A job that raised anyway (a launcher or Hydra error), or one its scheduler ended
+        # without a result (launcher=slurm: scancel, kill -9), counts as failed, with why.
+        for run, ret in zip(self.runs, returns):
+            run.pop("reason", None)
+            if ret.status != JobStatus.COMPLETED:
+                run["reason"] = f"{ret._return_value}"
+                print(f"[sweep {self.name}] {run['dir']} failed: {ret._return_value}; the "
+                      f"same command runs it again (from its checkpoint, if it wrote one)",
+                      file=sys.stderr)
         counts = self.record([ret.return_value if ret.status == JobStatus.COMPLETED
                               else "failed" for ret in returns])
         try:

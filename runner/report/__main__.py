@@ -12,8 +12,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a folder of runs (searched recursively)")
     args = parser.parse_args(argv)
+    from runner.run.interrupt import interruptible
+
     try:
-        write_report(args.folder)
+        with interruptible():  # SIGTERM: each write removes its temp file, then one line
+            write_report(args.folder)
+    except KeyboardInterrupt as e:
+        print(f"stopped ({e or 'SIGINT'}) while writing the report of {args.folder}: the same "
+              f"command writes it", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

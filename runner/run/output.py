@@ -69,7 +69,6 @@ def write_snapshot(out_dir, cfg: DictConfig) -> None:
     write_text_atomic(folder / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
 
 
-
 class LogFile(logging.FileHandler):
     """Hydra's log file in the run folder (hydra.job_logging), which says in one line, once,
     that it cannot be written (a full disk), then leaves the log to the console: logging's own

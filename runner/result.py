@@ -4,7 +4,7 @@ import functools
 import json
 import math
 import os
-import tempfile
+import secrets
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,17 +94,22 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     crash at any moment) sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Named before it exists (mkstemp names it as it creates it): a SIGTERM raised anywhere in
+    # here (runner/run/interrupt.py) still finds and removes it, however early it lands.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:  # x: never another's file
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
+        os.chmod(tmp, 0o644)  # whatever the umask: results are for everyone to read
         os.replace(tmp, path)
+    except OSError as e:  # a full disk: the error names the file it could not write
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

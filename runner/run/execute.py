@@ -4,6 +4,7 @@ import sys
 import time
 import uuid
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from runner.result import (
     write_json_atomic,
 )
 from runner.run import checkpoint, store
+from runner.run.claim import CLAIM_FILE, claim, store_claim
 from runner.run.environment import (
     environment,
     load_average,
@@ -33,7 +35,11 @@ from runner.run.environment import (
 from runner.run.identity import Identity
 from runner.run.interrupt import Interrupted, checkpoint_first, interruptible
 from runner.run.metrics import curves_of, metrics_of
-from runner.run.output import check_output_folder, write_snapshot
+from runner.run.output import (
+    check_output_folder,
+    log_file_fails_in_one_line,
+    write_snapshot,
+)
 from runner.run.resume import other_code_version, previous_result
 from runner.run.trackers import logger_node, replay_into_new_trackers, run_info
 from runner.run.validate import validate
@@ -62,7 +68,15 @@ def progress_bar(cfg: DictConfig, task):
 def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     """Validate, set up, train, evaluate, sample, and write `out_dir/result.json`; or, when
     that file already holds a finished result of this config, return it marked `skipped`.
-    `concurrent_jobs`: how many jobs may share the device (recorded with tokens/sec)."""
+    `concurrent_jobs`: how many jobs may share the device (recorded with tokens/sec). Another
+    process training this run, or this store key, is waited for (runner/run/claim.py)."""
+    log_file_fails_in_one_line()  # a full disk: one line, not a traceback per log line
+    with ExitStack() as claims:  # released as the run ends, or by the kernel as it dies
+        return claimed_run(cfg, out_dir, concurrent_jobs, claims)
+
+
+def claimed_run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int,
+                claims: ExitStack) -> dict:
     wall_start, started_at = time.perf_counter(), now()
     validate(cfg)
     check_output_folder(out_dir)  # can be written, and the result can land there
@@ -72,6 +86,7 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     memory_kind = reset_peak_memory(device)  # this run's peak, not the process's so far
     data_file, data_sha1 = data_of(cfg)  # downloaded first when missing and allowed
     result_path = Path(out_dir) / RESULT_FILE
+    claims.enter_context(claim(Path(out_dir) / CLAIM_FILE, f"run folder {out_dir}"))
     if done := previous_result(result_path, cfg, data_sha1):
         other = other_code_version(done)
         log.info("skipped: %s already holds %s run %s of this config%s", result_path,
@@ -87,6 +102,8 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     env = {**environment(device, concurrent_jobs),
            "impl": resolve_impl(layer, cfg.model.get("impl", "auto"), device.type)}
     key = Identity.of(config, data_sha1).store_key(env) if cfg.store else None
+    if key:  # one process trains it for the store; another waits, then copies it
+        claims.enter_context(claim(store_claim(cfg.store, key), f"store key {key[:12]}"))
     if key and not cfg.overwrite and (stored := store.lookup(cfg.store, key)):
         return reuse(stored, store.entry(cfg.store, key), cfg, Path(out_dir))
     resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another run: refused

@@ -2,7 +2,10 @@
 result can land there), and the run's config snapshot (`.hydra/`), written only once the run
 is past validation and resume and about to train, so a refused run leaves the folder as it
 was (conf/config.yaml sets hydra.output_subdir: null: Hydra writes no snapshot itself)."""
+import errno
+import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from runner.result import RESULT_FILE, write_text_atomic
 
 SNAPSHOT = ".hydra"  # where Hydra itself would write it (hydra.output_subdir's default)
 MANIFEST = "manifest.json"  # a sweep folder's (runner/sweep/sweeper.py)
+PROBE_BYTES = 64 * 1024  # written by the folder check: room for a result.json (10-60 KB)
 FIX = ("choose another folder (e.g. hydra.run.dir=results/runs/mine, or for a sweep "
        "hydra.sweep.dir=results/mine)")
 
@@ -30,10 +34,16 @@ def check_output_folder(out_dir, files=(RESULT_FILE, SNAPSHOT)) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        try:  # bytes, not an empty file: creating one succeeds on a full disk
+            os.write(fd, bytes(PROBE_BYTES))
+            os.fsync(fd)  # where blocks are allocated only on flush (ext4, XFS)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
     except OSError as e:
-        raise ConfigError(folder_problem(folder, e.strerror or str(e))) from e
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise ConfigError(folder_problem(folder, e.strerror or str(e),
+                                         "free some space, or " if full else "")) from e
     for name in files:
         path = folder / name
         wanted = "folder" if name == SNAPSHOT else "file"
@@ -73,3 +83,30 @@ def write_snapshot(out_dir, cfg: DictConfig) -> None:
         return  # Hydra's settings are another job's: not this run's to record
     write_text_atomic(folder / "overrides.yaml", OmegaConf.to_yaml(hydra.overrides.task))
     write_text_atomic(folder / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
+
+
+class LogFile(logging.FileHandler):
+    """Hydra's log file in the run folder (hydra.job_logging), which says in one line, once,
+    that it cannot be written (a full disk), then leaves the log to the console: logging's own
+    handler prints a traceback for every line that fails to reach the file."""
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            print(f"[log] {self.baseFilename} cannot be written ({sys.exc_info()[1]}): the log "
+                  f"goes on on the console only", file=sys.stderr, flush=True)
+
+
+def log_file_fails_in_one_line() -> None:
+    """Put a LogFile in place of each plain log file handler of the root logger (Hydra's,
+    set up anew for each job); a user's own logging config (hydra/job_logging=...) keeps its
+    handlers and their classes otherwise."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if type(h) is logging.FileHandler]:
+        new = LogFile(old.baseFilename, encoding=old.encoding, delay=True)
+        new.setLevel(old.level)
+        new.setFormatter(old.formatter)
+        root.addHandler(new)
+        root.removeHandler(old)
+        old.close()

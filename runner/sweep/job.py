@@ -72,8 +72,10 @@ def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
     """One run of a sweep; returns its status for the summary. Never raises (Ctrl-C aside):
     Hydra stops at the first job that raises and skips the sweep's closing work. Under
     launcher=parallel the run may go to a fresh process pinned to the slot (isolate.py)."""
+    from runner.run.output import log_file_fails_in_one_line
     from runner.sweep.isolate import in_fresh_process, run_fresh
 
+    log_file_fails_in_one_line()  # a full disk: one line, not a traceback per log line
     try:
         with device_slot(cfg, Path(sweep_dir)) as (job_cfg, sharing):
             run_it = run_fresh if in_fresh_process(job_cfg) else run_here
@@ -82,9 +84,12 @@ def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
         log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
         status = "failed"
     if (Path(sweep_dir) / MANIFEST).exists():  # the runner's sweeper's, not a search's
-        with open(Path(sweep_dir) / PROGRESS, "a") as f:  # one short append: lines never mix
-            f.write(f"{Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())} "
-                    f"{status}\n")
+        try:
+            with open(Path(sweep_dir) / PROGRESS, "a") as f:  # one short append: lines never mix
+                f.write(f"{Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())} "
+                        f"{status}\n")
+        except OSError as e:  # a full disk: the sweeper still gets the status Hydra returns
+            log.error("%s: progress not recorded: %s", out_dir, e)
         print(progress(Path(sweep_dir)), flush=True)
     return status
 

@@ -6,8 +6,16 @@ manifest keeps the first command and its runs: `commands` lists each command onc
 with the run folders it planned; each run lists the indices of the commands that asked for it.
 The top-level `command` and `started_at` are the latest sitting's. The report reads the history
 to show each command's points in a table of its own (runner/report/commands.py)."""
+import errno
+import os
 import sys
 from pathlib import Path
+
+from runner.result import write_json_atomic
+
+# Disk space held beside the manifest while the sweep runs: on a disk the runs fill, the
+# sitting's last write (every run's status) frees it and lands in its place
+RESERVE = ".manifest.reserve"
 
 
 def typed_command(argv: list[str] | None = None) -> list[str]:
@@ -58,3 +66,42 @@ def current_runs(manifest: dict) -> set[str] | None:
     manifest of an earlier runner)."""
     return next((set(c["runs"]) for c in manifest.get("commands", [])
                  if c["command"] == manifest.get("command")), None)
+
+
+def write_manifest(path: Path, manifest: dict, last: bool = False) -> None:
+    """Write the manifest atomically, then hold room for the next write (reserve); on a full
+    disk, write it again in that room. The sitting's last write frees the room, and one that
+    fails even so is one line: the manifest then says what it said before, and the runs'
+    result.json files what ran."""
+    held = path.with_name(RESERVE)
+    try:
+        try:
+            write_json_atomic(path, manifest)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not held.exists():
+                raise
+            held.unlink()
+            write_json_atomic(path, manifest)
+    except OSError as e:
+        if not last:
+            raise
+        print(f"[sweep {manifest['sweep']}] {path} not updated ({e}): it says what it said "
+              f"before; the runs' result.json files say what ran", file=sys.stderr, flush=True)
+    if last:
+        held.unlink(missing_ok=True)
+    else:
+        reserve(path)
+
+
+def reserve(path: Path) -> None:
+    """Hold room for the manifest at `path` to be written again (twice its size, and a page)
+    (bytes written out: a sparse file holds nothing); none where the disk has no room."""
+    held = path.with_name(RESERVE)
+    try:
+        with open(held, "wb") as f:
+            f.write(bytes(2 * path.stat().st_size + 4096))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        held.unlink(missing_ok=True)
+

@@ -24,13 +24,13 @@ from runner.result import (
     now,
     read_result,
     version_label,
-    write_json_atomic,
 )
 from runner.sweep.manifest import (
     add_command,
     earlier_commands,
     earlier_runs,
     typed_command,
+    write_manifest,
 )
 from runner.sweep.settings import refuse_duplicate_points
 
@@ -171,17 +171,17 @@ class Sweep:
                   f"{len(self.commands) - 1} other command(s): this one's are added beside "
                   f"them (manifest.json commands), and the report shows each command's points "
                   f"in a table of its own", flush=True)
-        self.write_manifest()
+        self.write_manifest()  # and room held for its last write, should the runs fill the disk
         (self.dir / PROGRESS).write_text("")  # this sitting's job outcomes, appended by jobs
         finished = sum(r["status"] in FINISHED for r in self.runs)
         print(f"[sweep {self.name}] {len(self.runs)} runs planned, {finished} already finished "
               f"-> {self.dir}", flush=True)
 
-    def write_manifest(self) -> None:
-        write_json_atomic(self.dir / MANIFEST, {
+    def write_manifest(self, last: bool = False) -> None:
+        write_manifest(self.dir / MANIFEST, {
             "sweep": self.name, "command": typed_command(), "started_at": self.started_at,
             "updated_at": now(), "runs": [*self.kept, *self.runs],
-            "commands": list(self.commands)})
+            "commands": list(self.commands)}, last)
 
     def finish(self, returns) -> None:
         """Every job has run: manifest, summary line, report; exit 1 if any run failed."""
@@ -198,8 +198,14 @@ class Sweep:
                               else "failed" for ret in returns])
         try:
             from runner.report import write_report
+            from runner.run.interrupt import interruptible
 
-            write_report(self.dir)
+            with interruptible():  # a signal: each write removes its temp file, then one line
+                write_report(self.dir)
+        except KeyboardInterrupt as e:  # the manifest is written: the report alone is missing
+            print(f"[sweep {self.name}] stopped ({e or 'SIGINT'}) while writing the report; "
+                  f"python -m runner.report {self.dir} writes it", file=sys.stderr, flush=True)
+            sys.exit(getattr(e, "exit_code", 130))
         except Exception as e:  # the runs' results stand; say why the report is missing
             print(f"[sweep {self.name}] report failed: {e}", file=sys.stderr)
         if counts["failed"] or counts["interrupted"]:
@@ -237,7 +243,7 @@ class Sweep:
                 run.update({"status": kept.get("status", run["status"]), flag: True})
             else:
                 run["status"] = outcome
-        self.write_manifest()
+        self.write_manifest(last=True)  # a full disk: in the room held, or one line
         order = ("completed", "failed", "diverged", SKIPPED, REUSED, "interrupted", PENDING)
         assert set(order) == {*STATUSES, SKIPPED, REUSED, PENDING}  # every status a run can have
         counts = {s: sum(r["status"] == s and not skipped(r) and not r.get(REUSED)

@@ -17,7 +17,7 @@ import pytest
 
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, read_result
-from runner.run import run
+from runner.run import run, store
 from runner.run.claim import CLAIM_FILE, claim
 from runner.run.output import check_output_folder
 from runner.sweep.sweeper import MANIFEST
@@ -75,6 +75,11 @@ def test_a_completely_full_disk_is_refused_by_the_folder_check(small_disk):
                                           f"choose another folder"):
         check_output_folder(small_disk / "run")
     assert [p.name for p in (small_disk / "run").iterdir()] == []  # the probe is gone
+    # the store's check writes the same probe: an empty file could be made on this disk
+    (small_disk / "store").mkdir()
+    with pytest.raises(ConfigError, match=f"store={small_disk / 'store'} cannot be written "
+                                          f"\\(No space left on device\\)"):
+        store.check(small_disk / "store")
 
 
 @pytest.mark.slow  # the CLI in a subprocess, three times

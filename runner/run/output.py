@@ -26,20 +26,26 @@ def folder_problem(folder, what: str, remedy: str = "") -> str:
     return f"the output folder {folder} cannot be used: {what}; {remedy}{FIX}"
 
 
+def probe_write(folder: Path) -> None:
+    """Create `folder` if needed and write, fsync and remove PROBE_BYTES there; OSError if
+    that cannot be done."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+    try:  # bytes, not an empty file: creating one succeeds on a full disk
+        os.write(fd, bytes(PROBE_BYTES))
+        os.fsync(fd)  # where blocks are allocated only on flush (ext4, XFS)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
 def check_output_folder(out_dir, files=(RESULT_FILE, SNAPSHOT)) -> None:
     """Create `out_dir` if needed and check that a file can be written there and that none of
     `files` (the result, the snapshot folder) is in the way, before any training; raises
     ConfigError naming the folder, what is wrong and the fix."""
     folder = Path(out_dir)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
-        try:  # bytes, not an empty file: creating one succeeds on a full disk
-            os.write(fd, bytes(PROBE_BYTES))
-            os.fsync(fd)  # where blocks are allocated only on flush (ext4, XFS)
-        finally:
-            os.close(fd)
-            os.unlink(probe)
+        probe_write(folder)
     except OSError as e:
         full = e.errno in (errno.ENOSPC, errno.EDQUOT)
         raise ConfigError(folder_problem(folder, e.strerror or str(e),

@@ -24,13 +24,12 @@ Layout: <store>/<key[:2]>/<key>.json, each a result.json with CHECKSUM added. Co
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from runner.errors import ConfigError
 from runner.result import FINISHED, finite_or_none, load_result, write_json_atomic
 from runner.run.identity import Identity
+from runner.run.output import probe_write
 
 log = logging.getLogger(__name__)
 CHECKSUM = "store_sha256"  # the entry's content (all but this field) as filed
@@ -45,10 +44,7 @@ def check(store: str | Path) -> None:
     """Before any work: the store folder can be created and a file written there; else
     ConfigError naming `store`, why, and the fix."""
     try:
-        Path(store).mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=store, prefix=".write-check.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        probe_write(Path(store))  # bytes: an empty file can be made on a full disk
     except OSError as e:
         raise ConfigError(f"invalid config:\n  store={store} cannot be written "
                           f"({e.strerror or e}): a run would train, then fail to file its "

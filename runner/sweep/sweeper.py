@@ -32,6 +32,7 @@ from runner.sweep.manifest import (
     earlier_runs,
     typed_command,
 )
+from runner.sweep.packs import outcomes_of
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -125,6 +126,7 @@ class Sweep:
     # the manifest's history (runner/sweep/manifest.py), set by start(): other commands' runs
     # in this folder, and every command with the runs it planned
     kept, commands = (), ()
+    groups = None  # launcher.pack: each launched job's runs, as indexes of the plan (packs.py)
 
     def __init__(self, config: DictConfig, overrides, parser):
         refuse("hydra.sweeper.max_batch_size", config.hydra.sweeper.get("max_batch_size"))
@@ -193,8 +195,11 @@ class Sweep:
     def finish(self, returns) -> None:
         """Every job has run: manifest, summary line, report; exit 1 if any run failed."""
         # A job that raised anyway (a launcher or Hydra error) counts as failed.
-        counts = self.record([ret.return_value if ret.status == JobStatus.COMPLETED
-                              else "failed" for ret in returns])
+        outcomes = [ret.return_value if ret.status == JobStatus.COMPLETED else "failed"
+                    for ret in returns]
+        if self.groups is not None:  # one job per pack: one outcome per member
+            outcomes = outcomes_of(self.groups, outcomes, len(self.runs))
+        counts = self.record(outcomes)
         try:
             from runner.report import write_report
 

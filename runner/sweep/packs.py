@@ -1,0 +1,114 @@
+"""launcher.pack=N in a sweep: the runs of one point that differ only by seed, at most N of
+them, go to one job, which trains them as one pack (runner/run/pack.py, docs/packing.md).
+
+The narrowest change that keeps Hydra's launchers as they are: the sweeper plans every run
+(manifest, folders) as ever, then launches one job per pack, its first member's; it writes
+`.packs.json` in the sweep folder (each launched job's folder -> its members' folders and
+seeds), which that job reads to run its members, each into its own folder, and it returns
+one status per member. The serial and joblib (launcher=parallel) launchers run such a job as
+any other; submitit's (submitit_local, slurm) are refused for now: a requeued or timed-out
+job would need its whole pack's checkpoints handled by submitit's own checkpointing."""
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.result import read_result, write_json_atomic
+
+PACKS = ".packs.json"
+PACKED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")  # serial, parallel
+FIX = "train it unpacked (launcher.pack=1)"
+
+
+def seed_of(override: str) -> int | None:
+    key, _, value = override.partition("=")
+    return int(value) if key.lstrip("+") == "seed" else None
+
+
+def pack_groups(jobs, size: int) -> list[list[int]]:
+    """The jobs' indexes in groups of at most `size` whose overrides differ only in seed, in
+    the order of the plan."""
+    points: dict[tuple, list[int]] = {}
+    for i, job in enumerate(jobs):
+        point = tuple(o for o in job if seed_of(o) is None)
+        points.setdefault(point, []).append(i)
+    groups = [ids[k:k + size] for ids in points.values() for k in range(0, len(ids), size)]
+    return sorted(groups, key=lambda g: g[0])
+
+
+def plan_packs(sweep, config: DictConfig, jobs, batches, max_batch_size):
+    """The batches to launch: under launcher.pack > 1, one job per pack (its first member's),
+    with `.packs.json` written for them; else `batches` as they are. Sets sweep.groups."""
+    size = OmegaConf.select(config, "launcher.pack", default=1)
+    path = Path(sweep.dir) / PACKS
+    if size == 1:
+        path.unlink(missing_ok=True)  # an earlier sitting's: no job reads it now
+        return batches
+    groups = pack_groups(jobs, size)
+    folders = [sweep.folder(job) for job in jobs]
+    write_json_atomic(path, {folders[g[0]]: [{"dir": folders[i], "seed": seed_of_job(jobs[i])}
+                                             for i in g] for g in groups})
+    sweep.groups = groups
+    leaders = [jobs[g[0]] for g in groups]
+    step = max_batch_size or len(leaders)
+    return [leaders[k:k + step] for k in range(0, len(leaders), step)]
+
+
+def seed_of_job(job) -> int:
+    seeds = [s for s in map(seed_of, job) if s is not None]
+    if not seeds:
+        raise ValueError(f"job {list(job)} names no seed: the sweeper's seed axis gives each")
+    return seeds[-1]
+
+
+def members_of(cfg: DictConfig, sweep_dir: Path, out_dir: Path) -> list[dict] | None:
+    """This job's pack (its members' folders and seeds, its own first), or None: a job alone."""
+    if OmegaConf.select(cfg, "launcher.pack", default=1) == 1:
+        return None
+    packs = read_result(Path(sweep_dir) / PACKS) or {}
+    mine = Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())
+    return packs.get(str(mine))
+
+
+def outcomes_of(groups, values, runs: int) -> list[str]:
+    """Each planned run's outcome, from each launched job's (a list, one per member; a
+    single status or a failed job's "failed" counts for every member)."""
+    outcomes = ["failed"] * runs
+    for group, value in zip(groups, values):
+        each = value if isinstance(value, list) and len(value) == len(group) else \
+            [value if isinstance(value, str) else "failed"] * len(group)
+        for i, outcome in zip(group, each):
+            outcomes[i] = outcome
+    return outcomes
+
+
+def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
+    """Why runs of this config cannot be packed, as one line naming what and the fix; None
+    when they can (models/packed.py's PackedLM.pack is asked, on a tiny vocabulary)."""
+    n = cfg.launcher.pack
+    launcher = launcher_target.rpartition(".")[2]
+    if launcher not in PACKED_LAUNCHERS:
+        return (f"launcher.pack={n} is not supported with launcher={cfg.launcher.name} "
+                f"({launcher}) yet: packs run under launcher=serial or launcher=parallel; or "
+                f"{FIX}")
+    if cfg.launcher.get("fresh_process") is True:
+        return (f"launcher.pack={n} cannot run in fresh processes (launcher.fresh_process=true)"
+                f" yet: use launcher.fresh_process=auto (a pack stays in its worker), or {FIX}")
+    if cfg.data.get("task") != "language_model":
+        return (f"launcher.pack={n} cannot pack data.task={cfg.data.get('task')}: packs train "
+                f"recurrent language models only; {FIX}")
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    plain = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": optim.get("lr")}
+    extra = {k: v for k, v in optim.items() if k not in plain and v not in (0, 0.0, False)}
+    if optim.get("_target_") != "torch.optim.SGD" or extra:
+        return (f"launcher.pack={n} cannot pack optim={json.dumps(extra or optim)}: packs step "
+                f"plain SGD (no momentum, no weight decay); {FIX}")
+    from models.packed import PackedLM
+    from runner.tasks.language_model import language_model
+
+    try:
+        PackedLM.pack([language_model(cfg.model, 3, "cpu")])
+    except ValueError as e:
+        fix = "" if "launcher.pack=1" in str(e) else f"; {FIX}"
+        return f"launcher.pack={n} cannot pack model={cfg.model.get('cell')}: {e}{fix}"
+    return None

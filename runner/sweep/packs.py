@@ -97,12 +97,6 @@ def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
     if cfg.data.get("task") != "language_model":
         return (f"launcher.pack={n} cannot pack data.task={cfg.data.get('task')}: packs train "
                 f"recurrent language models only; {FIX}")
-    optim = OmegaConf.to_container(cfg.optim, resolve=True)
-    plain = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": optim.get("lr")}
-    extra = {k: v for k, v in optim.items() if k not in plain and v not in (0, 0.0, False)}
-    if optim.get("_target_") != "torch.optim.SGD" or extra:
-        return (f"launcher.pack={n} cannot pack optim={json.dumps(extra or optim)}: packs step "
-                f"plain SGD (no momentum, no weight decay); {FIX}")
     from models.packed import PackedLM
     from runner.tasks.language_model import language_model
 
@@ -111,4 +105,10 @@ def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
     except ValueError as e:
         fix = "" if "launcher.pack=1" in str(e) else f"; {FIX}"
         return f"launcher.pack={n} cannot pack model={cfg.model.get('cell')}: {e}{fix}"
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    plain = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": optim.get("lr")}
+    extra = {k: v for k, v in optim.items() if k not in plain and v not in (0, 0.0, False)}
+    if optim.get("_target_") != "torch.optim.SGD" or extra:
+        return (f"launcher.pack={n} cannot pack optim={json.dumps(extra or optim)}: packs step "
+                f"plain SGD (no momentum, no weight decay); {FIX}")
     return None

@@ -1,7 +1,7 @@
 """Every job of a runner sweep validated before any starts, as its run will validate it: a bad
 value or an unknown key in one point is bad input (one message, exit 2, nothing written), not
 one failed run per job found hours into the sweep."""
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from runner.errors import ConfigError
 from runner.run.keys import without_added_keys
@@ -29,7 +29,7 @@ def check_jobs(loader, config: DictConfig, jobs) -> None:
                 found[line] = found.get(line, 0) + 1
             continue
         point = tuple(o for o in overrides if seed_of(o) is None)
-        if cfg.launcher.get("pack", 1) > 1:
+        if OmegaConf.select(cfg, "launcher.pack", default=1) > 1:
             if point not in packable:
                 packable[point] = pack_problem(cfg, cfg.hydra.launcher.get("_target_", ""))
             if line := packable[point]:

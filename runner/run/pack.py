@@ -7,6 +7,7 @@ seeded and initialised (or restored) as it is built alone (training.Training.sta
 epochs recorded, checkpointed and sent to its trackers, and its result.json written however it
 ends (Training). Only the steps are shared (runner/tasks/pack_loop.py). A member already
 finished or in the store is not trained; a pack left with one member trains it alone."""
+import json
 import logging
 from pathlib import Path
 
@@ -20,9 +21,12 @@ from runner.result import run_identity
 from runner.run.execute import Prepared, finish, prepare, progress_bar, train
 from runner.run.interrupt import interruptible
 from runner.run.training import Training
+from runner.tasks.language_model import language_model
 from runner.tasks.pack_loop import fit_pack
 
 log = logging.getLogger(__name__)
+PACKED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")  # serial, parallel
+FIX = "train it unpacked (launcher.pack=1)"
 
 
 def run_pack(cfgs: list[DictConfig], out_dirs: list[Path],
@@ -101,3 +105,32 @@ def train_pack(jobs: list[Prepared]) -> None:
             for t in runs:
                 if not t.ended:
                     t.end()
+
+
+def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
+    """Why runs of this config cannot be packed, as one line naming what and the fix; None
+    when they can (models/packed.py's PackedLM.pack is asked, on a tiny vocabulary)."""
+    n = cfg.launcher.pack
+    launcher = launcher_target.rpartition(".")[2]
+    if launcher not in PACKED_LAUNCHERS:
+        return (f"launcher.pack={n} is not supported with launcher={cfg.launcher.name} "
+                f"({launcher}) yet: packs run under launcher=serial or launcher=parallel; or "
+                f"{FIX}")
+    if cfg.launcher.get("fresh_process") is True:
+        return (f"launcher.pack={n} cannot run in fresh processes (launcher.fresh_process=true)"
+                f" yet: use launcher.fresh_process=auto (a pack stays in its worker), or {FIX}")
+    if cfg.data.get("task") != "language_model":
+        return (f"launcher.pack={n} cannot pack data.task={cfg.data.get('task')}: packs train "
+                f"recurrent language models only; {FIX}")
+    try:
+        PackedLM.pack([language_model(cfg.model, 3, "cpu")])
+    except ValueError as e:
+        fix = "" if "launcher.pack=1" in str(e) else f"; {FIX}"
+        return f"launcher.pack={n} cannot pack model={cfg.model.get('cell')}: {e}{fix}"
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    plain = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": optim.get("lr")}
+    extra = {k: v for k, v in optim.items() if k not in plain and v not in (0, 0.0, False)}
+    if optim.get("_target_") != "torch.optim.SGD" or extra:
+        return (f"launcher.pack={n} cannot pack optim={json.dumps(extra or optim)}: packs step "
+                f"plain SGD (no momentum, no weight decay); {FIX}")
+    return None

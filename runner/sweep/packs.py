@@ -8,7 +8,6 @@ seeds), which that job reads to run its members, each into its own folder, and i
 one status per member. The serial and joblib (launcher=parallel) launchers run such a job as
 any other; submitit's (submitit_local, slurm) are refused for now: a requeued or timed-out
 job would need its whole pack's checkpoints handled by submitit's own checkpointing."""
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,8 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 from runner.result import read_result, write_json_atomic
 
 PACKS = ".packs.json"
-PACKED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")  # serial, parallel
-FIX = "train it unpacked (launcher.pack=1)"
 
 
 def seed_of(override: str) -> int | None:
@@ -80,35 +77,3 @@ def outcomes_of(groups, values, runs: int) -> list[str]:
         for i, outcome in zip(group, each):
             outcomes[i] = outcome
     return outcomes
-
-
-def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
-    """Why runs of this config cannot be packed, as one line naming what and the fix; None
-    when they can (models/packed.py's PackedLM.pack is asked, on a tiny vocabulary)."""
-    n = cfg.launcher.pack
-    launcher = launcher_target.rpartition(".")[2]
-    if launcher not in PACKED_LAUNCHERS:
-        return (f"launcher.pack={n} is not supported with launcher={cfg.launcher.name} "
-                f"({launcher}) yet: packs run under launcher=serial or launcher=parallel; or "
-                f"{FIX}")
-    if cfg.launcher.get("fresh_process") is True:
-        return (f"launcher.pack={n} cannot run in fresh processes (launcher.fresh_process=true)"
-                f" yet: use launcher.fresh_process=auto (a pack stays in its worker), or {FIX}")
-    if cfg.data.get("task") != "language_model":
-        return (f"launcher.pack={n} cannot pack data.task={cfg.data.get('task')}: packs train "
-                f"recurrent language models only; {FIX}")
-    from models.packed import PackedLM
-    from runner.tasks.language_model import language_model
-
-    try:
-        PackedLM.pack([language_model(cfg.model, 3, "cpu")])
-    except ValueError as e:
-        fix = "" if "launcher.pack=1" in str(e) else f"; {FIX}"
-        return f"launcher.pack={n} cannot pack model={cfg.model.get('cell')}: {e}{fix}"
-    optim = OmegaConf.to_container(cfg.optim, resolve=True)
-    plain = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": optim.get("lr")}
-    extra = {k: v for k, v in optim.items() if k not in plain and v not in (0, 0.0, False)}
-    if optim.get("_target_") != "torch.optim.SGD" or extra:
-        return (f"launcher.pack={n} cannot pack optim={json.dumps(extra or optim)}: packs step "
-                f"plain SGD (no momentum, no weight decay); {FIX}")
-    return None

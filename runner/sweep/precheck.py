@@ -6,7 +6,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from runner.errors import ConfigError
 from runner.run.keys import without_added_keys
 from runner.run.validate import validate
-from runner.sweep.packs import pack_problem, seed_of
+from runner.sweep.packs import seed_of
 
 SHOWN = 5  # problem lines shown; a sweep of 20 bad values says so once, not 20 times
 
@@ -31,6 +31,8 @@ def check_jobs(loader, config: DictConfig, jobs) -> None:
         point = tuple(o for o in overrides if seed_of(o) is None)
         if OmegaConf.select(cfg, "launcher.pack", default=1) > 1:
             if point not in packable:
+                from runner.run.pack import pack_problem
+
                 packable[point] = pack_problem(cfg, cfg.hydra.launcher.get("_target_", ""))
             if line := packable[point]:
                 found[f"  {line}"] = found.get(f"  {line}", 0) + 1

@@ -34,14 +34,14 @@ RUNNER_SWEEPER = "hydra_plugins.runner_sweeper.runner_sweeper.RunnerSweeper"
 
 # an absolute path: conf/ in a checkout, runner/conf/ in an installed wheel (config_dir.py)
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> str | float:
+def main(cfg: DictConfig) -> str | list[str] | float:
     hydra_reports()  # from here on Hydra reports errors its own way: a run's, exit 1
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:  # one run of a sweep: never raises
         out_dir = Path(hydra_cfg.runtime.output_dir)
         status = run_job(cfg, out_dir, Path(hydra_cfg.sweep.dir))
         if hydra_cfg.sweeper.get("_target_") == RUNNER_SWEEPER:
-            return status  # its summary counts the runs by status
+            return status  # its summary counts the runs by status (a pack's: one each)
         # another sweeper (a search: conf/hparams_search/) optimises the objective's number
         return objective_value(read_result(out_dir / RESULT_FILE), cfg.objective.metric)
     try:

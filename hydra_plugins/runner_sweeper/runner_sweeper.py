@@ -66,6 +66,10 @@ class RunnerSweeper(BasicSweeper):
         self.validate_batch_is_legal(jobs)  # every job, and the manifest, before any starts
         sweep.start(jobs)
         from runner.run.interrupt import interruptible
+        from runner.sweep.packs import plan_packs
+
+        # launcher.pack: one job per pack of runs that differ only by seed (its first run's)
+        batches = plan_packs(sweep, self.config, jobs, batches, self.max_batch_size)
 
         returns = []
         try:

@@ -3,24 +3,21 @@ import logging
 import sys
 import time
 import uuid
-import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import get_object, instantiate
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from models import num_params
 from models.core import resolve_impl
-from runner.loggers import Loggers, epoch_metrics, replay
+from runner.loggers import Loggers, replay
 from runner.result import (
     RESULT_FILE,
     SCHEMA_VERSION,
-    error_record,
     now,
     write_json_atomic,
 )
@@ -28,23 +25,22 @@ from runner.run import checkpoint, store
 from runner.run.claim import CLAIM_FILE, claim, store_claim
 from runner.run.environment import (
     environment,
-    load_average,
     reset_peak_memory,
     resolve_device,
 )
 from runner.run.identity import Identity
-from runner.run.interrupt import Interrupted, checkpoint_first, interruptible
-from runner.run.metrics import curves_of, metrics_of
-from runner.run.output import (
-    check_output_folder,
-    log_file_fails_in_one_line,
-    write_snapshot,
-)
+from runner.run.interrupt import checkpoint_first, interruptible
+from runner.run.output import check_output_folder, log_file_fails_in_one_line, write_snapshot
 from runner.run.resume import other_code_version, previous_result
 from runner.run.trackers import logger_node, replay_into_new_trackers, run_info
+from runner.run.training import (  # noqa: F401 (model_and_optimizer: plan.py's)
+    Recording,
+    Training,
+    model_and_optimizer,
+)
 from runner.run.validate import validate
 from runner.tasks import build_task, data_of, task_class
-from runner.tasks.loop import History, fit, make_scheduler
+from runner.tasks.loop import History, fit  # noqa: F401 (History: child.py's)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +61,18 @@ def progress_bar(cfg: DictConfig, task):
     return bar, on_epoch
 
 
+@dataclass
+class Prepared:
+    """A run past validation, resume and the store, its task built: what is left is to train
+    it (`train`) and to `finish` it."""
+    cfg: DictConfig
+    task: object
+    device: torch.device
+    result: dict
+    rec: Recording
+    key: str | None  # the result store's, or None
+
+
 def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     """Validate, set up, train, evaluate, sample, and write `out_dir/result.json`; or, when
     that file already holds a finished result of this config, return it marked `skipped`.
@@ -72,11 +80,19 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
     process training this run, or this store key, is waited for (runner/run/claim.py)."""
     log_file_fails_in_one_line()  # a full disk: one line, not a traceback per log line
     with ExitStack() as claims:  # released as the run ends, or by the kernel as it dies
-        return claimed_run(cfg, out_dir, concurrent_jobs, claims)
+        job = prepare(cfg, out_dir, claims, concurrent_jobs)
+        if isinstance(job, dict):
+            return job
+        with interruptible():
+            train(job.cfg, job.task, job.device, job.result, job.rec)
+        return finish(job)
 
 
-def claimed_run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int,
-                claims: ExitStack) -> dict:
+def prepare(cfg: DictConfig, out_dir: Path, claims: ExitStack,
+            concurrent_jobs: int = 1) -> dict | Prepared:
+    """Everything before training: the finished result (skipped, or reused from the store)
+    when there is nothing to train, else the run Prepared. Bad input raises here. The run's
+    claims (its folder, its store key) join `claims`, held until the caller lets go."""
     wall_start, started_at = time.perf_counter(), now()
     validate(cfg)
     check_output_folder(out_dir)  # can be written, and the result can land there
@@ -129,15 +145,19 @@ def claimed_run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int,
         "started_at": run_fields["started_at"],
         **({"resumed_from_epoch": run_fields["resumed_from_epoch"]} if resumed else {}),
     }
-    with interruptible():
-        train(cfg, task, device, result, Recording(Path(out_dir), data_sha1, run_fields,
-                                                   resumed, memory_kind, wall_start))
-    if key:
-        store.put(cfg.store, key, result)
-    shown = [m.key for m in task.metrics if m.key in result["metrics"]]
+    rec = Recording(Path(out_dir), data_sha1, run_fields, resumed, memory_kind, wall_start)
+    return Prepared(cfg, task, device, result, rec, key)
+
+
+def finish(job: Prepared) -> dict:
+    """A run trained to its end: filed in the store, and its one line."""
+    result = job.result
+    if job.key:
+        store.put(job.cfg.store, job.key, result)
+    shown = [m.key for m in job.task.metrics if m.key in result["metrics"]]
     log.info("%s: %s, %.0f tokens/s -> %s", result["status"],
              ", ".join(f"{k} {result['metrics'][k]}" for k in shown),
-             result["metrics"]["tokens_per_sec"] or 0, result_path)
+             result["metrics"]["tokens_per_sec"] or 0, job.rec.folder / RESULT_FILE)
     return result
 
 
@@ -162,17 +182,6 @@ def reuse(stored: dict, path: Path, cfg: DictConfig, out_dir: Path) -> dict:
     return {**result, "reused": True}
 
 
-@dataclass
-class Recording:
-    """Where and how a run records itself: its folder, identity, checkpoint and clocks."""
-    folder: Path
-    data_sha1: str
-    run_fields: dict
-    resumed: dict | None
-    memory_kind: str
-    wall_start: float
-
-
 def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
     """Build (or restore), train, evaluate and sample, filling `result`; it is written to
     result.json however this ends, with a checkpoint first when the run was stopped."""
@@ -183,79 +192,15 @@ def train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
 
 
 def _train(cfg: DictConfig, task, device, result: dict, rec: Recording) -> None:
-    bar, on_epoch = progress_bar(cfg, task)
-    history, model, task_metrics, saver = History(), None, {}, None
-    loggers = Loggers(logger_node(cfg))
+    t = Training(cfg, task, device, result, rec, progress_bar)
     try:  # from here on, any failure (out of memory included) is recorded in the result
-        model, optimizer = model_and_optimizer(cfg, task, device)
-        scheduler = make_scheduler(optimizer, cfg, task.steps_per_epoch)
-        if rec.resumed:
-            history = checkpoint.restore(rec.resumed, model, optimizer, scheduler,
-                                         task.generator)
-            bar.update(len(history.epoch))
-        saver = checkpoint.Checkpointer(rec.folder, cfg, rec.data_sha1, rec.run_fields,
-                                        (model, optimizer, scheduler, task.generator))
-        result["sees_future"] = getattr(model, "sees_future", False)
-        result["model_class"] = f"models.{type(model).__name__}"  # what the task built
-        impl = result["environment"]["impl"]
-        log.info("run %s: %s%s on %s, %d params, output %s%s", result["run_id"], cfg.model.cell,
-                 f" ({impl})" if impl else "", device, num_params(model), rec.folder,
-                 f", resumed after epoch "
-                 f"{len(history.epoch)}" if rec.resumed else "")
-        result["environment"]["load_avg_start"] = load_average()
-        loggers.start(run_info(cfg, rec.folder, result, first_epoch=len(history.epoch) + 1))
-
-        def epoch_done(h):  # the bar, the trackers, then the checkpoint
-            on_epoch(h)
-            loggers.epoch(h.epoch[-1], epoch_metrics(h, task))
-            saver.epoch_done(h)
-
-        with checkpoint_first(saver.write):  # under submitit: SLURM's SIGTERM, then SIGKILL
-            fit(model, optimizer, scheduler, task, cfg, device, history, epoch_done)
-        result["environment"]["load_avg_end"] = load_average()
-        result["status"] = "diverged" if history.diverged_epoch else "completed"
-        outputs, task_metrics = task.outputs(model, device)
-        result.update(outputs)
+        t.start(log)
+        with checkpoint_first(t.saver.write):  # under submitit: SLURM's SIGTERM, then SIGKILL
+            fit(t.model, t.optimizer, t.scheduler, task, cfg, device, t.history, t.epoch_done)
+        t.complete()
     except BaseException as e:  # record the failure with the curves so far, then re-raise
-        # a signal, Ctrl-C, or an exit asked of the process (submitit's requeue)
-        stopped = isinstance(e, KeyboardInterrupt | SystemExit)
-        result["status"] = "interrupted" if stopped else "failed"
-        result["error"] = error_record(e)
-        if saver and (path := saver.write()):  # resumable from the last finished epoch
-            result["checkpoint"] = {"path": str(path), "epoch": saver.written_epoch}
-            if isinstance(e, Interrupted):
-                e.kept = (f"checkpoint after epoch {saver.written_epoch} of "
-                          f"{cfg.train.num_epochs} in {path}")
+        t.stop(e)
         raise
     finally:
-        bar.close()
-        result["metrics"] = metrics_of(history, model, device, rec.memory_kind, task,
-                                       time.perf_counter() - rec.wall_start)
-        result["metrics"].update(task_metrics)  # e.g. BLEU
-        result["curves"] = curves_of(history, task)
-        result["finished_at"] = now()
-        # the trackers it was sent to (logger_errors: any that dropped it): a later sitting
-        # with another tracker replays it there (replay_into_new_trackers)
-        result["logged_to"] = sorted(logger_node(cfg))
-        write_json_atomic(rec.folder / RESULT_FILE, result)
-        loggers.end(result, rec.folder / RESULT_FILE)  # result.json is their artifact
-        if errors := loggers.close():
-            result["logger_errors"] = errors
-            write_json_atomic(rec.folder / RESULT_FILE, result)
-    saver.finish(keep=cfg.train.keep_checkpoint)  # after the result: it replaces the checkpoint
-
-
-
-
-def model_and_optimizer(cfg: DictConfig, task, device):
-    """The task's model, seeded, initialised and on the device, and its optimizer."""
-    torch.manual_seed(cfg.seed)
-    model = task.new_model(device)
-    instantiate(cfg.init)(model)
-    model.to(device)
-    optimizer = instantiate(cfg.optim)(params=model.parameters())
-    if getattr(model, "sees_future", False):  # a bidirectional language model
-        warnings.warn("model.bidirectional=true: a bidirectional language model sees the "
-                      "tokens it predicts, so its perplexity is not a language-model score",
-                      stacklevel=2)
-    return model, optimizer
+        t.end()
+    t.finish()  # after the result: it replaces the checkpoint

@@ -80,6 +80,8 @@ OPTIONAL_RULES = [
      "false"),
     ("init.biases", one_of(BIASES), f"one of {', '.join(BIASES)}", "keep"),
     ("launcher.jobs_per_device", integer(1), "an integer >= 1 (jobs sharing one device)", "1"),
+    ("launcher.pack", integer(1), "an integer >= 1 (a sweep's runs of one point, differing only "
+     "by seed, trained together in one process; 1: each alone)", "4"),
     ("hydra.sweeper.max_batch_size", optional(integer(1)),
      "null (every job launched at once) or an integer >= 1 (jobs launched together)", "4"),
 ]

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, open_dict
 
 from data import DataError
 from runner.errors import ConfigError
-from runner.result import FINISHED, REUSED, SKIPPED, read_result
+from runner.result import FINISHED, RESULT_FILE, REUSED, SKIPPED, read_result
 from runner.sweep.manifest import current_runs
 from runner.sweep.sweeper import MANIFEST, PROGRESS, job_outcomes
 
@@ -68,30 +68,63 @@ def device_slot(cfg: DictConfig, sweep_dir: Path):
         yield cfg, per
 
 
-def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str:
-    """One run of a sweep; returns its status for the summary. Never raises (Ctrl-C aside):
-    Hydra stops at the first job that raises and skips the sweep's closing work. Under
-    launcher=parallel the run may go to a fresh process pinned to the slot (isolate.py)."""
+def run_job(cfg: DictConfig, out_dir: Path, sweep_dir: Path) -> str | list[str]:
+    """One run of a sweep; returns its status for the summary (a pack's job, launcher.pack:
+    one per member). Never raises (Ctrl-C aside): Hydra stops at the first job that raises
+    and skips the sweep's closing work. Under launcher=parallel the run may go to a fresh
+    process pinned to the slot (isolate.py); a pack stays in the worker."""
     from runner.run.output import log_file_fails_in_one_line
     from runner.sweep.isolate import in_fresh_process, run_fresh
+    from runner.sweep.packs import members_of
 
     log_file_fails_in_one_line()  # a full disk: one line, not a traceback per log line
+    members = members_of(cfg, Path(sweep_dir), Path(out_dir))
+    folders = [Path(sweep_dir) / m["dir"] for m in members] if members else [Path(out_dir)]
     try:
         with device_slot(cfg, Path(sweep_dir)) as (job_cfg, sharing):
-            run_it = run_fresh if in_fresh_process(job_cfg) else run_here
-            status = run_it(job_cfg, Path(out_dir), sharing)
+            if members:
+                status = run_pack_here(job_cfg, members, folders, sharing)
+            else:
+                run_it = run_fresh if in_fresh_process(job_cfg) else run_here
+                status = run_it(job_cfg, Path(out_dir), sharing)
     except Exception as e:  # no slot, a bad launcher setting, no process started
         log.error("%s failed: %s: %s", out_dir, type(e).__name__, e)
-        status = "failed"
+        status = ["failed"] * len(folders) if members else "failed"
     if (Path(sweep_dir) / MANIFEST).exists():  # the runner's sweeper's, not a search's
         try:
-            with open(Path(sweep_dir) / PROGRESS, "a") as f:  # one short append: lines never mix
-                f.write(f"{Path(out_dir).resolve().relative_to(Path(sweep_dir).resolve())} "
-                        f"{status}\n")
+            with open(Path(sweep_dir) / PROGRESS, "a") as f:  # short appends: lines never mix
+                for folder, outcome in zip(folders, status if members else [status]):
+                    f.write(f"{folder.resolve().relative_to(Path(sweep_dir).resolve())} "
+                            f"{outcome}\n")
         except OSError as e:  # a full disk: the sweeper still gets the status Hydra returns
             log.error("%s: progress not recorded: %s", out_dir, e)
         print(progress(Path(sweep_dir)), flush=True)
     return status
+
+
+def run_pack_here(cfg: DictConfig, members: list[dict], folders: list[Path],
+                  sharing: int) -> list[str]:
+    """A pack's runs (runner/run/pack.py), in this process; each member's status. Never
+    raises (Ctrl-C aside)."""
+    from runner.run.pack import run_pack
+
+    cfgs = []
+    for member in members:
+        cfgs.append(cfg.copy())
+        with open_dict(cfgs[-1]):
+            cfgs[-1].seed = member["seed"]
+    try:
+        outcomes = run_pack(cfgs, folders, concurrent_jobs=sharing)
+    except Exception as e:  # the members' results say how each ended
+        log.error("pack of %s failed: %s: %s", folders[0], type(e).__name__, e)
+        return [(read_result(f / RESULT_FILE) or {}).get("status", "failed") for f in folders]
+    return [outcome_of(o) if isinstance(o, dict) else "failed" for o in outcomes]
+
+
+def outcome_of(result: dict) -> str:
+    """A job's outcome from what run() returned."""
+    return SKIPPED if result.get("skipped") else REUSED if result.get("reused") else \
+        result["status"]
 
 
 def run_here(cfg: DictConfig, out_dir: Path, sharing: int) -> str:
@@ -99,9 +132,7 @@ def run_here(cfg: DictConfig, out_dir: Path, sharing: int) -> str:
     from runner.run.execute import run
 
     try:
-        result = run(cfg, out_dir, concurrent_jobs=sharing)
-        return (SKIPPED if result.get("skipped") else REUSED if result.get("reused")
-                else result["status"])
+        return outcome_of(run(cfg, out_dir, concurrent_jobs=sharing))
     except (ConfigError, DataError) as e:  # bad input: nothing was written
         log.error("%s: %s", out_dir, e)
     except Exception as e:  # run() has written a failed result with the traceback

@@ -1,12 +1,13 @@
 """Every job of a runner sweep validated before any starts, as its run will validate it: a bad
 value or an unknown key in one point is bad input (one message, exit 2, nothing written), not
 one failed run per job found hours into the sweep."""
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from runner.errors import ConfigError
 from runner.run import store
 from runner.run.keys import without_added_keys
 from runner.run.validate import validate
+from runner.sweep.packs import seed_of
 
 SHOWN = 5  # problem lines shown; a sweep of 20 bad values says so once, not 20 times
 
@@ -16,6 +17,7 @@ def check_jobs(loader, config: DictConfig, jobs) -> None:
     with its config less the `+` overrides as the known keys. Raises ConfigError naming every
     distinct problem and how many jobs have it."""
     found: dict[str, int] = {}  # each problem line -> how many jobs have it
+    packable: dict[tuple, str | None] = {}  # launcher.pack: a point's form, asked once
     for overrides in jobs:
         cfg = loader.load_sweep_config(master_config=config, sweep_overrides=list(overrides))
         kept = without_added_keys(list(overrides), cfg.hydra.runtime.choices)
@@ -28,6 +30,15 @@ def check_jobs(loader, config: DictConfig, jobs) -> None:
         except ConfigError as e:
             for line in str(e).removeprefix("invalid config:\n").splitlines():
                 found[line] = found.get(line, 0) + 1
+            continue
+        point = tuple(o for o in overrides if seed_of(o) is None)
+        if OmegaConf.select(cfg, "launcher.pack", default=1) > 1:
+            if point not in packable:
+                from runner.run.pack import pack_problem
+
+                packable[point] = pack_problem(cfg, cfg.hydra.launcher.get("_target_", ""))
+            if line := packable[point]:
+                found[f"  {line}"] = found.get(f"  {line}", 0) + 1
     if found:
         lines = [f"{line} ({n} of the sweep's {len(jobs)} jobs)" if n < len(jobs) else line
                  for line, n in list(found.items())[:SHOWN]]

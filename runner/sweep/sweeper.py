@@ -23,7 +23,6 @@ from runner.result import (
     is_execution_key,
     now,
     read_result,
-    version_label,
 )
 from runner.sweep.manifest import (
     add_command,
@@ -32,6 +31,8 @@ from runner.sweep.manifest import (
     typed_command,
     write_manifest,
 )
+from runner.sweep.notes import skipped, summary_notes
+from runner.sweep.packs import outcomes_of
 from runner.sweep.settings import refuse_duplicate_points
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Sweep:
     # the manifest's history (runner/sweep/manifest.py), set by start(): other commands' runs
     # in this folder, and every command with the runs it planned
     kept, commands = (), ()
+    groups = None  # launcher.pack: each launched job's runs, as indexes of the plan (packs.py)
 
     def __init__(self, config: DictConfig, overrides, parser):
         refuse("hydra.sweeper.max_batch_size", config.hydra.sweeper.get("max_batch_size"))
@@ -187,15 +189,18 @@ class Sweep:
         """Every job has run: manifest, summary line, report; exit 1 if any run failed."""
         # A job that raised anyway (a launcher or Hydra error), or one its scheduler ended
         # without a result (launcher=slurm: scancel, kill -9), counts as failed, with why.
-        for run, ret in zip(self.runs, returns):
+        outcomes = [ret.return_value if ret.status == JobStatus.COMPLETED else "failed"
+                    for ret in returns]
+        if self.groups is not None:  # one job per pack (serial, parallel): one per member
+            outcomes = outcomes_of(self.groups, outcomes, len(self.runs))
+        for run, ret in zip(self.runs, returns if self.groups is None else []):
             run.pop("reason", None)
             if ret.status != JobStatus.COMPLETED:
                 run["reason"] = f"{ret._return_value}"
                 print(f"[sweep {self.name}] {run['dir']} failed: {ret._return_value}; the "
                       f"same command runs it again (from its checkpoint, if it wrote one)",
                       file=sys.stderr)
-        counts = self.record([ret.return_value if ret.status == JobStatus.COMPLETED
-                              else "failed" for ret in returns])
+        counts = self.record(outcomes)
         try:
             from runner.report import write_report
             from runner.run.interrupt import interruptible
@@ -253,43 +258,9 @@ class Sweep:
         print(f"[sweep {self.name}] {len(self.runs)} runs: "
               + ", ".join(f"{n} {s}" for s, n in counts.items()
                           if n or s not in ("interrupted", PENDING, REUSED))
-              + self.logger_errors_note() + self.replayed_note() + self.other_code_note()
+              + summary_notes(self.dir, self.runs, self.started_at)
               + f" in {time.time() - self.started:.0f}s -> {self.dir}", flush=True)
         return counts
-
-    def logger_errors_note(self) -> str:
-        """How many runs of this sitting ran on without a tracker that failed (runner/loggers)."""
-        n = sum(bool((read_result(self.dir / r["dir"] / RESULT_FILE) or {}).get("logger_errors"))
-                for r in self.runs if not skipped(r) and r["status"] != PENDING)
-        return f" ({n} with logger errors: see their result.json logger_errors)" if n else ""
-
-    def replayed_note(self) -> str:
-        """How many skipped runs were replayed this sitting into a tracker they had not been
-        logged to (runner/run/trackers.py replay_into_new_trackers), and which."""
-        trackers, n = set(), 0
-        for r in filter(skipped, self.runs):
-            result = read_result(self.dir / r["dir"] / RESULT_FILE) or {}
-            late = {k for k, at in result.get("replayed_at", {}).items() if at >= self.started_at}
-            trackers, n = trackers | late, n + bool(late)
-        return (f" ({n} finished runs replayed into {', '.join(sorted(trackers))}, which they "
-                f"had not been logged to)" if n else "")
-
-    def other_code_note(self) -> str:
-        """How many skipped runs kept a result made by another code version than this one."""
-        from runner.run.environment import code_version
-        from runner.run.resume import other_code_version
-
-        current = version_label(code_version())
-        kept = [r for r in self.runs if skipped(r) and other_code_version(
-            read_result(self.dir / r["dir"] / RESULT_FILE) or {}, current)]
-        return (f" ({len(kept)} results from another code version kept; overwrite=true "
-                f"re-runs them)" if kept else "")
-
-
-def skipped(run: dict) -> bool:
-    """Whether a manifest entry was kept, not run, this sitting: `"skipped": true` beside the
-    kept result's own status (`"status": "skipped"` in manifests of earlier runners)."""
-    return run.get("skipped", run["status"] == SKIPPED)
 
 
 def job_outcomes(sweep_dir: Path) -> dict[str, str]:

@@ -1,0 +1,144 @@
+"""launcher.pack=N: runs of one sweep point that differ only by seed, trained in one process
+as one PackedLM (models/packed.py, docs/packing.md).
+
+Each member is a run of its own, and goes through a run's own code: run()'s preparation
+(validation, its folder, resume, the store, its checkpoint: execute.prepare), its model built,
+seeded and initialised (or restored) as it is built alone (training.Training.start), its
+epochs recorded, checkpointed and sent to its trackers, and its result.json written however it
+ends (Training). Only the steps are shared (runner/tasks/pack_loop.py). A member already
+finished or in the store is not trained; a pack left with one member trains it alone."""
+import json
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from data import DataError
+from models.packed import PackedLM
+from runner.errors import ConfigError
+from runner.result import run_identity
+from runner.run.execute import Prepared, finish, prepare, progress_bar, train
+from runner.run.interrupt import interruptible
+from runner.run.output import log_file_fails_in_one_line
+from runner.run.training import Training
+from runner.tasks.language_model import language_model
+from runner.tasks.pack_loop import fit_pack
+
+log = logging.getLogger(__name__)
+PACKED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")  # serial, parallel
+FIX = "train it unpacked (launcher.pack=1)"
+
+
+def run_pack(cfgs: list[DictConfig], out_dirs: list[Path],
+             concurrent_jobs: int = 1) -> list[dict | Exception]:
+    """Each member's run, as run() would run it alone, its steps packed with the others':
+    its result (marked skipped or reused as run() marks it), or, for a member refused before
+    any work (bad input: ConfigError, DataError), that error; the others go on. Raises what
+    the training raises (every unfinished member's result then says so), Ctrl-C included."""
+    same_point(cfgs)
+    log_file_fails_in_one_line()  # a full disk: one line, not a traceback per log line
+    outcomes = []
+    with ExitStack() as claims:  # every member's folder (and store key), held to the end
+        for cfg, out_dir in zip(cfgs, out_dirs):
+            try:
+                outcomes.append(prepare(cfg, Path(out_dir), claims, concurrent_jobs))
+            except (ConfigError, DataError) as e:
+                log.error("%s: %s", out_dir, e)
+                outcomes.append(e)
+        todo = [job for job in outcomes if isinstance(job, Prepared)]
+        with interruptible():
+            if len(todo) == 1:  # nothing to pack it with: the run alone, exactly
+                train(todo[0].cfg, todo[0].task, todo[0].device, todo[0].result, todo[0].rec)
+                finish(todo[0])
+            elif todo:
+                train_pack(todo)
+    return [job.result if isinstance(job, Prepared) else job for job in outcomes]
+
+
+def same_point(cfgs: list[DictConfig]) -> None:
+    """A pack holds runs of one point: their configs may differ in seed and execution settings
+    only (the sweeper groups them so; a caller of its own may not)."""
+    def point(cfg):
+        identity = run_identity(OmegaConf.to_container(cfg, resolve=True))
+        identity.pop("seed", None)
+        return identity
+
+    first = point(cfgs[0])
+    if any(point(cfg) != first for cfg in cfgs[1:]):
+        raise ValueError("run_pack got configs that differ in more than seed: a pack holds the "
+                         "runs of one sweep point (launcher.pack groups them so)")
+
+
+def quiet_bar(cfg, task):
+    """A member's bar, off: the pack draws one (its first member's)."""
+    return progress_bar(OmegaConf.merge(cfg, {"quiet": True}), task)
+
+
+def train_pack(jobs: list[Prepared]) -> None:
+    """Train the prepared members as one pack; each member's result is written (and filed
+    in the store) as soon as its own training ends, a failure's or a stop's for those still
+    training when anything raises."""
+    with logging_redirect_tqdm():  # the console's lines above the bar, as a run's
+        runs = [Training(j.cfg, j.task, j.device, j.result, j.rec,
+                         progress_bar if i == 0 else quiet_bar) for i, j in enumerate(jobs)]
+        job_of = {id(t): j for t, j in zip(runs, jobs)}
+
+        def done(t: Training) -> None:  # this member's training has ended: its result now
+            t.complete()
+            t.end()
+            t.finish()
+            finish(job_of[id(t)])
+
+        try:
+            for t in runs:  # each built (or restored) as its run alone builds it
+                t.start(log)
+            packed = PackedLM.pack([t.model for t in runs])
+            for t in runs:
+                t.result["environment"]["packed"] = len(runs)
+            log.info("pack of %d runs (seeds %s) in one process", len(runs),
+                     ", ".join(str(j.cfg.seed) for j in jobs))
+            fit_pack(packed, runs, jobs[0].cfg, jobs[0].device, done)
+        except BaseException as e:  # every member still training records it, then re-raise
+            for t in runs:
+                if not t.ended:
+                    t.stop(e)
+            raise
+        finally:
+            for t in runs:
+                if not t.ended:
+                    t.end()
+
+
+def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
+    """Why runs of this config cannot be packed, as one line naming what and the fix; None
+    when they can (models/packed.py's PackedLM.pack is asked, on a tiny vocabulary)."""
+    n = cfg.launcher.pack
+    launcher = launcher_target.rpartition(".")[2]
+    if launcher not in PACKED_LAUNCHERS:
+        return (f"launcher.pack={n} is not supported with launcher={cfg.launcher.name} "
+                f"({launcher}) yet: packs run under launcher=serial or launcher=parallel; or "
+                f"{FIX}")
+    if cfg.launcher.get("fresh_process") is True:
+        return (f"launcher.pack={n} cannot run in fresh processes (launcher.fresh_process=true)"
+                f" yet: use launcher.fresh_process=auto (a pack stays in its worker), or {FIX}")
+    if cfg.data.get("task") != "language_model":
+        return (f"launcher.pack={n} cannot pack data.task={cfg.data.get('task')}: packs train "
+                f"recurrent language models only; {FIX}")
+    try:
+        PackedLM.pack([language_model(cfg.model, 3, "cpu")])
+    except ValueError as e:
+        fix = "" if "launcher.pack=1" in str(e) else f"; {FIX}"
+        return f"launcher.pack={n} cannot pack model={cfg.model.get('cell')}: {e}{fix}"
+    if cfg.model.get("dropout") and cfg.model.get("num_layers", 1) > 1:  # models pack it
+        return (f"launcher.pack={n} cannot pack model.dropout={cfg.model.dropout} yet: each "
+                f"member's dropout generator is not in its checkpoint; use model.dropout=0, or "
+                f"{FIX}")
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    plain = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": optim.get("lr")}
+    extra = {k: v for k, v in optim.items() if k not in plain and v not in (0, 0.0, False)}
+    if optim.get("_target_") != "torch.optim.SGD" or extra:
+        return (f"launcher.pack={n} cannot pack optim={json.dumps(extra or optim)}: packs step "
+                f"plain SGD (no momentum, no weight decay); {FIX}")
+    return None

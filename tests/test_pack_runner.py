@@ -1,0 +1,222 @@
+"""launcher.pack=N: runs of one point that differ only by seed, trained in one process as one
+PackedLM, each member recorded as its run alone (runner/run/pack.py, runner/sweep/packs.py,
+docs/packing.md). Each member's numbers equal its standalone run's: float64 to 1e-10, float32
+to 1e-4 (relative), over whole results."""
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import runner.run.pack as pack_module
+import runner.tasks.language_model as language_model
+from models.packed import PackedLM
+from runner.errors import ConfigError
+from runner.result import RESULT_FILE, run_identity, validate_result
+from runner.run import run
+from runner.run.checkpoint import CHECKPOINT_FILE
+from runner.run.pack import pack_problem, run_pack
+from runner.run.validate import validate
+from runner.sweep.packs import outcomes_of, pack_groups
+from tests.helpers import compose_config, tiny_overrides, write_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+# what a member must reproduce of its standalone run (timings aside)
+CURVES = ("epoch", "train_perplexity", "val_perplexity", "val_epoch", "lr", "train_tokens")
+METRICS = ("train_perplexity", "best_train_perplexity", "val_perplexity",
+           "best_val_perplexity", "epochs_done", "diverged_epoch", "num_params", "train_tokens")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpora")
+    write_corpus(root / "tiny.txt")
+    return root
+
+
+@pytest.fixture
+def dtype(request):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(request.param)
+    yield request.param
+    torch.set_default_dtype(old)
+
+
+def configs(corpus, seeds, *extra):
+    # the tiny corpus cut to ~15 batches an epoch: each test trains several runs
+    return [compose_config(*tiny_overrides(corpus), "data.max_tokens=1200", "data.val_tokens=300",
+                           "train.num_epochs=2", f"seed={s}", *extra) for s in seeds]
+
+
+def rel(a, b) -> float:
+    """Largest relative difference of two numbers or lists of them (None where diverged)."""
+    a, b = (a, b) if isinstance(a, list) else ([a], [b])
+    assert len(a) == len(b) and [x is None for x in a] == [y is None for y in b]
+    return max([abs(x - y) / abs(y) for x, y in zip(a, b) if y is not None and y != x] or [0])
+
+
+def assert_same_run(packed: dict, alone: dict, tol: float) -> None:
+    validate_result(packed)
+    assert packed["status"] == alone["status"]
+    assert run_identity(packed["config"]) == run_identity(alone["config"])  # launcher aside
+    for key in CURVES:
+        assert rel(packed["curves"][key], alone["curves"][key]) <= tol, key
+    for key in METRICS:
+        assert rel(packed["metrics"][key], alone["metrics"][key]) <= tol, key
+
+
+# rnn/gru/lstm, fused, torch.nn and d2l's scratch layers, one-hot and embedded, both samplings and a warm-up
+# (per-member schedules, epochs of unequal length under random offsets), both dtypes
+@pytest.mark.parametrize("dtype, tol, seeds, extra", [
+    (torch.float64, 1e-10, (0, 1, 2), ["model=gru", "model.impl=fused",
+                                       "data.sampling=random", "train.warmup=0.3"]),
+    (torch.float64, 1e-10, (0, 1), ["model=rnn", "model.impl=nn", "model.num_layers=2",
+                                    "model.embed_size=8"]),
+    (torch.float32, 1e-4, (0, 1), ["model=lstm", "data.sampling=random"]),
+    (torch.float64, 1e-10, (0, 1), ["model=lstm_scratch"]),  # d2l's own cells
+], indirect=["dtype"], ids=["gru-fused-f64", "rnn-nn-f64", "lstm-f32", "lstm-scratch-f64"])
+def test_each_member_equals_its_run_alone(corpus, tmp_path, dtype, tol, seeds, extra):
+    cfgs = configs(corpus, seeds, *extra)
+    packed = run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
+    alone = [run(c, tmp_path / f"alone{c.seed}") for c in cfgs]
+    for p, a in zip(packed, alone):
+        assert p["environment"]["packed"] == len(seeds) and "packed" not in a["environment"]
+        assert_same_run(p, a, tol)
+        assert p["run_id"] != a["run_id"] and p["sample"]["prefix"] == a["sample"]["prefix"]
+    assert len({p["run_id"] for p in packed}) == len(seeds)  # runs of their own
+    written = json.loads((tmp_path / "pack1" / RESULT_FILE).read_text())
+    assert written["curves"]["train_perplexity"] == packed[1]["curves"]["train_perplexity"]
+
+
+class NaNInMember1(PackedLM):
+    @classmethod
+    def pack(cls, models):
+        packed = PackedLM.pack(models)
+        with torch.no_grad():
+            packed.output.weight[1] = math.nan  # member 1 only: as a diverging lr would
+        return packed
+
+
+@pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
+def test_a_diverged_member_is_recorded_and_masked_the_others_go_on(corpus, tmp_path,
+                                                                   monkeypatch, dtype):
+    cfgs = configs(corpus, (0, 1, 2), "model=gru")
+    monkeypatch.setattr(pack_module, "PackedLM", NaNInMember1)
+    packed = run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
+    validate_result(packed[1])
+    assert packed[1]["status"] == "diverged"
+    assert packed[1]["metrics"]["diverged_epoch"] == 1
+    assert packed[1]["curves"]["train_perplexity"] == [None]
+    for i in (0, 2):
+        assert_same_run(packed[i], run(cfgs[i], tmp_path / f"alone{i}"), 1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
+def test_checkpoints_are_the_members_own_either_way(corpus, tmp_path, monkeypatch, dtype):
+    """A pack stopped after epoch 1 leaves each member a standalone checkpoint: a run alone
+    resumes it; a pack resumes a run alone's checkpoint beside a member starting afresh
+    (members at different epochs)."""
+    cfgs = configs(corpus, (0, 1), "model=gru", "train.num_epochs=3",
+                   "train.checkpoint_every=1")
+    clean = [run(c, tmp_path / f"clean{c.seed}") for c in cfgs]
+    real, calls = language_model.LanguageModelTask.train_batches, []
+
+    def stop_in_round_2(self):  # two members: calls 1-2 are epoch 1, 3-4 epoch 2
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(language_model.LanguageModelTask, "train_batches", stop_in_round_2)
+        with pytest.raises(KeyboardInterrupt):
+            run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
+    for c in cfgs:
+        stopped = json.loads((tmp_path / f"pack{c.seed}" / RESULT_FILE).read_text())
+        assert stopped["status"] == "interrupted" and stopped["checkpoint"]["epoch"] == 1
+        resumed = run(c, tmp_path / f"pack{c.seed}")  # alone, from the member's checkpoint
+        assert resumed["resumed_from_epoch"] == [1]
+        assert_same_run(resumed, clean[c.seed], 1e-10)
+    # the other way: seed 1 alone stopped after epoch 1, then packed with a fresh seed 0
+    calls.clear()
+    with monkeypatch.context() as m:
+        m.setattr(language_model.LanguageModelTask, "train_batches",
+                  lambda self: (calls.append(1), len(calls) == 2 and stop())[0] or real(self))
+        with pytest.raises(KeyboardInterrupt):
+            run(cfgs[1], tmp_path / "mixed1")
+    assert (tmp_path / "mixed1" / CHECKPOINT_FILE).exists()
+    both = run_pack(cfgs, [tmp_path / "mixed0", tmp_path / "mixed1"])
+    assert both[1]["resumed_from_epoch"] == [1] and "resumed_from_epoch" not in both[0]
+    for result, alone in zip(both, clean):
+        assert result["environment"]["packed"] == 2
+        assert_same_run(result, alone, 1e-10)
+    assert not (tmp_path / "mixed1" / CHECKPOINT_FILE).exists()  # final: replaced
+    # finished members are not trained again: both skipped
+    again = run_pack(cfgs, [tmp_path / "mixed0", tmp_path / "mixed1"])
+    assert [r.get("skipped") for r in again] == [True, True]
+
+
+def stop():
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc"])
+def test_a_bad_pack_size_is_refused(corpus, value):
+    with pytest.raises(ConfigError, match=rf"launcher\.pack='?{re.escape(value)}'? is not "
+                                          rf"allowed: it must be an integer >= 1"):
+        validate(compose_config(*tiny_overrides(corpus), f"launcher.pack={value}"))
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["model=transformer"], "cannot pack model=transformer"),
+    (["model.bidirectional=true"], "cannot pack model.bidirectional=true"),
+    (["optim=adam"], "packs step plain SGD"),
+    (["data=tatoeba"], "cannot pack data.task=translation"),
+    (["launcher=slurm"], "not supported with launcher=slurm"),
+    (["launcher=parallel", "launcher.fresh_process=true"], "fresh processes"),
+    (["model.num_layers=2", "model.dropout=0.2"], "cannot pack model.dropout=0.2"),
+])
+def test_what_cannot_be_packed_is_named_with_the_fix(extra, says):
+    cfg = compose_config("launcher.pack=2", *extra, hydra_node=True)
+    line = pack_problem(cfg, cfg.hydra.launcher._target_)
+    assert says in line and "launcher.pack=1" in line and "\n" not in line
+    for model in (["model=lstm", "model.impl=nn"], ["model=gru_scratch"]):  # d2l's packs too
+        cfg = compose_config("launcher.pack=2", *model, hydra_node=True)
+        assert pack_problem(cfg, cfg.hydra.launcher._target_) is None
+
+
+def test_groups_hold_up_to_n_runs_of_one_point():
+    jobs = [[f"model.num_hiddens={h}", f"seed={s}"] for h in (8, 16) for s in range(3)]
+    assert pack_groups(jobs, 2) == [[0, 1], [2], [3, 4], [5]]
+    assert pack_groups(jobs, 4) == [[0, 1, 2], [3, 4, 5]]
+    # one outcome per member; a job that raised fails every member of its pack
+    assert outcomes_of([[0, 1], [2]], [["completed", "skipped"], "failed"], 3) == [
+        "completed", "skipped", "failed"]
+
+
+@pytest.mark.slow  # two sweeps through the CLI
+def test_a_packed_sweep_equals_the_unpacked_sweep(corpus, tmp_path):
+    def sweep(folder, *args):
+        cmd = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus), "model=gru",
+               "train.num_epochs=2", "repeats=3", f"hydra.sweep.dir={folder}", *args]
+        return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=300)
+
+    done = sweep(tmp_path / "packed", "launcher.pack=2")
+    assert done.returncode == 0, done.stderr
+    assert sweep(tmp_path / "alone").returncode == 0
+    manifest = json.loads((tmp_path / "packed" / "manifest.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["completed"] * 3
+    for run_entry in manifest["runs"]:
+        packed = json.loads((tmp_path / "packed" / run_entry["dir"] / RESULT_FILE).read_text())
+        alone = json.loads((tmp_path / "alone" / run_entry["dir"] / RESULT_FILE).read_text())
+        assert_same_run(packed, alone, 1e-4)  # float32
+    sizes = sorted(json.loads((tmp_path / "packed" / r["dir"] / RESULT_FILE).read_text())
+                   ["environment"].get("packed", 1) for r in manifest["runs"])
+    assert sizes == [1, 2, 2]  # seeds 0 and 1 packed, seed 2 alone
+    refused = sweep(tmp_path / "refused", "model=transformer", "launcher.pack=2")
+    assert refused.returncode == 2 and "cannot pack model=transformer" in refused.stderr
+    assert "launcher.pack=1" in refused.stderr and not (tmp_path / "refused").exists()

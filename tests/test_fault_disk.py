@@ -163,7 +163,10 @@ def test_two_sweeps_started_at_once_on_one_folder_train_each_run_once(corpus_dir
     procs = two_at_once(cmd, cmd)
     assert [p.returncode for p in procs] == [0, 0], [outcome(p) for p in procs]
     assert trained(procs) == 2  # not 4
-    assert any("waiting: run folder" in p.stderr + p.stdout for p in procs)
+    # they overlapped, and one waited on the other's claim; or, on a busy machine, one had
+    # finished before the other reached its first run (the in-process test above waits surely)
+    assert any("waiting: run folder" in p.stderr + p.stdout or " runs: 0 completed" in p.stdout
+               for p in procs), [p.stdout for p in procs]
     manifest = json.loads((tmp_path / "sweep" / MANIFEST).read_text())
     assert {r["status"] for r in manifest["runs"]} == {"completed"}
 

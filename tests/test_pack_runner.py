@@ -69,8 +69,9 @@ def assert_same_run(packed: dict, alone: dict, tol: float) -> None:
         assert rel(packed["metrics"][key], alone["metrics"][key]) <= tol, key
 
 
-# rnn/gru/lstm, fused, torch.nn and d2l's scratch layers, one-hot and embedded, both samplings and a warm-up
-# (per-member schedules, epochs of unequal length under random offsets), both dtypes
+# rnn/gru/lstm, fused, torch.nn and d2l's scratch layers, one-hot and embedded, both samplings
+# and a warm-up (per-member schedules, epochs of unequal length under random offsets), both
+# dtypes
 @pytest.mark.parametrize("dtype, tol, seeds, extra", [
     (torch.float64, 1e-10, (0, 1, 2), ["model=gru", "model.impl=fused",
                                        "data.sampling=random", "train.warmup=0.3"]),

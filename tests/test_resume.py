@@ -3,7 +3,6 @@ config, the same data file (by sha1) and the same result format. Results made by
 code version are kept, but said so."""
 import json
 import subprocess
-from types import SimpleNamespace
 
 import pytest
 
@@ -11,7 +10,7 @@ import runner.run.environment as environment
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, version_label
 from runner.run.execute import run
-from runner.sweep.sweeper import Sweep
+from runner.sweep.notes import summary_notes
 from tests.helpers import write_corpus
 from tests.test_sweep import sweep_cli
 
@@ -75,9 +74,9 @@ def test_the_note_counts_only_results_of_other_versions(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         (tmp_path / name / RESULT_FILE).write_text(json.dumps({"environment": env}))
         runs.append({"dir": name, "status": "completed" if name == "ran-now" else "skipped"})
-    note = Sweep.other_code_note(SimpleNamespace(dir=tmp_path, runs=runs))
+    note = summary_notes(tmp_path, runs, started_at="")
     assert note == " (3 results from another code version kept; overwrite=true re-runs them)"
-    assert Sweep.other_code_note(SimpleNamespace(dir=tmp_path, runs=runs[:1])) == ""
+    assert summary_notes(tmp_path, runs[:1], started_at="") == ""
 
 
 def git(repo, *args):

@@ -15,6 +15,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.singleton import Singleton
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
@@ -93,8 +94,10 @@ def cli_here(*args: str, env: dict | None = None):
     (runner.__main__.cli): its exit code, stdout and stderr as a CompletedProcess, without the
     ~3 s of CPU a new interpreter spends importing torch and Hydra. For commands that stop
     before any training (bad input, exit 2); what must cross a process boundary (a signal, a
-    dead process, the installed command) keeps a subprocess. Hydra's globals, the logging it
-    configures, the environment, sys.argv, the cwd and the signal handlers are put back."""
+    dead process, the installed command) keeps a subprocess. Hydra's globals (its singletons:
+    HydraConfig stays set after a job), the logging it configures, the environment, sys.argv,
+    the cwd, torch's threads and the signal handlers are put back."""
+    singletons = Singleton.get_state()  # HydraConfig's, the config loader's: as Hydra's tests
     root, saved_env, cwd = logging.getLogger(), dict(os.environ), os.getcwd()
     threads = torch.get_num_threads()  # a run sets its own (threads=)
     handlers, level = root.handlers[:], root.level
@@ -111,6 +114,7 @@ def cli_here(*args: str, env: dict | None = None):
         code = e.code if isinstance(e.code, int) else 1
     finally:
         GlobalHydra.instance().clear()
+        Singleton.set_state(singletons)
         for handler in root.handlers:
             if handler not in handlers:
                 handler.close()

@@ -9,10 +9,9 @@ forward, member_losses, backward, clip_per_member (1) and PackedSGD (lr 1). peer
 one-thread processes, each training its share of the same runs one after another as
 bench/loop.py's `ours` (model.impl=auto's layer on CPU, runner/tasks/loop.py's `step`). Runs:
 batch_size 32, num_steps 35, one-hot, sequential sampling over the Time Machine's first 10,000
-characters from $RUNNER_DATA_DIR (else a seeded random stream of its 28 ids; the output says
-which), each run's offset from its seed. A round: pack, then peer, each --warmup untimed, then
---steps timed steps per run; the peer's interval runs from its jobs' common start (a barrier)
-to the last end. Figures: median over rounds of P x steps x 32 x 35 tokens / interval.
+characters in $RUNNER_DATA_DIR (else seeded random ids; the output says which), offsets from
+the seeds. A round: pack, then peer, each --warmup untimed then --steps timed steps per run
+(the peer's jobs start together: a barrier). Median over rounds of P x steps x 32 x 35 / time.
 """
 import argparse
 import csv
@@ -42,14 +41,8 @@ BATCH, STEPS, LR, CLIP, CHARS = 32, 35, 1.0, 1.0, 10_000  # the study's
 LAYERS = {"rnn": cells.rnn, "gru": cells.gru, "lstm": cells.lstm}
 FULL = {"cells": "gru,lstm,rnn", "hiddens": "32,64,256", "packs": "4,20", "rounds": 5,
         "steps": 10, "warmup": 2}
-QUICK = {"cells": "gru,lstm", "hiddens": "8", "packs": "2", "rounds": 2, "steps": 2,
-         "warmup": 1}  # the code path only (tests/test_bench_packed.py)
-HELP = {"cells": f"comma-separated, of {','.join(LAYERS)}", "hiddens": "num_hiddens values",
-        "packs": "pack sizes P, each >= --jobs", "rounds": "interleaved rounds (median)",
-        "steps": "timed steps per run and round",
-        "warmup": "untimed steps per run before each interval"}
-HEADER = ("| cell | impl | num_hiddens | P | packed tokens/s | peer tokens/s | packed/peer | "
-          "(range) |\n|" + " --- |" * 8)
+QUICK = {"cells": "gru,lstm", "hiddens": "8", "packs": "2", "rounds": 2, "steps": 2, "warmup": 1}
+HEADER = "| cell | impl | num_hiddens | P | packed tokens/s | peer tokens/s | packed/peer | range |"
 COLUMNS = ("cell", "impl", "num_hiddens", "pack", "threads", "jobs", "steps", "rounds",
            "packed_tokens_per_sec", "peer_tokens_per_sec", "ratio", "ratio_min", "ratio_max",
            "packed_tokens", "peer_tokens", "load_average")
@@ -72,9 +65,8 @@ def corpus() -> tuple[torch.Tensor, str]:
 def standalone(cell: str, hidden: int, seed: int) -> LanguageModel:
     """A run's model as runner builds it on CPU (model.impl=auto), seeded."""
     torch.manual_seed(seed)
-    layer = LAYERS[cell]
-    return LanguageModel(VOCAB, implementation(layer, resolve_impl(layer, "auto", "cpu")),
-                         hidden)
+    layer = implementation(LAYERS[cell], resolve_impl(LAYERS[cell], "auto", "cpu"))
+    return LanguageModel(VOCAB, layer, hidden)
 
 
 def batches(ids: torch.Tensor, seed: int):
@@ -129,43 +121,51 @@ class Pack(Run):
         self.opt.step()
 
 
-def timed(runs, warmup: int, steps: int) -> tuple[float, float, int]:
+def timed(runs, warmup: int, steps: int, barrier=None) -> tuple[float, float, int]:
     """Warm-up steps, then `steps` per run one run after another: (start, end, tokens)."""
     for r in runs:
         r.train(warmup)
+    if barrier is not None:  # every job of the peer starts its interval at once
+        barrier.wait()
     start = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on the machine
     tokens = sum(r.train(steps) for r in runs)
     return start, time.monotonic(), tokens
 
 
 def peer_process(ids, barrier, inbox, outbox) -> None:
-    """One job of the peer: builds its runs, then trains them on each ('train', ...) after
-    the other jobs have warmed up too (the barrier), until None."""
+    """One job of the peer: builds its runs, trains them on each ('train', ...), until None."""
     torch.set_num_threads(1)
     runs = []
-    while (job := inbox.get()) is not None:
+    while (job := next_job(inbox)) is not None:
         try:
             if job[0] == "build":
                 runs = [Run(job[1], job[2], s, ids) for s in job[3]]
                 outbox.put(("built",))
             else:
-                for r in runs:
-                    r.train(job[1])
-                barrier.wait()
-                outbox.put(timed(runs, 0, job[2]))
+                outbox.put(timed(runs, job[1], job[2], barrier))
         except Exception:  # noqa: BLE001 -- reported to the parent, which raises it
             barrier.abort()  # the other jobs stop waiting for this one
             outbox.put(("error", traceback.format_exc()))
 
 
+def next_job(inbox):
+    """The parent's next message; None once it is gone (a killed bench leaves no job behind)."""
+    while mp.parent_process().is_alive():
+        try:
+            return inbox.get(timeout=1)
+        except queue.Empty:
+            pass
+    return None
+
+
 class Peer:
-    """`jobs` one-thread processes, alive for the whole bench; runs `seeds[j::jobs]` go to job
-    j. Forked from a fork server that imported this module and ran nothing: no copy of a
-    parent's OpenMP threads, and torch imported once, not once per job."""
+    """`jobs` one-thread processes for the whole bench; runs `seeds[j::jobs]` go to job j. Forked
+    from a fork server that imported torch and ran nothing: no copy of a parent's OpenMP
+    threads, torch imported once (not this module: as __main__ each job re-runs it)."""
 
     def __init__(self, jobs: int, ids: torch.Tensor):
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["bench.packed"])
+        ctx.set_forkserver_preload(["torch", "models.packed", "runner.tasks.loop"])
         self.barrier, self.outbox = ctx.Barrier(jobs), ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(jobs)]
         self.procs = [ctx.Process(target=peer_process, daemon=True,
@@ -173,7 +173,7 @@ class Peer:
         for p in self.procs:
             p.start()
 
-    def build(self, cell: str, hidden: int, seeds: list[int]) -> None:
+    def build(self, cell: str, hidden: int, seeds: range) -> None:
         for j, q in enumerate(self.inboxes):
             q.put(("build", cell, hidden, seeds[j::len(self.inboxes)]))
         self._answers()
@@ -205,9 +205,8 @@ class Peer:
 
 def measure(cell: str, hidden: int, size: int, peer: Peer, ids, args) -> dict:
     """Interleaved rounds of the pack of `size` and the peer over the same runs: one row."""
-    seeds = list(range(size))
-    pack = Pack(cell, hidden, seeds, ids)
-    peer.build(cell, hidden, seeds)
+    pack = Pack(cell, hidden, range(size), ids)  # seeds 0..P-1 on both sides
+    peer.build(cell, hidden, range(size))
     packed, peers, ratios = [], [], []
     for _ in range(args.rounds):
         start, end, packed_tokens = timed([pack], args.warmup, args.steps)
@@ -226,12 +225,13 @@ def measure(cell: str, hidden: int, size: int, peer: Peer, ids, args) -> dict:
 
 
 def parse(argv) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for key, default in FULL.items():
-        p.add_argument(f"--{key}", type=type(default), help=f"{HELP[key]} (default {default})")
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for key, default in FULL.items():  # None: --quick's or the full bench's, below
+        p.add_argument(f"--{key}", type=type(default), help=f"default {default}")
     p.add_argument("--jobs", type=int, default=2, help="the peer's one-thread processes")
     p.add_argument("--threads", type=int, help="the pack's torch threads (default: --jobs)")
-    p.add_argument("--quick", action="store_true", help=f"tiny defaults: {QUICK}")
+    p.add_argument("--quick", action="store_true", help=f"the code path only (the tests): {QUICK}")
     p.add_argument("--out", default="bench/out/packed", help="writes OUT.json and OUT.csv")
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -262,7 +262,7 @@ def main(argv=None) -> list[dict]:
     torch.set_num_threads(args.threads)
     print(f"packed: 1 process x {args.threads} threads; peer: {args.jobs} processes x 1 thread; "
           f"{args.warmup} warm-up + {args.steps} timed steps per run, median of {args.rounds} "
-          f"interleaved rounds; data: {source}\n{HEADER}", flush=True)
+          f"interleaved rounds; data: {source}\n{HEADER}\n|{' --- |' * 8}", flush=True)
     peer, rows = Peer(args.jobs, ids), []
     try:
         for cell in args.cells:

@@ -45,10 +45,11 @@ $(VENV)/.docs: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev,docs]' --config-settings editable_mode=compat
 	touch $@
 
-bench: install ## tokens/sec, GFLOP/s and % of the measured GEMM peak of rnn, lstm, gru (each model.impl), sru, onlstm at 32/256/1024 (ARGS="--d2l PY": d2l interleaved); one layer nn vs fused; our training step vs d2l's around one torch.nn layer; report speed; the note's regression run
+bench: install ## tokens/sec, GFLOP/s and % of the measured GEMM peak of rnn, lstm, gru (each model.impl), sru, onlstm at 32/256/1024 (ARGS="--d2l PY": d2l interleaved); one layer nn vs fused; our training step vs d2l's around one torch.nn layer; packs of 4 and 20 seeds vs 2 jobs x 1 thread (gru, lstm, rnn at 32/64/256); report speed; the note's regression run
 	$(PY) -m bench.throughput $(ARGS)
 	$(PY) -m bench.kernels
 	$(PY) -m bench.loop --cells rnn,lstm
+	$(PY) -m bench.packed
 	$(PY) -m bench.report_speed
 	$(PY) -m bench.regression
 

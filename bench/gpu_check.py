@@ -125,7 +125,8 @@ def main(argv=None) -> int:
         modes = (1, 4, 8) if cuda else (1,)  # the CPU: the code path only, one process
         base = ["data.download=false"] if cuda else cpu_base(out)
         rows = gpu_throughput.table(["rnn"], sizes, modes, args.epochs if cuda else 2, device,
-                                    base, start + TABLE_BY * scale, say=log)
+                                    base, start + TABLE_BY * scale, say=log,
+                                    pack=gpu_throughput.PACK if cuda else 2)
         gpu_throughput.write_csv(out / "throughput.csv", rows)
         summary += ["## Throughput (rnn, model.impl=auto)", "",
                     *gpu_throughput.markdown(rows), ""]

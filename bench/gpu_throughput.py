@@ -11,10 +11,11 @@ meanwhile (nvidia-smi, twice a second) and the runs' own figures read from their
 - peak_alloc_mib: the largest run's torch.cuda.max_memory_allocated (process_peak_rss on CPU);
   gpu_mem_used_max_mib: nvidia-smi's memory.used, all processes and their CUDA contexts.
 
-Packs of 20 (models/packed.py, P models in one) are listed, not measured, until packing lands.
+Packs of 20: `launcher.pack=20`, the 20 seeds of a shape trained as one model in one process
+(docs/packing.md); a member's tokens/sec is its own tokens over its pack's time, so the sum over
+the members is the pack's.
 """
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -66,9 +67,13 @@ class GpuSampler(threading.Thread):
 
 
 def command(cell: str, size: int, jobs: int, epochs: int, device: str, base: list[str],
-            out: Path) -> list[str]:
+            out: Path, pack: bool = False) -> list[str]:
     runs = [*base, f"model={cell}", f"model.num_hiddens={size}", f"train.num_epochs={epochs}",
             f"train.eval_every={epochs}", "sample.num_preds=0", "quiet=true", "store=null"]
+    if pack:  # one process, the serial launcher: `jobs` seeds as one pack
+        return [sys.executable, "-m", "runner", "-m", *runs, f"device={device}",
+                f"launcher.pack={jobs}", f"seed={','.join(map(str, range(jobs)))}",
+                f"hydra.sweep.dir={out}"]
     if jobs == 1:
         return [sys.executable, "-m", "runner", *runs, f"device={device}",
                 f"hydra.run.dir={out}"]
@@ -79,10 +84,11 @@ def command(cell: str, size: int, jobs: int, epochs: int, device: str, base: lis
 
 
 def measure(cell: str, size: int, jobs: int, epochs: int, device: str, base: list[str],
-            timeout: float) -> dict:
+            timeout: float, pack: bool = False) -> dict:
     """One row: the command run to its end (or `timeout`), its runs' results read back."""
-    row = {"cell": cell, "num_hiddens": size, "mode": dict(MODES).get(jobs, f"{jobs} jobs"),
-           "jobs": jobs, "epochs": epochs, "note": ""}
+    mode = f"packs of {jobs}" if pack else dict(MODES).get(jobs, f"{jobs} jobs")
+    row = {"cell": cell, "num_hiddens": size, "mode": mode, "jobs": jobs, "epochs": epochs,
+           "note": ""}
     tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     # the runs use GPU 0 as this process sees it: nvidia-smi counts every GPU of the machine
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
@@ -91,7 +97,7 @@ def measure(cell: str, size: int, jobs: int, epochs: int, device: str, base: lis
         sampler.start()
     start = time.perf_counter()
     # its own process group: at the budget, the sweep's job processes are killed with it
-    proc = subprocess.Popen(command(cell, size, jobs, epochs, device, base, tmp / "out"),
+    proc = subprocess.Popen(command(cell, size, jobs, epochs, device, base, tmp / "out", pack),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -120,28 +126,22 @@ def measure(cell: str, size: int, jobs: int, epochs: int, device: str, base: lis
 
 
 def table(cells, sizes, modes, epochs: int, device: str, base: list[str], deadline: float,
-          say=print) -> list[dict]:
+          say=print, pack: int = PACK) -> list[dict]:
     """Every (cell, jobs, size) row in that order, each given what is left before `deadline`
     (time.monotonic()); once it has passed the rest are listed as skipped."""
     rows = []
     for cell in cells:
-        for jobs in modes:
+        for jobs, packed in [*((jobs, False) for jobs in modes), (pack, True)]:
             for size in sizes:
                 left = deadline - time.monotonic()
                 if left < 10:
-                    row = {"cell": cell, "num_hiddens": size, "mode": dict(MODES).get(jobs),
-                           "jobs": jobs, "note": "skipped: the check's time budget is spent"}
+                    row = {"cell": cell, "num_hiddens": size, "jobs": jobs,
+                           "mode": f"packs of {jobs}" if packed else dict(MODES).get(jobs),
+                           "note": "skipped: the check's time budget is spent"}
                 else:
-                    row = measure(cell, size, jobs, epochs, device, base, left)
+                    row = measure(cell, size, jobs, epochs, device, base, left, packed)
                 rows.append(row)
                 say(line(row))
-        why = ("not measured: no packed runner in this table yet" if
-               importlib.util.find_spec("models.packed") else
-               "skipped: packing (models/packed.py) has not landed")
-        for size in sizes:
-            rows.append({"cell": cell, "num_hiddens": size, "mode": f"packs of {PACK}",
-                         "jobs": PACK, "note": why})
-        say(f"  packs of {PACK}: {why}")
     return rows
 
 

@@ -3,6 +3,7 @@ program (tests/note_regression.py, its warm-up written as the runner's) against 
 runner (`data=synthetic note=lr1e-3_warmup`), then their trained fractions compared.
 
     nice -n 15 python -m bench.note_warmup [--seeds 0-9] [--jobs 2] [--eval-batches 1000]
+                                           [--only runner|program]
                                            [--out results/note_warmup]
     python -m bench.note_warmup --compare [--out results/note_warmup]
 
@@ -107,6 +108,8 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=ROOT / "results" / "note_warmup")
     p.add_argument("--eval-batches", type=int, default=1000,
                    help="fresh batches scored after training (default 1000, the note's)")
+    p.add_argument("--only", choices=("runner", "program"),
+                   help="run one side only (the other's seeds where its runs already stand)")
     p.add_argument("--compare", action="store_true", help="compare what is in OUT/runs.csv")
     p.add_argument("--one", type=int, metavar="SEED", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -127,7 +130,7 @@ def main(argv=None):
     # the first seed of both, to check they agree, then every runner seed, then the rest
     order = [("runner", first), ("program", first)] + [
         (prog, s) for prog in ("runner", "program") for s in range(first + 1, last + 1)]
-    todo = [job for job in order if job not in done]
+    todo = [job for job in order if job not in done and args.only in (None, job[0])]
 
     lock = threading.Lock()
 

@@ -18,6 +18,7 @@ not bit-identical. A run is ~4 min on an idle core (docs/note.md, Cost).
 """
 import argparse
 import csv
+import fcntl
 import io
 import json
 import os
@@ -136,9 +137,9 @@ def main(argv=None):
 
     def run_and_save(job):
         row = one(*job, args.out, args.eval_batches)
-        with lock:  # one writer of the CSV at a time
-            rows.append(row)
-            write_rows(path, rows)
+        with lock, (args.out / "runs.lock").open("w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # another bench on the same folder may write too
+            write_rows(path, [*read_rows(path), row])
         print(json.dumps(row), flush=True)
 
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -18,6 +18,13 @@ class Net(nn.Module):
         return self.fc_out(self.encoder(self.fc_in(x)))
 
 
+def linear_warmup(i, warmup_steps):
+    """The lr factor of update i (0-based), as runner/tasks/loop.py's warmup_factor: the first
+    update gets 1/warmup_steps of the lr and update warmup_steps - 1 the full lr. LambdaLR
+    applies factor(0) when built, so update i runs at factor(i)."""
+    return 1.0 if i >= warmup_steps else (i + 1) / warmup_steps
+
+
 def note_program(seed=0, batch=16, length=10, dim=50, d_model=256, heads=4, ffn=2048,
                  layers=6, dropout=0.1, lr=1e-3, steps=1000, warmup_steps=0,
                  eval_steps=1000, init=None):
@@ -30,10 +37,7 @@ def note_program(seed=0, batch=16, length=10, dim=50, d_model=256, heads=4, ffn=
         init(model)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
-    def factor(i):
-        return 1.0 if i >= warmup_steps else (i + 1) / warmup_steps
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: linear_warmup(i, warmup_steps))
 
     def draw():
         a = torch.randn(batch, length, dim)

@@ -17,7 +17,7 @@ from runner.run.interrupt import Interrupted
 from runner.run.validate import validate
 from runner.tasks import build_task
 from tests.helpers import TINY_REGRESSION, compose_config
-from tests.note_regression import note_program
+from tests.note_regression import linear_warmup, note_program
 
 SIZES = {"dim": 4, "d_model": 8, "heads": 2, "ffn": 16, "layers": 2}
 TIMING = {"tokens_per_sec", "tokens_per_sec_epoch_median", "train_seconds",
@@ -55,6 +55,41 @@ def test_a_run_is_the_note_program_bit_for_bit(tmp_path, seed, warmup, extra):
     assert result["model_class"] == "models.EncoderRegressor"
     assert result["dataset"]["shape"] == [16, 10, 4] and result["dataset"]["sha1"] is None
     assert "train_perplexity" not in result["curves"]
+
+
+def test_the_note_program_warms_up_as_the_runner():
+    """Issue 26: the lr of each update under note=lr1e-3_warmup (10 of 1,000 steps), from the
+    runner's scheduler, is the transcription's: 1/10 of the lr first, the full lr from the
+    10th update (0-based 9) on."""
+    from runner.tasks.loop import make_scheduler
+    cfg = compose_config("data=synthetic", "note=lr1e-3_warmup")
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.optim.lr)
+    scheduler = make_scheduler(optimizer, cfg, cfg.data.steps_per_epoch)
+    lrs = []
+    for _ in range(12):
+        lrs.append(optimizer.param_groups[0]["lr"])  # the lr this update runs at
+        optimizer.step()
+        scheduler.step()
+    assert lrs == [1e-3 * linear_warmup(i, 10) for i in range(12)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[8] == pytest.approx(9e-4)
+    assert lrs[9:] == [1e-3] * 3
+
+
+@pytest.mark.slow
+def test_the_note_sized_warm_up_run_is_the_note_program_bit_for_bit(tmp_path):
+    """The note's sizes (6 layers, d_model 256, batch 16 x 10 x 50), lr 1e-3, a 10-step
+    warm-up, 12 updates: the runner's MSE is the transcription's to the last bit, so the
+    warm-up row's 10-seed comparison (bench/note_warmup.py) compares one program with itself
+    unless something outside the code (threads, the machine) differs."""
+    result = run(compose_config("data=synthetic", "note=lr1e-3_warmup", "train.warmup=0.84",
+                                "train.num_epochs=2", "data.steps_per_epoch=6",  # 10 of 12
+                                "data.eval_batches=2", "threads=1", "quiet=true",
+                                "store=null"), tmp_path / "run")
+    losses, avg = note_program(seed=0, steps=12, warmup_steps=10, eval_steps=2)
+    assert result["metrics"]["mse"] == avg
+    windows = [statistics.fmean(losses[i:i + 6]) for i in (0, 6)]
+    assert result["curves"]["train_mse"] == pytest.approx(windows, rel=1e-6)
+    assert result["curves"]["lr"] == pytest.approx([6e-4, 1e-3])  # each epoch's last update
 
 
 def test_the_same_seed_gives_the_same_mse_and_another_seed_another(tmp_path):

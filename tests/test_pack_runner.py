@@ -5,8 +5,6 @@ to 1e-4 (relative), over whole results."""
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,9 +20,8 @@ from runner.run.checkpoint import CHECKPOINT_FILE
 from runner.run.pack import pack_problem, run_pack
 from runner.run.validate import validate
 from runner.sweep.packs import outcomes_of, pack_groups
-from tests.helpers import compose_config, tiny_overrides, write_corpus
+from tests.helpers import cli_here, compose_config, tiny_overrides, write_corpus
 
-ROOT = Path(__file__).resolve().parent.parent
 # what a member must reproduce of its standalone run (timings aside)
 CURVES = ("epoch", "train_perplexity", "val_perplexity", "val_epoch", "lr", "train_tokens")
 METRICS = ("train_perplexity", "best_train_perplexity", "val_perplexity",
@@ -199,12 +196,11 @@ def test_groups_hold_up_to_n_runs_of_one_point():
         "completed", "skipped", "failed"]
 
 
-@pytest.mark.slow  # two sweeps through the CLI
+@pytest.mark.slow  # two sweeps through the command line's entry point
 def test_a_packed_sweep_equals_the_unpacked_sweep(corpus, tmp_path):
     def sweep(folder, *args):
-        cmd = [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus), "model=gru",
-               "train.num_epochs=2", "repeats=3", f"hydra.sweep.dir={folder}", *args]
-        return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=300)
+        return cli_here("-m", *tiny_overrides(corpus), "model=gru", "train.num_epochs=2",
+                        "repeats=3", f"hydra.sweep.dir={folder}", *args)
 
     done = sweep(tmp_path / "packed", "launcher.pack=2")
     assert done.returncode == 0, done.stderr

@@ -58,10 +58,10 @@ def test_runs_two_experiments_share_are_trained_once_and_tokens_are_the_runs(cor
 
 
 def test_plan_prints_and_runs_nothing(capsys, corpus_dir, tmp_path):
-    code = main(["--plan", "--quick", "--only", "num_layers", "--out", str(tmp_path / "out"),
-                 *tiny_overrides(corpus_dir), "train.num_epochs=1"])
+    code = main(["--plan", "--quick", "--only", "lr", "--out", str(tmp_path / "out"),
+                 *tiny_overrides(corpus_dir), "train.num_epochs=1"])  # one shape to time
     out = capsys.readouterr().out
-    assert code == 0 and "| num_layers | 10 | 10 |" in out
+    assert code == 0 and "| lr | 10 | 10 |" in out and "timing 1 of 1 model shapes" in out
     assert not (tmp_path / "out").exists()  # nothing written, nothing trained
 
 

@@ -86,6 +86,13 @@ def test_each_member_equals_its_run_alone(corpus, tmp_path, dtype, tol, seeds, e
         assert_same_run(p, a, tol)
         assert p["run_id"] != a["run_id"] and p["sample"]["prefix"] == a["sample"]["prefix"]
     assert len({p["run_id"] for p in packed}) == len(seeds)  # runs of their own
+    # a member's tokens/sec is its own tokens over its pack's round (every member's epoch), so
+    # the members' sum is the pack's: all its tokens over the round, counted here
+    for e in range(len(packed[0]["curves"]["epoch"])):
+        [round_s] = {p["curves"]["train_seconds"][e] for p in packed}
+        tokens = sum(p["curves"]["train_tokens"][e] for p in packed)
+        assert sum(p["curves"]["tokens_per_sec"][e] for p in packed) == pytest.approx(
+            tokens / round_s, rel=1e-12)
     written = json.loads((tmp_path / "pack1" / RESULT_FILE).read_text())
     assert written["curves"]["train_perplexity"] == packed[1]["curves"]["train_perplexity"]
 

@@ -1,10 +1,12 @@
 """`python -m runner [overrides...]`: compose the config with Hydra and run it.
 
 Exit codes: 0 when the run completed or diverged (a sweep: no run failed); 1 when a run failed
-(a sweep: any run failed or was interrupted); 2 for bad input, refused before any work with one
+(a sweep: any run failed or was interrupted), or could not write its outputs (a full disk:
+one line, no traceback); 2 for bad input, refused before any work with one
 message (`error: ...`) and no traceback: a config Hydra cannot compose (an unknown option of a
 group, an unknown key), a bad value, a bad corpus file, an output folder that cannot be used.
 """
+import errno
 import re
 import shlex
 import sys
@@ -55,6 +57,14 @@ def main(cfg: DictConfig) -> str | list[str] | float:
         print(f"interrupted ({e}): {e.kept}; this command continues it: "
               f"{resume_command(hydra_cfg.runtime.output_dir)}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except OSError as e:  # a disk that filled (or a folder lost) while it trained: one line
+        # the checkpoints are written atomically: the last one is whole, and the run goes on
+        # from it; the result could not be written, so nothing says `completed` wrongly
+        free = " free some space, then" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(f"error: the run could not write to {hydra_cfg.runtime.output_dir}: {e};{free} "
+              f"this command continues it from its last checkpoint: "
+              f"{resume_command(hydra_cfg.runtime.output_dir)}", file=sys.stderr)
+        sys.exit(1)
 
 
 def resume_command(output_dir: str, argv: list[str] | None = None) -> str:

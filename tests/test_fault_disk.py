@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from runner.errors import ConfigError
 from runner.result import RESULT_FILE, read_result
 from runner.run import run, store
+from runner.run.checkpoint import CHECKPOINT_FILE
 from runner.run.claim import CLAIM_FILE, claim
 from runner.run.output import check_output_folder
 from runner.sweep.sweeper import MANIFEST
-from tests.helpers import tiny_overrides
+from tests.helpers import cli_here, tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,6 +121,42 @@ def test_a_disk_that_fills_mid_sweep_gives_one_line_per_failed_write(corpus_dir,
     assert full.returncode == 2, outcome(full)
     assert "No space left on device; free some space" in full.stderr
     assert not list((small_disk / "other").rglob("*.json"))
+
+
+def test_a_disk_that_fills_mid_run_gives_one_line_and_the_run_resumes(corpus_dir, small_disk):
+    """A single run (not a sweep) whose disk fills while it trains: one line saying so and
+    how to go on, exit 1, no traceback; its last checkpoint intact, so once space is freed
+    the printed command finishes the run from it."""
+    out = small_disk / "run"
+    args = [*tiny_overrides(corpus_dir), "train.num_epochs=12", "train.checkpoint_every=1",
+            f"hydra.run.dir={out}"]
+    filled = {}
+
+    def fill_after_a_checkpoint():
+        deadline = time.time() + 60
+        while not (out / CHECKPOINT_FILE).exists() and time.time() < deadline:
+            time.sleep(0.005)
+        filled["file"] = fill(small_disk)
+
+    filler = threading.Thread(target=fill_after_a_checkpoint)
+    filler.start()
+    done = cli_here(*args)
+    filler.join()
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert "Traceback" not in said and "Logging error" not in said, said
+    lines = [line for line in done.stderr.splitlines() if "No space left on device" in line]
+    assert len(lines) == 1 and "free some space" in lines[0], said
+    assert "hydra.run.dir=" in lines[0]  # the command that continues it
+    kept = torch.load(out / CHECKPOINT_FILE, weights_only=False)  # intact, loadable
+    assert 1 <= len(kept["history"]["epoch"]) < 12
+
+    filled["file"].unlink()  # space freed: the same command finishes the run
+    again = cli_here(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    result = read_result(out / RESULT_FILE)
+    assert result["status"] == "completed" and result["resumed_from_epoch"][0] >= 1
+    assert len(result["curves"]["train_perplexity"]) == 12
 
 
 # ---------------------------------------------------------------- 4. claims

@@ -59,7 +59,7 @@ report: install ## the report of every sweep folder under results/ (runs.csv, su
 reproduce: install ## the study in full (GPUs advised): REPEATS=20 EPOCHS=500 -> results/reproduce/
 	$(PY) -m runner.reproduce --repeats $(REPEATS) --epochs $(EPOCHS) --out results/reproduce $(ARGS)
 
-plan: install ## what make reproduce costs, before it runs: runs, trained runs, tokens, hours (ARGS="--quick", "--jobs N", "--timings gpu-check/shape_timings.json": a GPU's)
+plan: install ## what make reproduce costs, before it runs: runs, trained runs, tokens, hours (ARGS="--quick", "--jobs N", "--timings gpu-check/shape_timings.json": a GPU's; "--pack 20": also in packs of 20 seeds)
 	$(PY) -m runner.reproduce --plan --repeats $(REPEATS) --epochs $(EPOCHS) $(ARGS)
 
 reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 epochs; the note's tables 50 steps) -> results/reproduce-quick/

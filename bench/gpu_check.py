@@ -7,8 +7,9 @@
 2. the CUDA tests: pytest -m cuda tests/test_cuda.py (they skip without a GPU);
 3. the throughput table (bench/gpu_throughput.py): rnn at 32, 256 and 1024 units, one run per
    process, then 4 and 8 jobs sharing the GPU;
-4. the study's model shapes timed on the GPU (runner/plan.py), saved as the file that
-   `make plan ARGS="--timings FILE"` estimates the study from, and that estimate.
+4. the study's model shapes timed on the GPU (runner/plan.py), alone and as packs of 20 seeds
+   (runner/plan_pack.py), saved as the file that `make plan ARGS="--timings FILE --pack 20"`
+   estimates the study from, and that estimate.
 
 Written under DIR ($OUT if set, else gpu-check/): log.txt (what it printed; when $OUT/log.txt
 exists already, .device/gpu is teeing the output there and it is left to it), throughput.csv,
@@ -139,7 +140,8 @@ def main(argv=None) -> int:
         left = args.budget - (time.monotonic() - start)
         plan = [sys.executable, "-m", "runner.reproduce", "--plan", "--device",
                 "cuda" if cuda else "cpu", "--save-timings", str(out / "shape_timings.json"),
-                "--budget", str(max(1, int(left - 30)))]  # 30 s: planning, then the table
+                "--budget", str(max(1, int(left - 30))),  # 30 s: planning, then the table
+                "--pack", "20" if cuda else "2"]  # and as packs of each point's seeds
         if not cuda:
             plan += ["--quick", "--only", "lr", *cpu_base(out), "train.num_epochs=1"]  # 1 shape
         code, lines = stream(plan, log, left)

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from runner.hydra_private import basic_sweeper, job_folder
+from runner.plan_pack import packed_costs
 from runner.result import without
 from runner.run.identity import Identity
 from runner.sweep.sweeper import exclude_keys, with_seed_axis
@@ -47,11 +49,13 @@ class Run:
     cfg: object  # the composed DictConfig
     identity: str = field(init=False)
     shape: str = field(init=False)
+    point: str = field(init=False)  # its sweep point: the identity but the seed
 
     def __post_init__(self):
         identity = Identity.of(self.cfg, data_sha1=None)  # one data file per data set here
         self.identity = identity.digest()
         self.shape = json.dumps(without(identity.config, COST_FREE), sort_keys=True)
+        self.point = json.dumps(without(identity.config, ("seed",)), sort_keys=True)
 
 
 def planned_runs(experiment: str, args: list[str], conf_dir: str) -> list[Run]:
@@ -130,14 +134,22 @@ def time_shape(cfg, threads: int, device: str = "cpu") -> Timing:
         for key, small in SHRINK.get(cfg.data.task, ()):
             scale[key] = OmegaConf.select(cfg, key) / small
             OmegaConf.update(cfg, key, small)
+    with timing_here(threads):
+        return _time(cfg, scale, torch.device(device))
+
+
+@contextmanager
+def timing_here(threads: int):
+    """This process set as a run's for timing: `threads` torch threads, and a run's own
+    warnings and log lines kept out of the plan's."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     quiet = logging.getLogger("runner")
-    level, quiet.level = quiet.level, logging.ERROR  # a run's own warnings: not the plan's
+    level, quiet.level = quiet.level, logging.ERROR
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _time(cfg, scale, torch.device(device))
+            yield
     finally:
         torch.set_num_threads(before)
         quiet.setLevel(level)
@@ -192,11 +204,12 @@ def makespan(seconds: list[float], workers: int) -> float:
 
 def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print,
          timings: str | None = None, device: str = "cpu", save: str | None = None,
-         budget: float | None = None) -> list[str]:
+         budget: float | None = None, pack: int = 1) -> list[str]:
     """The plan's lines (Markdown): each experiment's runs, distinct runs, training tokens and
-    estimated hours, serial and with `jobs` parallel jobs; `commands`: name -> its argv.
-    `timings`: a shape-timing file (`save` writes one: timings.py) whose shapes are not timed
-    again; the others are timed on `device`, within `budget` seconds when given."""
+    estimated hours, serial and with `jobs` parallel jobs, and with `pack` > 1 serial in packs
+    of that many seeds (plan_pack.py); `commands`: name -> its argv. `timings`: a shape-timing
+    file (`save` writes one: timings.py) whose shapes are not timed again; the others are timed
+    on `device`, within `budget` seconds when given."""
     cores = len(os.sched_getaffinity(0))
     threads = {"serial": cores, "parallel": max(1, cores // jobs)}
     runs = [r for e in experiments for r in planned_runs(e.name, commands[e.name], conf_dir)]
@@ -221,13 +234,18 @@ def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print,
         timed[shape] = {mode: time_shape(cfg, n, device) for mode, n in modes.items()
                         if mode == "serial" or n != cores}
         timed[shape].setdefault("parallel", timed[shape]["serial"])
+    if pack > 1:
+        from runner.plan_pack import time_packs
+        time_packs(list(first.values()), timed, pack, cores, device, say,
+                   None if budget is None else budget - (time.perf_counter() - start))
     took = time.perf_counter() - start
     if save:
         write_timings(save, {s: timed[s] for s in shapes if s in timed}, device, jobs)
         say(f"wrote {save}: {len(timed)} shapes")
     if missing := [s for s in shapes if s not in timed]:
         return [f"{len(missing)} of {len(shapes)} model shapes untimed: no estimate"]
-    rows, totals = [], {"runs": 0, "distinct": 0, "tokens": 0, "serial": 0.0, "parallel": 0.0}
+    rows, totals = [], {"runs": 0, "distinct": 0, "tokens": 0, "serial": 0.0, "parallel": 0.0,
+                        "packed": 0.0}
     for e in experiments:
         mine = [r for r in runs if r.experiment == e.name]
         trained = [r for r in mine if first[r.identity] is r]
@@ -237,15 +255,19 @@ def plan(experiments, commands: dict, jobs: int, conf_dir: str, say=print,
                "tokens": sum(timed[r.shape]["serial"].epoch_tokens * r.cfg.train.num_epochs
                              for r in trained),
                "serial": sum(cost["serial"]) + EXPERIMENT_OVERHEAD,
-               "parallel": makespan(cost["parallel"], jobs) + EXPERIMENT_OVERHEAD}
+               "parallel": makespan(cost["parallel"], jobs) + EXPERIMENT_OVERHEAD,
+               "packed": (sum(packed_costs(trained, timed, pack)) if pack > 1 else 0.0)
+               + EXPERIMENT_OVERHEAD}
         rows.append((e.name, row))
         totals = {k: totals[k] + row[k] for k in totals}
     head = (f"| experiment | runs | trained (distinct) | training tokens | serial, {cores} "
-            f"threads | launcher=parallel, {jobs} jobs x {threads['parallel']} threads |")
-    lines = [head, "| --- | --- | --- | --- | --- | --- |"]
+            f"threads | launcher=parallel, {jobs} jobs x {threads['parallel']} threads |"
+            + (f" launcher.pack={pack}, serial |" if pack > 1 else ""))
+    lines = [head, "| --- | --- | --- | --- | --- | --- |" + (" --- |" if pack > 1 else "")]
     for name, row in [*rows, ("total", totals)]:
         lines.append(f"| {name} | {row['runs']:,} | {row['distinct']:,} | {row['tokens']:,} | "
-                     f"{_hours(row['serial'])} | {_hours(row['parallel'])} |")
+                     f"{_hours(row['serial'])} | {_hours(row['parallel'])} |"
+                     + (f" {_hours(row['packed'])} |" if pack > 1 else ""))
     reused = totals["runs"] - totals["distinct"]
     lines += ["", f"{totals['runs']:,} runs, {totals['distinct']:,} trained: {reused:,} asked "
               f"for again by a later experiment are copied from the store. Estimated from "

@@ -154,11 +154,16 @@ def main(argv=None, folder: Path = EXPERIMENT_DIR, settings: Path = SETTINGS_FIL
     p.add_argument("--device", default="cpu", help="--plan: time the shapes on this device")
     p.add_argument("--save-timings", help="--plan: write the shape timings to this file")
     p.add_argument("--budget", type=float, help="--plan: seconds to spend timing shapes")
+    p.add_argument("--pack", type=int, default=1, help="--plan: also estimate the study with "
+                   "launcher.pack=N (each point's seeds trained in packs of N; docs/packing.md)")
     p.add_argument("overrides", nargs="*", help="runner overrides for every sweep, e.g. "
                    "launcher=parallel launcher.jobs_per_device=4")
     args = p.parse_args(argv)
     repeats, epochs = ((reduced["repeats"], reduced["epochs"]) if args.quick
                        else (args.repeats, args.epochs))
+    if args.pack < 1:
+        p.error(f"--pack {args.pack}: a pack holds at least one run; give an integer >= 1 "
+                f"(1: each run alone)")
     names = [e.name for e in experiments]
     chosen = args.only.split(",") if args.only else names
     if unknown := set(chosen) - set(names):
@@ -171,7 +176,7 @@ def main(argv=None, folder: Path = EXPERIMENT_DIR, settings: Path = SETTINGS_FIL
 
         print("\n".join(plan([e for e in experiments if e.name in chosen], commands, args.jobs,
                              str(CONF), timings=args.timings, device=args.device,
-                             save=args.save_timings, budget=args.budget)))
+                             save=args.save_timings, budget=args.budget, pack=args.pack)))
         return 0
     done = []
     for exp in experiments:

@@ -8,7 +8,11 @@ made from another machine's figures (`make plan ARGS="--timings FILE"`). A GPU's
      "shapes": [{"shape": {...the run's config, COST_FREE keys left out...},
                  "serial": {"setup": s, "epoch": s, "evaluation": s, "outputs": s,
                             "epoch_tokens": n},
-                 "parallel": {...}}]}
+                 "parallel": {...},
+                 "pack": {"members": 20, "round": s, "epoch_tokens": n}}]}
+
+"pack", where the plan was asked for packs (`--pack N`): one round of a pack of that many
+seeds of the shape (runner/plan_pack.py).
 
 A shape is matched by its config (runner/plan.py Run.shape), so a file serves every plan whose
 runs have those shapes, whatever their seeds, epochs or learning rates. `parallel_timed` false:
@@ -43,6 +47,7 @@ def write_timings(path, timed: dict, device: str, jobs: int) -> None:
 def read_timings(path) -> tuple[dict, str]:
     """The file's timings by shape (as plan keys them), and a line saying where they are from."""
     from runner.plan import Timing  # plan imports this module
+    from runner.plan_pack import PackTiming
 
     try:
         doc = json.loads(open(path).read())
@@ -53,5 +58,8 @@ def read_timings(path) -> tuple[dict, str]:
                           f"{doc.get('format')!r}, expected {FORMAT!r}; make gpu-check writes one)")
     timed = {json.dumps(entry["shape"], sort_keys=True):
              {m: Timing(**entry[m]) for m in ("serial", "parallel")} for entry in doc["shapes"]}
+    for entry in doc["shapes"]:  # a pack's round, where the plan timed one (--pack N)
+        if "pack" in entry:
+            timed[json.dumps(entry["shape"], sort_keys=True)]["pack"] = PackTiming(**entry["pack"])
     parallel = "" if doc["parallel_timed"] else ", parallel column = serial timings"
     return timed, f"{doc['device_name']} ({doc['device']}, {doc['written_at']}{parallel})"

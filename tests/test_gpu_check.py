@@ -46,9 +46,13 @@ def test_the_check_writes_its_files_on_the_cpu(tmp_path):
     assert timings["format"] == "runner-shape-timings/1" and timings["device"] == "cpu"
     assert len(timings["shapes"]) == 1  # --cpu: the lr experiment's one shape
     assert all(s["serial"]["epoch"] > 0 for s in timings["shapes"])
+    pack = timings["shapes"][0]["pack"]  # --pack 2: the shape timed as a pack of its 2 seeds
+    assert pack["members"] == 2 and pack["round"] > 0
+    assert pack["epoch_tokens"] == 2 * timings["shapes"][0]["serial"]["epoch_tokens"]
 
     summary = (out / "summary.md").read_text()
     assert re.search(r"pytest exit 0: \d+ skipped in ", summary)  # every CUDA test, none run
     throughput, study = tables_in(summary)
     assert throughput[0][:3] == ["cell", "num_hiddens", "mode"] and len(throughput) == 3
     assert study[-1][0] == "total" and study[-1][1] == "10"
+    assert study[0][-1] == "launcher.pack=2, serial" and study[-1][-1].endswith(("s", "min"))

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from runner.errors import ConfigError
 from runner.plan import RUN_OVERHEAD, Timing, makespan, plan, planned_runs
+from runner.plan_pack import PackTiming, packed_costs
 from runner.reproduce import main
 from runner.run import run
 from tests.helpers import CONF, compose_config, tiny_overrides
@@ -88,3 +89,54 @@ def test_a_timing_file_replaces_the_measuring(corpus_dir, tmp_path):
     file.write_text("{}")
     with pytest.raises(ConfigError, match="not a shape-timing file"):
         plan(experiments, commands, 2, str(CONF), timings=str(file))
+
+
+def test_packed_costs_charge_a_pack_its_members_parts_and_one_round_per_epoch():
+    """launcher.pack in the plan (runner/plan_pack.py): a point's 5 trained runs in packs of
+    2 launch 3 jobs, [2, 2, 1]; a pack pays each member's own set-up, evaluations and outputs
+    and one round per epoch; the lone last run costs what it costs alone."""
+    cfg = OmegaConf.create({"train": {"num_epochs": 10, "eval_every": 5}})
+    solo = Timing(setup=2.0, epoch=0.5, evaluation=0.25, outputs=1.0, epoch_tokens=100)
+    timed = {"s": {"serial": solo, "pack": PackTiming(members=2, round=0.75, epoch_tokens=200)},
+             "t": {"serial": solo}}  # a shape that cannot pack: no pack timing
+    runs = [SimpleNamespace(shape="s", point="p", cfg=cfg) for _ in range(5)]
+    alone = 2.0 + 10 * 0.5 + 2 * 0.25 + 1.0 + RUN_OVERHEAD
+    member = 2.0 + 2 * 0.25 + 1.0  # evaluations after epochs 5 and 10
+    assert packed_costs(runs, timed, 2) == pytest.approx(
+        [2 * member + 10 * 0.75 + RUN_OVERHEAD] * 2 + [alone])
+    other = [SimpleNamespace(shape="s", point="q", cfg=cfg)]  # another point: its own pack
+    assert len(packed_costs(runs[:2] + other, timed, 4)) == 2
+    unpackable = [SimpleNamespace(shape="t", point="r", cfg=cfg) for _ in range(3)]
+    assert packed_costs(unpackable, timed, 2) == pytest.approx([alone] * 3)
+
+
+def test_a_pack_is_timed_as_a_round_of_every_members_tokens(corpus_dir, tmp_path):
+    """The plan's --pack column, end to end on the tiny corpus: each shape timed as a pack of
+    its point's 3 seeds, one round holding 3 runs' epoch tokens (counted a second way: the
+    shape timed alone), saved with the shape timings and read back, timing nothing again."""
+    commands = {"a": ["-m", *tiny_overrides(corpus_dir), "train.num_epochs=2", "threads=1",
+                      "repeats=3"]}
+    experiments, file, said = [SimpleNamespace(name="a")], tmp_path / "timings.json", []
+    lines = plan(experiments, commands, 2, str(CONF), say=said.append, save=str(file), pack=4)
+    assert "timing 1 model shapes as packs of up to 4" in said[1]
+    entry = json.loads(file.read_text())["shapes"][0]
+    assert entry["pack"]["members"] == 3  # the point has 3 seeds: a pack of 3, not 4
+    assert entry["pack"]["epoch_tokens"] == 3 * entry["serial"]["epoch_tokens"]
+    assert entry["pack"]["round"] > 0
+    assert lines[0].endswith("| launcher.pack=4, serial |")
+    doc = json.loads(file.read_text())
+    doc["shapes"][0]["pack"]["round"] = 3600.0  # a slow pack: an hour a round
+    file.write_text(json.dumps(doc))
+    said.clear()
+    lines = plan(experiments, commands, 2, str(CONF), say=said.append, timings=str(file),
+                 pack=4)
+    assert "timing 0 model shapes as packs" in said[1]
+    packed = [c.strip() for c in lines[3].strip("|").split("|")][-1]
+    assert packed == "2.0 h"  # one pack of 3, 2 epochs x 1 h, and seconds besides
+
+
+def test_plan_pack_below_one_is_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--plan", "--pack", "0"])
+    said = capsys.readouterr().err
+    assert e.value.code == 2 and "--pack 0: a pack holds at least one run" in said

@@ -180,7 +180,7 @@ def test_a_bad_pack_size_is_refused(corpus, value):
     (["model=transformer"], "cannot pack model=transformer"),
     (["model.bidirectional=true"], "cannot pack model.bidirectional=true"),
     (["optim=adam"], "packs step plain SGD"),
-    (["data=tatoeba"], "cannot pack data.task=translation"),
+    (["data=synthetic"], "cannot pack data.task=regression"),  # translation packs
     (["launcher=slurm"], "not supported with launcher=slurm"),
     (["launcher=parallel", "launcher.fresh_process=true"], "fresh processes"),
     (["model.num_layers=2", "model.dropout=0.2"], "cannot pack model.dropout=0.2"),

@@ -41,9 +41,14 @@ def line(i, j, k=0):
 
 @pytest.fixture
 def fra_dir(tmp_path) -> Path:
-    """A small fra.txt in the file's format (English, tab, French, tab, attribution): the
-    study's sentences but "he's calm ." (absent from the local file too), training lines, then
-    held-out sentences with lines repeating training sources among them, and a bad line."""
+    return write_fra(tmp_path)
+
+
+def write_fra(root: Path) -> Path:
+    """A small fra.txt in the file's format (English, tab, French, tab, attribution) under
+    `root`/fra-eng: the study's sentences but "he's calm ." (absent from the local file
+    too), training lines, then held-out sentences with lines repeating training sources among
+    them, and a bad line. Read it with overrides(root)."""
     rng = random.Random(0)
     lines = [f"{e[0].upper()}{e[1:]}\t{f}\tCC-BY" for e, f in STUDY_SENTENCES
              if e != "he's calm ."]
@@ -55,9 +60,9 @@ def fra_dir(tmp_path) -> Path:
         lines += [line(i, j, k) for k in range(len(SUBJECTS[i][1]))]
         if n % 2:
             lines.append(line(*seen[n]))  # a training source again: skipped
-    (tmp_path / "fra-eng").mkdir()
-    (tmp_path / "fra-eng" / "fra.txt").write_text("\n".join(lines) + "\n")
-    return tmp_path
+    (root / "fra-eng").mkdir()
+    (root / "fra-eng" / "fra.txt").write_text("\n".join(lines) + "\n")
+    return root
 
 
 def overrides(root):

@@ -1,5 +1,6 @@
 """launcher.pack=N: runs of one sweep point that differ only by seed, trained in one process
-as one PackedLM (models/packed.py, docs/packing.md).
+as one PackedLM (models/packed.py; translation's encoder-decoder a PackedSeq2Seq,
+models/packed_seq2seq.py; docs/packing.md).
 
 Each member is a run of its own, and goes through a run's own code: run()'s preparation
 (validation, its folder, resume, the store, its checkpoint: execute.prepare), its model built,
@@ -25,10 +26,14 @@ from runner.run.output import log_file_fails_in_one_line
 from runner.run.training import Training
 from runner.tasks.language_model import language_model
 from runner.tasks.pack_loop import fit_pack
+from runner.tasks.translation import seq2seq
 
 log = logging.getLogger(__name__)
 PACKED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")  # serial, parallel
 FIX = "train it unpacked (launcher.pack=1)"
+PACKED_TASKS = {  # data.task: its model from conf/model/, on tiny vocabularies, to ask pack()
+    "language_model": lambda model: language_model(model, 3, "cpu"),
+    "translation": lambda model: seq2seq(model, 3, 3, "cpu")}
 
 
 def run_pack(cfgs: list[DictConfig], out_dirs: list[Path],
@@ -123,11 +128,16 @@ def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
     if cfg.launcher.get("fresh_process") is True:
         return (f"launcher.pack={n} cannot run in fresh processes (launcher.fresh_process=true)"
                 f" yet: use launcher.fresh_process=auto (a pack stays in its worker), or {FIX}")
-    if cfg.data.get("task") != "language_model":
-        return (f"launcher.pack={n} cannot pack data.task={cfg.data.get('task')}: packs train "
-                f"recurrent language models only; {FIX}")
+    task = cfg.data.get("task")
+    if task not in PACKED_TASKS:
+        return (f"launcher.pack={n} cannot pack data.task={task}: packs train recurrent "
+                f"language models and translation's encoder-decoder only; {FIX}")
+    if task == "translation" and cfg.model.get("attention"):
+        return (f"launcher.pack={n} cannot pack model.attention=true: packs hold translation's "
+                f"encoder-decoder without attention (its attention decoder is not written per "
+                f"member); use model.attention=false, or {FIX}")
     try:
-        PackedLM.pack([language_model(cfg.model, 3, "cpu")])
+        PackedLM.pack([PACKED_TASKS[task](cfg.model)])
     except ValueError as e:
         fix = "" if "launcher.pack=1" in str(e) else f"; {FIX}"
         return f"launcher.pack={n} cannot pack model={cfg.model.get('cell')}: {e}{fix}"

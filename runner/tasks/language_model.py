@@ -17,6 +17,7 @@ from data import ensure_file, load_lm_data
 from data.iterators import epoch_batches, min_tokens, partition
 from data.timemachine import tokenize
 from models import LanguageModel, TransformerLM, detach, generate
+from models.packed import member_losses
 from runner.errors import ConfigError
 from runner.tasks.build import constructor_keys, recurrent_keys, recurrent_network
 from runner.tasks.loop import perplexity
@@ -100,6 +101,18 @@ class LanguageModelTask(Task):
             state = detach(self.state)  # sequential partitioning: keep the values, cut the graph
         logits, self.state = model(x, state)  # (T, B, V)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), y.numel()
+
+    def packed_loss(self, packed, batches, state):
+        """loss() for a pack: each member's mean token cross-entropy, its state carried as
+        loss() carries it (none at an epoch's start: state None)."""
+        x = torch.stack([b[0] for b in batches])  # (P, T, B)
+        y = torch.stack([b[1] for b in batches])
+        if state is None or not self.carry_state:
+            state = packed.begin_state(x.shape[2], x.device)
+        else:
+            state = detach(state)  # keep the values, cut the graph
+        logits, state = packed(x, state)  # (P, T, B, V)
+        return member_losses(logits, y), y[0].numel(), state
 
     def evaluate(self, model) -> float:
         """Held-out perplexity over every target of the held-out slice (module docstring)."""

@@ -1,8 +1,10 @@
 """The training loop of a pack (launcher.pack, docs/packing.md): P runs of one sweep point,
-differing only by seed, stepped together as one PackedLM (models/packed.py).
+differing only by seed, stepped together as one PackedLM (models/packed.py; translation's:
+a PackedSeq2Seq).
 
 Each member's epoch is its run's own, as loop.fit trains it: its batches from its own task
-(its generator: offsets and order), its carried state, its loss, its own clipping
+(its generator: offsets and order), its loss as its task computes it (Task.packed_loss: a
+language model's carried state, translation's masked loss), its own clipping
 (clip_per_member), the lr of its own schedule (its LambdaLR, stepped only when it steps), and
 fit's records and divergence rule. Members may stand at different epochs (a pack resumed from
 members' checkpoints): in each round every member still training runs its next epoch; one whose
@@ -15,8 +17,7 @@ import time
 
 import torch
 
-from models.lm import detach
-from models.packed import PackedSGD, clip_per_member, member_losses
+from models.packed import PackedSGD, clip_per_member
 from runner.tasks.loop import synchronize, warmup_factor, warmup_steps
 
 
@@ -40,7 +41,7 @@ def fit_pack(packed, members, cfg, device, on_done) -> None:
         synchronize(device)
         start, cpu_start = time.perf_counter(), time.process_time()
         sums, counts = train_round(packed, members, live, opt, tr.grad_clip, device)
-        means = (sums / torch.tensor(counts, device=device).clamp(min=1)).tolist()  # one sync
+        means, counts = (sums / counts.clamp(min=1)).tolist(), counts.tolist()  # the syncs
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         for i, m in enumerate(members):
             if live[i]:
@@ -50,27 +51,20 @@ def fit_pack(packed, members, cfg, device, on_done) -> None:
 
 
 def train_round(packed, members, live, opt, grad_clip, device):
-    """Each live member's next epoch, batch by batch; (P,) summed losses x tokens, and each
-    member's token count (0 for a member not training)."""
-    P = len(members)
+    """Each live member's next epoch, batch by batch; (P,) summed losses x units, and each
+    member's units (tokens; 0 for a member not training), (P,) on the device. The loss of a
+    step is the task's (its packed_loss: each member's own, as its run's loss())."""
+    P, task = len(members), members[0].task
     epochs = [iter(m.task.train_batches()) if going else iter(()) for m, going in
               zip(members, live)]
-    carry = members[0].task.carry_state  # sequential partitioning: the state goes on
-    sums, counts, state = None, [0] * P, None
+    sums, counts, state = None, torch.zeros(P, dtype=torch.long, device=device), None
     while True:
         batches = [next(e, None) for e in epochs]
         if all(b is None for b in batches):
             return (sums if sums is not None else torch.zeros(P, device=device)), counts
         filler = next(b for b in batches if b is not None)  # read by a member sitting out
         active = [b is not None for b in batches]
-        x = torch.stack([(b or filler)[0] for b in batches])  # (P, T, B)
-        y = torch.stack([(b or filler)[1] for b in batches])
-        if state is None or not carry:
-            state = packed.begin_state(x.shape[2], device)
-        else:
-            state = detach(state)  # keep the values, cut the graph
-        logits, state = packed(x, state)  # (P, T, B, V)
-        losses = member_losses(logits, y)  # (P,)
+        losses, units, state = task.packed_loss(packed, [b or filler for b in batches], state)
         opt.zero_grad()
         losses.sum().backward()  # no op mixes members: each gets its own gradient
         if grad_clip is not None:
@@ -81,9 +75,9 @@ def train_round(packed, members, live, opt, grad_clip, device):
             if stepped:
                 m.scheduler.step()
         on = torch.tensor(active, device=device)
-        weighted = torch.where(on, losses.detach() * y[0].numel(), torch.zeros_like(losses))
+        weighted = torch.where(on, losses.detach() * units, torch.zeros_like(losses))
         sums = weighted if sums is None else sums + weighted
-        counts = [c + y[0].numel() * a for c, a in zip(counts, active)]
+        counts = counts + on * units
 
 
 def epoch_end(packed, i, m, mean_loss, tokens, seconds, cpu, warmup, tr) -> bool:

@@ -76,6 +76,13 @@ class Task(ABC):
         """(the mean loss to step on, how many units it averages over: tokens), as device
         values: the loop reads neither until the epoch ends."""
 
+    def packed_loss(self, packed, batches: list, state):
+        """loss() for a pack (runner/tasks/pack_loop.py): `batches` one per member (each its
+        own task's), `packed` their models as one (models/packed.py); (each member's loss (P,),
+        as loss() computes it, no value mixing members; its units, a number or (P,); the state
+        the next call gets). A task without it is not packed (runner/run/pack.py refuses)."""
+        raise NotImplementedError(f"{type(self).__name__} is not trained in packs")
+
     @abstractmethod
     def train_score(self, mean_loss: float) -> float:
         """The training figure (train_metric) of an epoch's mean loss per unit."""

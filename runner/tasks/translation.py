@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from data import fra_file, load_nmt_data
 from data.tatoeba import RESERVED, truncate_pad
 from models import Seq2Seq, TransformerSeq2Seq, masked_cross_entropy
+from models.packed_seq2seq import member_masked_losses
 from runner.errors import ConfigError
 from runner.tasks.bleu import STUDY_SENTENCES, corpus_bleu, study_bleu
 from runner.tasks.build import constructor_keys, recurrent_keys, recurrent_network
@@ -98,6 +99,12 @@ class TranslationTask(Task):
         x, x_len, dec_in, y, y_len = batch
         total, n = masked_cross_entropy(model(x, x_len, dec_in), y, y_len)
         return total / n, n
+
+    def packed_loss(self, packed, batches, state):
+        """loss() for a pack (a PackedSeq2Seq): each member's mean cross-entropy per valid
+        target token, and its (P,) counts of them; no state."""
+        x, x_len, dec_in, y, y_len = (torch.stack(f) for f in zip(*batches))
+        return (*member_masked_losses(packed(x, x_len, dec_in), y, y_len), None)
 
     def evaluate(self, model) -> float:
         """Held-out perplexity per target token, teacher-forced as in training, over every

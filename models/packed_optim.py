@@ -66,14 +66,16 @@ class PackedOptimizer:
         for p in self.params:
             p.grad = None
 
-    def _active(self, active):
-        """`active` (P,) bools, checked: the members that step; the others keep their
-        parameters, state and step count exactly, as a run that did not step (one whose
-        epoch has a batch fewer, as a random offset can give, or one that diverged)."""
+    def _begin(self, active):
+        """The step's lr and `active` on the parameters' device, once a step. `active` (P,)
+        bools: the members that step; the others keep their parameters, state and step count
+        exactly, as a run that did not step (one whose epoch has a batch fewer, as a random
+        offset can give, or one that diverged)."""
         if active is not None and tuple(active.shape) != (self.members,):
             raise ValueError(f"active of shape {tuple(active.shape)} does not fit a pack of "
                              f"{self.members}: give ({self.members},) bools, one per member")
-        return active
+        device = self.params[0].device if self.params else None
+        return self._lr.to(device), None if active is None else active.to(device, torch.bool)
 
     @staticmethod
     def _keep(active, new, old):
@@ -81,7 +83,7 @@ class PackedOptimizer:
         NaN is NaN)."""
         if active is None:
             return new
-        return torch.where(_per_member(active.to(new.device), new).bool(), new, old)
+        return torch.where(active.view(-1, *[1] * (new.dim() - 1)), new, old)
 
     def _pairs(self, params):
         if len(params) != len(self.params):
@@ -127,7 +129,7 @@ class PackedSGD(PackedOptimizer):
     @torch.no_grad()
     def step(self, active=None):
         """One update; `active` (P,) bools, if given: the members that step."""
-        active = self._active(active)
+        lr, active = self._begin(active)
         for p in self.params:
             if p.grad is None:
                 continue
@@ -144,8 +146,8 @@ class PackedSGD(PackedOptimizer):
                 if active is None:
                     s["has_buffer"].fill_(True)
                 else:
-                    s["has_buffer"].logical_or_(active.to(p.device))
-            new = torch.addcmul(p, _per_member(self._lr.to(p.device), p), grad, value=-1)
+                    s["has_buffer"].logical_or_(active)
+            new = torch.addcmul(p, _per_member(lr, p), grad, value=-1)
             p.copy_(self._keep(active, new, p))
 
     def _load(self, i, p, own):
@@ -187,11 +189,11 @@ class PackedAdam(PackedOptimizer):
     @torch.no_grad()
     def step(self, active=None):
         """One update; `active` (P,) bools, if given: the members that step."""
-        active, beta1, beta2 = self._active(active), self.beta1, self.beta2
+        (lr, active), beta1, beta2 = self._begin(active), self.beta1, self.beta2
         for p in self.params:
             if p.grad is None:
                 continue
-            s, lr = self._init(p), self._lr.to(p.device)
+            s = self._init(p)
             grad, param = (-p.grad if self.maximize else p.grad), p
             if self.weight_decay != 0:
                 if self.decoupled:

@@ -5,7 +5,9 @@ Counted in numbers of the model's dtype (b bytes each) per member, from what mod
 and models/packed_scratch.py compute, with G gates (rnn 1, gru 3, lstm 4), layer inputs I_k
 (I_0 = the vocabulary V one-hot, or embed_size; H above), T = num_steps, B = batch_size:
 
-- parameters N, their gradients N, optimizer state s N (sgd 0, momentum 1, adam 2);
+- parameters N, their gradients N, the packed optimizer's state s N (sgd 0, momentum 1,
+  adam 2), and per parameter tensor each member's has-a-buffer bool (momentum) or float32
+  step count (adam);
 - what autograd saves for the backward: layer 0's input T B I_0; per layer a T B H per step of
   the cell (rnn 1, plus h_0; gru 7 torch.nn's, 6 d2l's; lstm 7) and its stacked output T B H;
   a (T, B, H) mask per dropout; d2l's cells also keep their gates' weights side by side
@@ -20,13 +22,16 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 PER_STEP = {("rnn", False): 1, ("gru", False): 7, ("lstm", False): 7,  # per B H and step
             ("rnn", True): 1, ("gru", True): 6, ("lstm", True): 7}  # True: d2l's scratch
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+# per member and parameter tensor (models/packed_optim.py): momentum's has-a-buffer bool,
+# Adam's float32 step count
+STEP_BYTES = {"sgd": 0, "momentum": 1, "adam": 4, "adamw": 4}
 DTYPE_BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 INDEX = 8  # int64 token ids and targets
 
 
 def memory_parts(sizes: Mapping, members: int) -> dict:
     """Bytes of a pack of `members` for one training step, by part: parameters, gradients,
-    optimizer (torch.optim's state, its step counters included), activations (what autograd
+    optimizer (the packed optimizer's state, its step counts included), activations (what autograd
     saves), workspace (the backward's passing peak) and total. `sizes`: the study's knobs,
     cell (rnn, gru, lstm, or *_scratch), vocab_size, num_hiddens, num_layers, batch_size,
     num_steps, and optionally embed_size (None: one-hot), dropout (0), dtype ("float32"),
@@ -54,8 +59,8 @@ def memory_parts(sizes: Mapping, members: int) -> dict:
         saved += sum(H * G * H + (i * G * H if (E or k) else 0) for k, i in enumerate(inputs))
     indices = T * B * (2 if E else 1) + (1 if E else 0)  # targets, token ids, member index
     parts = {"parameters": P * N * b, "gradients": P * N * b,
-             "optimizer": P * N * b * OPTIMIZER_STATES[optimizer]
-             + (tensors * 4 if optimizer.startswith("adam") else 0),  # float32 step counts
+             "optimizer": P * (N * b * OPTIMIZER_STATES[optimizer]
+                               + tensors * STEP_BYTES[optimizer]),
              # + 1: nll_loss's total weight, one number for the pack
              "activations": (P * saved + 1) * b + P * indices * INDEX,
              "workspace": P * (2 * T * B * V + T * B * (G + 1) * H) * b}

@@ -67,16 +67,19 @@ def assert_same_run(packed: dict, alone: dict, tol: float) -> None:
 
 
 # rnn/gru/lstm, fused, torch.nn and d2l's scratch layers, one-hot and embedded, both samplings
-# and a warm-up (per-member schedules, epochs of unequal length under random offsets), both
-# dtypes
+# and a warm-up (per-member schedules, epochs of unequal length under random offsets: members
+# sitting steps out), both dtypes; plain SGD, SGD with momentum, and Adam with weight decay
 @pytest.mark.parametrize("dtype, tol, seeds, extra", [
-    (torch.float64, 1e-10, (0, 1, 2), ["model=gru", "model.impl=fused",
+    (torch.float64, 1e-10, (0, 1, 2), ["model=gru", "model.impl=fused", "optim=adam",
+                                       "optim.lr=0.01", "+optim.weight_decay=0.01",
                                        "data.sampling=random", "train.warmup=0.3"]),
     (torch.float64, 1e-10, (0, 1), ["model=rnn", "model.impl=nn", "model.num_layers=2",
-                                    "model.embed_size=8"]),
-    (torch.float32, 1e-4, (0, 1), ["model=lstm", "data.sampling=random"]),
+                                    "model.embed_size=8", "train.warmup=0.3"]),
+    (torch.float32, 1e-4, (0, 1), ["model=lstm", "data.sampling=random",
+                                   "optim.lr=0.5", "+optim.momentum=0.9"]),
     (torch.float64, 1e-10, (0, 1), ["model=lstm_scratch"]),  # d2l's own cells
-], indirect=["dtype"], ids=["gru-fused-f64", "rnn-nn-f64", "lstm-f32", "lstm-scratch-f64"])
+], indirect=["dtype"], ids=["gru-fused-adam-f64", "rnn-nn-f64", "lstm-momentum-f32",
+                            "lstm-scratch-f64"])
 def test_each_member_equals_its_run_alone(corpus, tmp_path, dtype, tol, seeds, extra):
     cfgs = configs(corpus, seeds, *extra)
     packed = run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
@@ -122,11 +125,12 @@ def test_a_diverged_member_is_recorded_and_masked_the_others_go_on(corpus, tmp_p
 
 @pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
 def test_checkpoints_are_the_members_own_either_way(corpus, tmp_path, monkeypatch, dtype):
-    """A pack stopped after epoch 1 leaves each member a standalone checkpoint: a run alone
-    resumes it; a pack resumes a run alone's checkpoint beside a member starting afresh
-    (members at different epochs)."""
+    """A pack stopped after epoch 1 leaves each member a standalone checkpoint, its Adam state
+    (moments, step counts) the one its run alone writes: a run alone resumes it; a pack
+    resumes a run alone's checkpoint beside a member starting afresh (members at different
+    epochs, so at different Adam steps)."""
     cfgs = configs(corpus, (0, 1), "model=gru", "train.num_epochs=3",
-                   "train.checkpoint_every=1")
+                   "train.checkpoint_every=1", "optim=adam", "optim.lr=0.01")
     clean = [run(c, tmp_path / f"clean{c.seed}") for c in cfgs]
     real, calls = language_model.LanguageModelTask.train_batches, []
 
@@ -140,6 +144,7 @@ def test_checkpoints_are_the_members_own_either_way(corpus, tmp_path, monkeypatc
         m.setattr(language_model.LanguageModelTask, "train_batches", stop_in_round_2)
         with pytest.raises(KeyboardInterrupt):
             run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
+    packed_1 = torch.load(tmp_path / "pack1" / CHECKPOINT_FILE, weights_only=False)
     for c in cfgs:
         stopped = json.loads((tmp_path / f"pack{c.seed}" / RESULT_FILE).read_text())
         assert stopped["status"] == "interrupted" and stopped["checkpoint"]["epoch"] == 1
@@ -153,7 +158,8 @@ def test_checkpoints_are_the_members_own_either_way(corpus, tmp_path, monkeypatc
                   lambda self: (calls.append(1), len(calls) == 2 and stop())[0] or real(self))
         with pytest.raises(KeyboardInterrupt):
             run(cfgs[1], tmp_path / "mixed1")
-    assert (tmp_path / "mixed1" / CHECKPOINT_FILE).exists()
+    alone_1 = torch.load(tmp_path / "mixed1" / CHECKPOINT_FILE, weights_only=False)
+    assert_same_checkpoint(packed_1, alone_1)  # seed 1 after epoch 1: packed, then alone
     both = run_pack(cfgs, [tmp_path / "mixed0", tmp_path / "mixed1"])
     assert both[1]["resumed_from_epoch"] == [1] and "resumed_from_epoch" not in both[0]
     for result, alone in zip(both, clean):
@@ -169,6 +175,24 @@ def stop():
     raise KeyboardInterrupt
 
 
+def assert_same_checkpoint(packed: dict, alone: dict) -> None:
+    """The model and optimizer state a packed member's checkpoint holds are its run alone's:
+    the same keys and shapes, step counts and dtypes exactly, numbers to 1e-10."""
+    assert packed["epoch"] == alone["epoch"] and packed["scheduler"] == alone["scheduler"]
+    for k, v in alone["model"].items():
+        assert rel(packed["model"][k].flatten().tolist(), v.flatten().tolist()) <= 1e-10, k
+    got, want = packed["optimizer"], alone["optimizer"]
+    assert got["param_groups"] == want["param_groups"] and got["state"].keys() == want[
+        "state"].keys()
+    for i, state in want["state"].items():
+        assert list(got["state"][i]) == list(state) == ["step", "exp_avg", "exp_avg_sq"]
+        assert got["state"][i]["step"].dtype == state["step"].dtype
+        assert float(got["state"][i]["step"]) == float(state["step"]) > 0
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert rel(got["state"][i][k].flatten().tolist(), state[k].flatten().tolist()) \
+                <= 1e-10, (i, k)
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "abc"])
 def test_a_bad_pack_size_is_refused(corpus, value):
     with pytest.raises(ConfigError, match=rf"launcher\.pack='?{re.escape(value)}'? is not "
@@ -179,7 +203,8 @@ def test_a_bad_pack_size_is_refused(corpus, value):
 @pytest.mark.parametrize("extra, says", [
     (["model=transformer"], "cannot pack model=transformer"),
     (["model.bidirectional=true"], "cannot pack model.bidirectional=true"),
-    (["optim=adam"], "packs step plain SGD"),
+    (["optim._target_=torch.optim.RMSprop"], "cannot pack optim._target_=torch.optim.RMSprop"),
+    (["optim=adam", "+optim.fused=true"], "cannot pack optim.fused=True"),
     (["data=synthetic"], "cannot pack data.task=regression"),  # translation packs
     (["launcher=slurm"], "not supported with launcher=slurm"),
     (["launcher=parallel", "launcher.fresh_process=true"], "fresh processes"),
@@ -189,9 +214,23 @@ def test_what_cannot_be_packed_is_named_with_the_fix(extra, says):
     cfg = compose_config("launcher.pack=2", *extra, hydra_node=True)
     line = pack_problem(cfg, cfg.hydra.launcher._target_)
     assert says in line and "launcher.pack=1" in line and "\n" not in line
-    for model in (["model=lstm", "model.impl=nn"], ["model=gru_scratch"]):  # d2l's packs too
-        cfg = compose_config("launcher.pack=2", *model, hydra_node=True)
+    for packs in (["model=lstm", "model.impl=nn"], ["model=gru_scratch"],  # d2l's packs too
+                  ["optim=adam", "+optim.weight_decay=0.1", "+optim.amsgrad=true"],
+                  ["+optim.momentum=0.9", "+optim.nesterov=true"]):
+        cfg = compose_config("launcher.pack=2", *packs, hydra_node=True)
         assert pack_problem(cfg, cfg.hydra.launcher._target_) is None
+
+
+def test_an_optimizer_the_pack_cannot_step_is_refused_before_any_work(corpus, tmp_path):
+    """A user's own optimizer class (here torch's RMSprop, which packs do not compute): the
+    sweep stops before any job, exit 2, one line naming it and the fix."""
+    refused = cli_here("-m", *tiny_overrides(corpus), "optim._target_=torch.optim.RMSprop",
+                       "optim.lr=0.01", "repeats=2", "launcher.pack=2",
+                       f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert refused.returncode == 2
+    [line] = [x for x in refused.stderr.splitlines() if "cannot pack" in x]
+    assert "optim._target_=torch.optim.RMSprop" in line and "launcher.pack=1" in line
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_groups_hold_up_to_n_runs_of_one_point():

@@ -1,26 +1,28 @@
 """models/packed_memory.py's count of a pack's memory against an independent one: the bytes
 of an actual pack's parameters, gradients, optimizer state and the tensors autograd saved
 (torch.autograd.graph.saved_tensors_hooks, each storage once) over one training step."""
-from functools import partial
-
 import pytest
 import torch
 
 from models.cells import GRUFused, RNNFused, lstm
 from models.lm import LanguageModel
-from models.packed import PackedLM, PackedSGD, clip_per_member, member_losses, packed_bytes
+from models.packed import PackedLM, clip_per_member, member_losses, packed_bytes
 from models.packed_memory import memory_parts
+from models.packed_optim_config import packed_optimizer
 from models.scratch import GRUScratch, LSTMScratch, RNNScratch
 
 CELLS = {"rnn": RNNFused, "gru": GRUFused, "lstm": lstm, "rnn_scratch": RNNScratch,
          "gru_scratch": GRUScratch, "lstm_scratch": LSTMScratch}
-OPTIMIZERS = {"sgd": None, "momentum": partial(torch.optim.SGD, lr=0.1, momentum=0.9),
-              "adam": partial(torch.optim.Adam, lr=0.01)}
+# the pack's own optimizers, as the runner builds them (models/packed_optim_config.py)
+OPTIMIZERS = {"sgd": {"_target_": "torch.optim.SGD", "lr": 0.1},
+              "momentum": {"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 0.9},
+              "adam": {"_target_": "torch.optim.Adam", "lr": 0.01},
+              "adamw": {"_target_": "torch.optim.AdamW", "lr": 0.01}}
 # (cell, num_layers, embed_size, dropout, optimizer): each way the count changes
 CASES = [("rnn", 1, None, 0.0, "sgd"), ("gru", 1, None, 0.0, "sgd"),
          ("lstm", 1, None, 0.0, "adam"), ("gru", 2, 6, 0.5, "momentum"),
          ("rnn_scratch", 2, 6, 0.5, "sgd"), ("gru_scratch", 2, None, 0.0, "adam"),
-         ("lstm_scratch", 2, 6, 0.5, "sgd"), ("lstm", 3, 6, 0.5, "sgd")]
+         ("lstm_scratch", 2, 6, 0.5, "momentum"), ("lstm", 3, 6, 0.5, "adamw")]
 
 
 def counted(sizes, members):
@@ -42,14 +44,13 @@ def counted(sizes, members):
 
     V, T, B = sizes["vocab_size"], sizes["num_steps"], sizes["batch_size"]
     x, y = (torch.randint(0, V, (members, T, B)) for _ in "xy")  # two storages, as a loop's
-    opt = OPTIMIZERS[sizes["optimizer"]]
-    opt = opt(packed.parameters()) if opt else PackedSGD(packed.parameters(), 0.1, members)
+    opt = packed_optimizer(OPTIMIZERS[sizes["optimizer"]], packed.parameters(), members)
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         losses = member_losses(packed(x, packed.begin_state(B))[0], y)
     losses.sum().backward()
     clip_per_member(packed, 1.0)
     opt.step()
-    state = getattr(opt, "state", {})  # PackedSGD keeps none (its lr: P numbers, not counted)
+    state = opt.state  # plain SGD keeps none (its lr: P numbers, not counted)
 
     def nbytes(tensors):
         return sum(t.numel() * t.element_size() for t in tensors)

@@ -8,7 +8,6 @@ seeded and initialised (or restored) as it is built alone (training.Training.sta
 epochs recorded, checkpointed and sent to its trackers, and its result.json written however it
 ends (Training). Only the steps are shared (runner/tasks/pack_loop.py). A member already
 finished or in the store is not trained; a pack left with one member trains it alone."""
-import json
 import logging
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,6 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import DataError
 from models.packed import PackedLM
+from models.packed_optim_config import packed_optimizer
 from runner.errors import ConfigError
 from runner.result import run_identity
 from runner.run.execute import Prepared, finish, prepare, progress_bar, train
@@ -145,10 +145,8 @@ def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
         return (f"launcher.pack={n} cannot pack model.dropout={cfg.model.dropout} yet: each "
                 f"member's dropout generator is not in its checkpoint; use model.dropout=0, or "
                 f"{FIX}")
-    optim = OmegaConf.to_container(cfg.optim, resolve=True)
-    plain = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": optim.get("lr")}
-    extra = {k: v for k, v in optim.items() if k not in plain and v not in (0, 0.0, False)}
-    if optim.get("_target_") != "torch.optim.SGD" or extra:
-        return (f"launcher.pack={n} cannot pack optim={json.dumps(extra or optim)}: packs step "
-                f"plain SGD (no momentum, no weight decay); {FIX}")
+    try:  # the packed optimizers' own check: the one fit_pack builds
+        packed_optimizer(OmegaConf.to_container(cfg.optim, resolve=True), [], 1)
+    except ValueError as e:
+        return f"launcher.pack={n} cannot pack {e}"
     return None

@@ -5,19 +5,23 @@ a PackedSeq2Seq).
 Each member's epoch is its run's own, as loop.fit trains it: its batches from its own task
 (its generator: offsets and order), its loss as its task computes it (Task.packed_loss: a
 language model's carried state, translation's masked loss), its own clipping
-(clip_per_member), the lr of its own schedule (its LambdaLR, stepped only when it steps), and
-fit's records and divergence rule. Members may stand at different epochs (a pack resumed from
-members' checkpoints): in each round every member still training runs its next epoch; one whose
-epoch has fewer batches (a random offset can cut one), or who has finished, sits the step out
-(PackedSGD.step(active)) and its loss is left out of its figure. Its held-out figure, its
-checkpoint and its outputs come from its own standalone model, given the member's parameters
-(PackedLM.unpack) at each epoch's end."""
+(clip_per_member), the lr of its own schedule (its LambdaLR, stepped only when it steps), its
+optimizer's state (models/packed_optim.py: loaded from its run's own torch optimizer, fresh or
+restored, and written back into it after every epoch, for its checkpoint), and fit's records
+and divergence rule. Members may stand at different epochs (a pack resumed from members'
+checkpoints): in each round every member still training runs its next epoch; one whose epoch
+has fewer batches (a random offset can cut one), or who has finished, sits the step out (the
+packed optimizer's step(active): parameters, state and step count kept) and its loss is left
+out of its figure. Its held-out figure, its checkpoint and its outputs come from its own
+standalone model, given the member's parameters (PackedLM.unpack) at each epoch's end."""
 import math
 import time
 
 import torch
+from omegaconf import OmegaConf
 
-from models.packed import PackedSGD, clip_per_member
+from models.packed import clip_per_member
+from models.packed_optim_config import packed_optimizer
 from runner.tasks.loop import synchronize, warmup_factor, warmup_steps
 
 
@@ -28,10 +32,14 @@ def fit_pack(packed, members, cfg, device, on_done) -> None:
     `history` (loop.History) and `epoch_done(history)`; `on_done(member)` is called once
     its training has ended (all epochs, or diverged)."""
     tr, P = cfg.train, len(members)
-    opt = PackedSGD(packed.parameters(), 0.0, P)  # each member's lr set before each step
+    # each member's lr is set before each step; its state is its own optimizer's (restored
+    # from its checkpoint, or fresh)
+    opt = packed_optimizer(OmegaConf.to_container(cfg.optim, resolve=True),
+                           packed.parameters(), P)
     warmup = warmup_steps(cfg, members[0].task.steps_per_epoch)
-    for m in members:  # a no-op (no gradients there); torch's schedule expects one before it
-        m.optimizer.step()
+    for i, m in enumerate(members):
+        m.optimizer.step()  # a no-op (no gradients yet): torch's schedule expects one first
+        opt.load_member(i, m.optimizer, own_params(packed, m.model))
     live = [len(m.history.epoch) < tr.num_epochs for m in members]
     for m, going in zip(members, live):
         if not going:  # stopped after its last epoch, before its result: nothing to train
@@ -45,7 +53,8 @@ def fit_pack(packed, members, cfg, device, on_done) -> None:
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         for i, m in enumerate(members):
             if live[i]:
-                live[i] = epoch_end(packed, i, m, means[i], counts[i], seconds, cpu, warmup, tr)
+                live[i] = epoch_end(packed, opt, i, m, means[i], counts[i], seconds, cpu,
+                                    warmup, tr)
                 if not live[i]:
                     on_done(m)
 
@@ -80,7 +89,13 @@ def train_round(packed, members, live, opt, grad_clip, device):
         counts = counts + on * units
 
 
-def epoch_end(packed, i, m, mean_loss, tokens, seconds, cpu, warmup, tr) -> bool:
+def own_params(packed, model) -> list:
+    """A member's standalone parameters in the pack's order (the pack keeps their names)."""
+    mine = dict(model.named_parameters())
+    return [mine[name] for name, _ in packed.named_parameters()]
+
+
+def epoch_end(packed, opt, i, m, mean_loss, tokens, seconds, cpu, warmup, tr) -> bool:
     """Record member i's epoch as loop.fit records a run's; whether it trains on."""
     h = m.history
     epoch = len(h.epoch) + 1
@@ -91,6 +106,7 @@ def epoch_end(packed, i, m, mean_loss, tokens, seconds, cpu, warmup, tr) -> bool
     h.tokens_per_sec.append(tokens / seconds)
     h.lr.append(m.scheduler.base_lrs[0] * warmup_factor(m.scheduler.last_epoch - 1, warmup))
     m.model.load_state_dict(packed.unpack(i))  # its standalone model: evaluation, checkpoint
+    opt.write_member(i, m.optimizer, own_params(packed, m.model))  # and its optimizer's state
     score = m.task.train_score(mean_loss)
     if not math.isfinite(score):  # diverged: recorded as fit records it, and masked out
         h.train.append(None)

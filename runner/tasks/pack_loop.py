@@ -63,6 +63,7 @@ def train_round(packed, members, live, opt, grad_clip, device):
             return (sums if sums is not None else torch.zeros(P, device=device)), counts
         filler = next(b for b in batches if b is not None)  # read by a member sitting out
         active = [b is not None for b in batches]
+        packed.drawing = active  # one sitting out draws no dropout masks: its stream its own
         x = torch.stack([(b or filler)[0] for b in batches])  # (P, T, B)
         y = torch.stack([(b or filler)[1] for b in batches])
         if state is None or not carry:

@@ -31,7 +31,7 @@ CHANGES = {
     "the dropout masks": ([], {"environment": {"dropout_masks": "member"}},
                           "drew its dropout masks from each pack member's own dropout generator "
                           "(launcher.pack > 1), but this run draws them from torch's global "
-                          "generator (trained unpacked): another curve"),
+                          "generator (trained unpacked), so its curves differ"),
 }
 
 

@@ -71,7 +71,7 @@ def test_a_stopped_dropout_pack_resumes_to_the_uninterrupted_pack(corpus, tmp_pa
         assert again["metrics"]["val_perplexity"] == uninterrupted["metrics"]["val_perplexity"]
     # a finished packed result is not the unpacked run's either
     with pytest.raises(ConfigError, match=f"holds a finished result .* that drew its dropout "
-                                          f"masks from {MEMBER} .*: another curve"):
+                                          f"masks from {MEMBER} .*, so its curves differ"):
         run(cfgs[0], folders[0])
 
 
@@ -97,19 +97,23 @@ def test_a_members_run_is_the_same_alone_in_its_pack_or_in_a_pack_of_three(corpu
 
 def test_the_store_keeps_the_two_streams_apart(corpus, tmp_path):
     store = f"store={tmp_path / 'store'}"
-    [packed] = run_pack(configs(corpus, (0,), *DROPOUT, store), [tmp_path / "packed"])
-    alone = run(configs(corpus, (0,), *DROPOUT, store)[0], tmp_path / "alone")
-    assert "reused" not in alone  # the packed result is not the unpacked command's
-    assert alone["curves"]["train_perplexity"] != packed["curves"]["train_perplexity"]
-    [again] = run_pack(configs(corpus, (0,), *DROPOUT, store), [tmp_path / "again"])
-    assert again.get("reused") and again["run_id"] == packed["run_id"]  # nor the reverse
-    assert run(configs(corpus, (0,), *DROPOUT, store)[0], tmp_path / "alone2")["run_id"] == \
-        alone["run_id"]
+
+    def cfg(seed, *extra):
+        return configs(corpus, (seed,), *extra, "train.num_epochs=1", store)[0]
+
+    alone = run(cfg(0, *DROPOUT), tmp_path / "alone")
+    [packed] = run_pack([cfg(0, *DROPOUT)], [tmp_path / "packed"])
+    assert "reused" not in packed  # an unpacked result is not the packed command's
+    assert packed["curves"]["train_perplexity"] != alone["curves"]["train_perplexity"]
+    again = run(cfg(0, *DROPOUT), tmp_path / "alone2")  # nor the reverse: each its own
+    assert again.get("reused") and again["run_id"] == alone["run_id"]
+    [again] = run_pack([cfg(0, *DROPOUT)], [tmp_path / "packed2"])
+    assert again.get("reused") and again["run_id"] == packed["run_id"]
     # without dropout a packed result is the run's, as before: reused either way
-    plain = ("model=gru", "model.num_layers=2", "threads=1", store)
-    [first] = run_pack(configs(corpus, (1,), *plain), [tmp_path / "plain_packed"])
-    assert "dropout_masks" not in first["environment"]
-    copied = run(configs(corpus, (1,), *plain)[0], tmp_path / "plain_alone")
+    plain = ("model=gru", "model.num_layers=2", "threads=1")
+    first, _ = run_pack([cfg(1, *plain), cfg(2, *plain)], [tmp_path / "p1", tmp_path / "p2"])
+    assert first["environment"]["packed"] == 2 and "dropout_masks" not in first["environment"]
+    copied = run(cfg(1, *plain), tmp_path / "plain_alone")
     assert copied.get("reused") and copied["run_id"] == first["run_id"]
 
 

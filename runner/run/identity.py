@@ -87,8 +87,8 @@ class Identity:
             return "is of a different config"
         if found.dropout_masks != self.dropout_masks:
             return (f"drew its dropout masks from {describe_masks(found.dropout_masks)}, but "
-                    f"this run draws them from {describe_masks(self.dropout_masks)}: another "
-                    f"curve")
+                    f"this run draws them from {describe_masks(self.dropout_masks)}, so its "
+                    f"curves differ")
         if found.data_sha1 != self.data_sha1:
             return (f"was trained on data with sha1 {found.data_sha1}, but {data} now has sha1 "
                     f"{self.data_sha1}")

@@ -4,11 +4,11 @@ epoch, and ends with the result it would have had uninterrupted.
 After every epoch (training and any evaluation done) the run keeps a snapshot in memory of
 everything the next epoch depends on: the model, optimizer and lr-schedule state, the
 minibatch generator and torch's global RNG (dropout; a pack member's own dropout generator
-instead: runner/run/pack.py), and the curves so far. Every
-`train.checkpoint_every` epochs (null: the first epoch end after AUTO_SECONDS of training
-since the last one), and when a signal stops the run, that snapshot is written atomically to
-`<run folder>/checkpoint.pt` with the run's identity. An epoch cut short is thrown away and
-trained again on resume from the same state, so nothing about it reaches the result.
+instead: runner/run/pack.py), and the curves so far. Every `train.checkpoint_every` epochs
+(null: the first epoch end after AUTO_SECONDS of training since the last one), and when a
+signal stops the run, that snapshot is written atomically to `<run folder>/checkpoint.pt`
+with the run's identity. An epoch cut short is thrown away and trained again on resume from
+the same state, so nothing about it reaches the result.
 """
 import copy
 import io
@@ -39,8 +39,8 @@ def load(folder: Path, cfg: DictConfig, data_sha1: str, packed: bool = False) ->
     except Exception as e:  # noqa: BLE001 (any unreadable file: say so, never guess)
         raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {e}): delete it to "
                           f"start over, or pass overwrite=true") from None
-    why = Identity.of(cfg, data_sha1, packed).differs(Identity.of_record(state.get("identity", {})),
-                                              data=cfg.data.get("file", "the data file"))
+    why = Identity.of(cfg, data_sha1, packed).differs(
+        Identity.of_record(state.get("identity", {})), data=cfg.data.get("file", "the data file"))
     if why is not None:
         raise ConfigError(f"{path} is a checkpoint of another run: it {why}; choose another "
                           f"output folder (hydra.run.dir or hydra.sweep.dir), or pass "

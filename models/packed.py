@@ -124,6 +124,11 @@ def dropout_seed(seed: int) -> int:
 class PackedLM(nn.Module):
     """P recurrent language models of one form as one module; build it with `pack`."""
 
+    # The members that draw dropout masks in the next forwards (None: all). A member sitting
+    # a step out (PackedSGD.step(active)) draws none, so its generator moves only with its
+    # own steps, as in a pack of one: set by the caller (runner/tasks/pack_loop.py).
+    drawing: list[bool] | None = None
+
     def __init__(self, members: int, mode: str, vocab_size: int, num_hiddens: int,
                  num_layers: int = 1, embed_size: int | None = None,
                  nonlinearity: str = "tanh", dtype=None, dropout: float = 0.0):
@@ -242,9 +247,11 @@ class PackedLM(nn.Module):
         if self.generators is None:
             raise RuntimeError(f"this pack has dropout {self.dropout}: call "
                                f"seed_dropout(seeds) once before training, one seed per member")
-        keep = 1 - self.dropout
-        masks = torch.stack([torch.empty(x.shape[1:], dtype=x.dtype, device=x.device)
-                             .bernoulli_(keep, generator=g) for g in self.generators])
+        keep, drawing = 1 - self.dropout, self.drawing or [True] * self.members
+        shape, kw = x.shape[1:], {"dtype": x.dtype, "device": x.device}
+        masks = torch.stack([torch.empty(shape, **kw).bernoulli_(keep, generator=g) if on
+                             else torch.full(shape, keep, **kw)  # kept whole: no draw
+                             for g, on in zip(self.generators, drawing)])
         return x * masks.div_(keep)
 
     def _layer(self, core, k, x, h, c):

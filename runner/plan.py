@@ -52,7 +52,9 @@ class Run:
     point: str = field(init=False)  # its sweep point: the identity but the seed
 
     def __post_init__(self):
-        identity = Identity.of(self.cfg, data_sha1=None)  # one data file per data set here
+        # one data file per data set here; a sweep under launcher.pack > 1 packs every run
+        packed = OmegaConf.select(self.cfg, "launcher.pack", default=1) > 1
+        identity = Identity.of(self.cfg, data_sha1=None, packed=packed)
         self.identity = identity.digest()
         self.shape = json.dumps(without(identity.config, COST_FREE), sort_keys=True)
         self.point = json.dumps(without(identity.config, ("seed",)), sort_keys=True)

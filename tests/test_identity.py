@@ -27,6 +27,11 @@ CHANGES = {
     "the result format": ([], {"schema_version": SCHEMA_VERSION - 1},
                           f"was made by an older runner (result schema_version "
                           f"{SCHEMA_VERSION - 1}, now {SCHEMA_VERSION})"),
+    # a packed run with dropout (runner/run/pack.py): its members' own masks, another curve
+    "the dropout masks": ([], {"environment": {"dropout_masks": "member"}},
+                          "drew its dropout masks from each pack member's own dropout generator "
+                          "(launcher.pack > 1), but this run draws them from torch's global "
+                          "generator (trained unpacked), so its curves differ"),
 }
 
 

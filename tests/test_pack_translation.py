@@ -1,8 +1,9 @@
 """launcher.pack=N for data.task=translation: the seeds of a point trained as one
 PackedSeq2Seq (runner/run/pack.py, runner/tasks/pack_loop.py, TranslationTask.packed_loss),
 each member recorded as its run alone: curves, held-out perplexity, BLEU and translations equal
-its standalone run's (float64, 1e-10 relative). SGD, and Adam (the study's optimizer for
-translation); no dropout: the packs refuse it as yet (docs/packing.md)."""
+its standalone run's (float64, 1e-10 relative), with SGD or Adam (the study's optimizer for
+translation). With dropout (the study's preset) a member draws its own masks: the same in any
+pack, not its unpacked run's (docs/packing.md)."""
 import json
 import math
 
@@ -150,6 +151,46 @@ def test_translation_without_attention_packs(fra):
         cfg = compose_config("launcher.pack=2", *configs_args(fra), f"model={model}",
                              hydra_node=True)
         assert pack_problem(cfg, cfg.hydra.launcher._target_) is None, model
-    # as yet refused: the study's own preset, with Adam and dropout 0.1
+    # the study's own preset too: Adam, 2 layers, dropout 0.1
     cfg = compose_config("launcher.pack=2", *overrides(fra), hydra_node=True)
-    assert "model.dropout=0.1" in pack_problem(cfg, cfg.hydra.launcher._target_)
+    assert pack_problem(cfg, cfg.hydra.launcher._target_) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
+def test_the_study_preset_packs_each_member_on_its_own_masks_and_resumes(fra, tmp_path,
+                                                                         monkeypatch, dtype):
+    """The study's translation (Adam, 2 layers, dropout; here 0.5 so that masks matter):
+    a member's run is the same in a pack of two as alone in a pack of one (its masks are its
+    own generator's, docs/packing.md "Dropout in the runner"), and a pack stopped after epoch
+    1 resumes to the uninterrupted pack, Adam's state and the generators from the
+    checkpoints."""
+    cfgs = [compose_config(*overrides(fra), "model.dropout=0.5", "model.num_hiddens=16",
+                           "model.embed_size=8", "data.batch_size=16", "train.num_epochs=2",
+                           "train.eval_every=1", "train.checkpoint_every=1", "threads=1",
+                           f"seed={s}") for s in (0, 1)]
+    assert cfgs[0].model.num_layers == 2 and cfgs[0].optim._target_ == "torch.optim.Adam"
+    two = run_pack(cfgs, [tmp_path / f"two{c.seed}" for c in cfgs])
+    for i, c in enumerate(cfgs):
+        [lone] = run_pack([c], [tmp_path / f"lone{c.seed}"])
+        assert lone["environment"]["packed"] == 1 and two[i]["environment"]["packed"] == 2
+        assert lone["environment"]["dropout_masks"] == "member"
+        assert_same_translation(lone, two[i], 1e-12)
+    alone = run(cfgs[0], tmp_path / "alone")  # torch's global stream: other masks, so the
+    assert rel(alone["curves"]["train_perplexity"],  # masks above were drawn and mattered
+               two[0]["curves"]["train_perplexity"]) > 1e-6
+    real, calls = translation.TranslationTask.train_batches, []
+
+    def stop_in_round_2(self):  # two members: calls 1-2 are epoch 1, 3-4 epoch 2
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    folders = [tmp_path / f"pack{c.seed}" for c in cfgs]
+    with monkeypatch.context() as m:
+        m.setattr(translation.TranslationTask, "train_batches", stop_in_round_2)
+        with pytest.raises(KeyboardInterrupt):
+            run_pack(cfgs, folders)
+    for again, uninterrupted in zip(run_pack(cfgs, folders), two):
+        assert again["resumed_from_epoch"] == [1] and again["status"] == "completed"
+        assert_same_translation(again, uninterrupted, 1e-12)

@@ -94,3 +94,23 @@ def test_dropout_needs_one_seed_per_member():
         packed(torch.zeros(2, T, B, dtype=torch.long), packed.begin_state(B))
     with pytest.raises(ValueError, match="seed_dropout got 3 seeds for a pack of 2"):
         packed.seed_dropout([0, 1, 2])
+
+
+@torch.no_grad()
+def test_a_member_sitting_a_step_out_draws_no_masks(dtype):
+    """`drawing` (the pack loop's active members): member 1 sitting out leaves its generator
+    where it was and its layers unmasked; member 0 draws as ever, its logits those of the
+    same forward with every member drawing."""
+    models = [member("gru", s) for s in (0, 1)]
+    x = torch.randint(0, V, (2, T, B))
+    everyone = PackedLM.pack(models).seed_dropout([0, 1])
+    both = everyone(x, everyone.begin_state(B))[0]
+    packed = PackedLM.pack(models).seed_dropout([0, 1])
+    before = [g.get_state() for g in packed.generators]
+    packed.drawing = [True, False]
+    out = packed(x, packed.begin_state(B))[0]
+    assert torch.equal(packed.generators[1].get_state(), before[1])
+    assert not torch.equal(packed.generators[0].get_state(), before[0])
+    assert torch.equal(out[0], both[0])
+    unmasked = packed.eval()(x, packed.begin_state(B))[0]
+    assert torch.equal(out[1], unmasked[1])

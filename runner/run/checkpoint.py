@@ -3,11 +3,12 @@ epoch, and ends with the result it would have had uninterrupted.
 
 After every epoch (training and any evaluation done) the run keeps a snapshot in memory of
 everything the next epoch depends on: the model, optimizer and lr-schedule state, the
-minibatch generator and torch's global RNG (dropout), and the curves so far. Every
-`train.checkpoint_every` epochs (null: the first epoch end after AUTO_SECONDS of training
-since the last one), and when a signal stops the run, that snapshot is written atomically to
-`<run folder>/checkpoint.pt` with the run's identity. An epoch cut short is thrown away and
-trained again on resume from the same state, so nothing about it reaches the result.
+minibatch generator and torch's global RNG (dropout; a pack member's own dropout generator
+instead: runner/run/pack.py), and the curves so far. Every `train.checkpoint_every` epochs
+(null: the first epoch end after AUTO_SECONDS of training since the last one), and when a
+signal stops the run, that snapshot is written atomically to `<run folder>/checkpoint.pt`
+with the run's identity. An epoch cut short is thrown away and trained again on resume from
+the same state, so nothing about it reaches the result.
 """
 import copy
 import io
@@ -26,9 +27,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 AUTO_SECONDS = 300.0  # null checkpoint_every: one checkpoint per ~5 minutes of training
 
 
-def load(folder: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
-    """The checkpoint in `folder` to continue from, if any. One of another experiment is
-    refused (never loaded), or, under overwrite=true, ignored and later replaced."""
+def load(folder: Path, cfg: DictConfig, data_sha1: str, packed: bool = False) -> dict | None:
+    """The checkpoint in `folder` to continue from, if any (`packed`: the run trains in a
+    pack). One of another experiment is refused (never loaded), or, under overwrite=true,
+    ignored and later replaced."""
     path = Path(folder) / CHECKPOINT_FILE
     if cfg.overwrite or not path.exists():
         return None
@@ -37,8 +39,8 @@ def load(folder: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
     except Exception as e:  # noqa: BLE001 (any unreadable file: say so, never guess)
         raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {e}): delete it to "
                           f"start over, or pass overwrite=true") from None
-    why = Identity.of(cfg, data_sha1).differs(Identity.of_record(state.get("identity", {})),
-                                              data=cfg.data.get("file", "the data file"))
+    why = Identity.of(cfg, data_sha1, packed).differs(
+        Identity.of_record(state.get("identity", {})), data=cfg.data.get("file", "the data file"))
     if why is not None:
         raise ConfigError(f"{path} is a checkpoint of another run: it {why}; choose another "
                           f"output folder (hydra.run.dir or hydra.sweep.dir), or pass "
@@ -61,12 +63,14 @@ def restore(state: dict, model, optimizer, scheduler, generator) -> History:
 class Checkpointer:
     """Keeps the last epoch's snapshot and writes it when due, or when asked (a signal)."""
 
-    def __init__(self, folder: Path, cfg: DictConfig, data_sha1: str, run: dict, parts):
+    def __init__(self, folder: Path, cfg: DictConfig, data_sha1: str, run: dict, parts,
+                 packed: bool = False):
         self.path = Path(folder) / CHECKPOINT_FILE
         self.every = cfg.train.checkpoint_every
-        self.identity = Identity.of(cfg, data_sha1).as_record()
+        self.identity = Identity.of(cfg, data_sha1, packed).as_record()
         self.run = run  # run_id, started_at, resumed_from_epoch: the result's own fields
         self.model, self.optimizer, self.scheduler, self.generator = parts
+        self.dropout_generator = None  # a pack member's own masks' (models/packed.py), if any
         self.snapshot, self.last_write, self.written_epoch = None, time.monotonic(), None
 
     def epoch_done(self, history: History) -> None:
@@ -81,6 +85,8 @@ class Checkpointer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "history": copy.deepcopy(vars(history)),
         }
+        if self.dropout_generator is not None:  # a pack puts it back (runner/run/pack.py)
+            self.snapshot["dropout_generator"] = self.dropout_generator.get_state()
         due = (time.monotonic() - self.last_write >= AUTO_SECONDS if self.every is None
                else history.epoch[-1] % self.every == 0)
         if due:

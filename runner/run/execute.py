@@ -28,7 +28,7 @@ from runner.run.environment import (
     reset_peak_memory,
     resolve_device,
 )
-from runner.run.identity import Identity
+from runner.run.identity import Identity, dropout_masks
 from runner.run.interrupt import checkpoint_first, interruptible
 from runner.run.output import check_output_folder, log_file_fails_in_one_line, write_snapshot
 from runner.run.resume import other_code_version, previous_result
@@ -89,10 +89,11 @@ def run(cfg: DictConfig, out_dir: Path, concurrent_jobs: int = 1) -> dict:
 
 
 def prepare(cfg: DictConfig, out_dir: Path, claims: ExitStack,
-            concurrent_jobs: int = 1) -> dict | Prepared:
+            concurrent_jobs: int = 1, packed: bool = False) -> dict | Prepared:
     """Everything before training: the finished result (skipped, or reused from the store)
     when there is nothing to train, else the run Prepared. Bad input raises here. The run's
-    claims (its folder, its store key) join `claims`, held until the caller lets go."""
+    claims (its folder, its store key) join `claims`, held until the caller lets go.
+    `packed`: the run trains in a pack (runner/run/pack.py; with dropout, another identity)."""
     wall_start, started_at = time.perf_counter(), now()
     validate(cfg)
     check_output_folder(out_dir)  # can be written, and the result can land there
@@ -103,7 +104,7 @@ def prepare(cfg: DictConfig, out_dir: Path, claims: ExitStack,
     data_file, data_sha1 = data_of(cfg)  # downloaded first when missing and allowed
     result_path = Path(out_dir) / RESULT_FILE
     claims.enter_context(claim(Path(out_dir) / CLAIM_FILE, f"run folder {out_dir}"))
-    if done := previous_result(result_path, cfg, data_sha1):
+    if done := previous_result(result_path, cfg, data_sha1, packed):
         other = other_code_version(done)
         log.info("skipped: %s already holds %s run %s of this config%s", result_path,
                  done["status"], done["run_id"], f" (made by code version {other}; "
@@ -117,12 +118,14 @@ def prepare(cfg: DictConfig, out_dir: Path, claims: ExitStack,
     layer = get_object(cfg.model._target_) if "_target_" in cfg.model else None  # recurrent
     env = {**environment(device, concurrent_jobs),
            "impl": resolve_impl(layer, cfg.model.get("impl", "auto"), device.type)}
-    key = Identity.of(config, data_sha1).store_key(env) if cfg.store else None
+    if masks := dropout_masks(config, packed):  # another stream, another curve: said
+        env["dropout_masks"] = masks
+    key = Identity.of(config, data_sha1, packed).store_key(env) if cfg.store else None
     if key:  # one process trains it for the store; another waits, then copies it
         claims.enter_context(claim(store_claim(cfg.store, key), f"store key {key[:12]}"))
     if key and not cfg.overwrite and (stored := store.lookup(cfg.store, key)):
         return reuse(stored, store.entry(cfg.store, key), cfg, Path(out_dir))
-    resumed = checkpoint.load(out_dir, cfg, data_sha1)  # one of another run: refused
+    resumed = checkpoint.load(out_dir, cfg, data_sha1, packed)  # another run's: refused
     task = build_task(cfg, data_file)  # loads and checks the data: bad input stops here
     write_snapshot(out_dir, cfg)  # .hydra/ only now: a refused run leaves the folder as it was
     run_fields = {"run_id": uuid.uuid4().hex[:12], "started_at": started_at,
@@ -145,7 +148,8 @@ def prepare(cfg: DictConfig, out_dir: Path, claims: ExitStack,
         "started_at": run_fields["started_at"],
         **({"resumed_from_epoch": run_fields["resumed_from_epoch"]} if resumed else {}),
     }
-    rec = Recording(Path(out_dir), data_sha1, run_fields, resumed, memory_kind, wall_start)
+    rec = Recording(Path(out_dir), data_sha1, run_fields, resumed, memory_kind, wall_start,
+                    packed)
     return Prepared(cfg, task, device, result, rec, key)
 
 

@@ -12,24 +12,49 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.result import SCHEMA_VERSION, run_identity, version_label
 
+# A packed run's dropout masks: each member's own generator, seeded with dropout_seed(seed)
+# (models/packed.py), not torch's global one that a run alone draws: other masks, so another
+# curve. Recorded (identity, environment.dropout_masks) only where it applies: every other
+# identity, store key and result is as before.
+MEMBER_MASKS = "member"
+
+
+def dropout_masks(config: dict, packed: bool) -> str | None:
+    """MEMBER_MASKS for a run trained in a pack (runner/run/pack.py) whose model drops between
+    layers (model.dropout > 0, num_layers > 1: where the packed models draw masks); else
+    None (torch's global generator, or no masks at all)."""
+    model = config.get("model") or {}
+    drops = (model.get("dropout") or 0) > 0 and (model.get("num_layers") or 1) > 1
+    return MEMBER_MASKS if packed and drops else None
+
+
+def describe_masks(masks: str | None) -> str:
+    return ("each pack member's own dropout generator (launcher.pack > 1)" if masks
+            else "torch's global generator (trained unpacked)")
+
 
 @dataclass(frozen=True)
 class Identity:
     config: dict  # the config without its execution settings (runner/result.py run_identity)
     data_sha1: str | None  # the data file's
     schema_version: int | None = SCHEMA_VERSION  # the result format: how metrics are computed
+    dropout_masks: str | None = None  # dropout_masks(): MEMBER_MASKS, or None (left out)
 
     @classmethod
-    def of(cls, cfg: DictConfig | dict, data_sha1: str | None) -> "Identity":
+    def of(cls, cfg: DictConfig | dict, data_sha1: str | None,
+           packed: bool = False) -> "Identity":
         """The identity of a run of `cfg` (a composed config, or one resolved as a result
-        records it) on data whose sha1 is `data_sha1`, made by this runner."""
+        records it) on data whose sha1 is `data_sha1`, made by this runner; `packed`: trained
+        in a pack (runner/run/pack.py), which with dropout draws other masks."""
         config = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
-        return cls(run_identity(config), data_sha1)
+        return cls(run_identity(config), data_sha1, dropout_masks=dropout_masks(config, packed))
 
     @classmethod
     def of_result(cls, result: dict) -> "Identity":
+        env = result.get("environment")
         return cls(run_identity(result.get("config", {})),
-                   result.get("dataset", {}).get("sha1"), result.get("schema_version"))
+                   result.get("dataset", {}).get("sha1"), result.get("schema_version"),
+                   env.get("dropout_masks") if isinstance(env, dict) else None)
 
     @classmethod
     def of_record(cls, record) -> "Identity | None":
@@ -40,7 +65,12 @@ class Identity:
             return None
 
     def as_record(self) -> dict:
-        return asdict(self)
+        """The fields; dropout_masks only when set, so every identity without it (and its
+        digest, its store key) is what it was before the field existed."""
+        record = asdict(self)
+        if record["dropout_masks"] is None:
+            del record["dropout_masks"]
+        return record
 
     def differs(self, found: "Identity | None", data: str = "the data file") -> str | None:
         """Why `found` (a result's or a checkpoint's identity) is not this run's, as the end of
@@ -55,6 +85,10 @@ class Identity:
                     f"computed differently")
         if found.config != self.config:
             return "is of a different config"
+        if found.dropout_masks != self.dropout_masks:
+            return (f"drew its dropout masks from {describe_masks(found.dropout_masks)}, but "
+                    f"this run draws them from {describe_masks(self.dropout_masks)}, so its "
+                    f"curves differ")
         if found.data_sha1 != self.data_sha1:
             return (f"was trained on data with sha1 {found.data_sha1}, but {data} now has sha1 "
                     f"{self.data_sha1}")

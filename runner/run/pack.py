@@ -7,7 +7,10 @@ Each member is a run of its own, and goes through a run's own code: run()'s prep
 seeded and initialised (or restored) as it is built alone (training.Training.start), its
 epochs recorded, checkpointed and sent to its trackers, and its result.json written however it
 ends (Training). Only the steps are shared (runner/tasks/pack_loop.py). A member already
-finished or in the store is not trained; a pack left with one member trains it alone."""
+finished or in the store is not trained; a pack left with one member trains it alone, unless
+the model drops between layers: a pack's members draw their masks from their own generators
+(models/packed.py seed_dropout), so with dropout every run of a packed sweep is packed, even
+one alone (a pack of one), and its identity says so (identity.py dropout_masks)."""
 import logging
 from contextlib import ExitStack
 from pathlib import Path
@@ -48,13 +51,15 @@ def run_pack(cfgs: list[DictConfig], out_dirs: list[Path],
     with ExitStack() as claims:  # every member's folder (and store key), held to the end
         for cfg, out_dir in zip(cfgs, out_dirs):
             try:
-                outcomes.append(prepare(cfg, Path(out_dir), claims, concurrent_jobs))
+                outcomes.append(prepare(cfg, Path(out_dir), claims, concurrent_jobs,
+                                        packed=True))
             except (ConfigError, DataError) as e:
                 log.error("%s: %s", out_dir, e)
                 outcomes.append(e)
         todo = [job for job in outcomes if isinstance(job, Prepared)]
         with interruptible():
-            if len(todo) == 1:  # nothing to pack it with: the run alone, exactly
+            if len(todo) == 1 and "dropout_masks" not in todo[0].result["environment"]:
+                # nothing to pack it with: the run alone, exactly (no masks to draw)
                 train(todo[0].cfg, todo[0].task, todo[0].device, todo[0].result, todo[0].rec)
                 finish(todo[0])
             elif todo:
@@ -100,6 +105,7 @@ def train_pack(jobs: list[Prepared]) -> None:
             for t in runs:  # each built (or restored) as its run alone builds it
                 t.start(log)
             packed = PackedLM.pack([t.model for t in runs])
+            seed_masks(packed, runs)
             for t in runs:
                 t.result["environment"]["packed"] = len(runs)
             log.info("pack of %d runs (seeds %s) in one process", len(runs),
@@ -114,6 +120,23 @@ def train_pack(jobs: list[Prepared]) -> None:
             for t in runs:
                 if not t.ended:
                     t.end()
+
+
+def seed_masks(packed: PackedLM, runs: list[Training]) -> None:
+    """With dropout, each member's own generator (seed_dropout), put back where its
+    checkpoint left it, and kept in its checkpoints from now on."""
+    masks = {"dropout_masks" in t.result["environment"] for t in runs}
+    if masks != {bool(packed.dropout)}:  # the identity's rule and the model disagree
+        raise RuntimeError(f"pack with dropout {packed.dropout}: its members' identities say "
+                           f"dropout masks {masks}; runner/run/identity.py dropout_masks and "
+                           f"models/packed.py must agree")
+    if not packed.dropout:
+        return
+    packed.seed_dropout([t.cfg.seed for t in runs])
+    for t, generator in zip(runs, packed.generators):
+        if t.rec.resumed:  # its identity (the member stream's) was checked: the state is there
+            generator.set_state(t.rec.resumed["dropout_generator"])
+        t.saver.dropout_generator = generator
 
 
 def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
@@ -141,10 +164,6 @@ def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
     except ValueError as e:
         fix = "" if "launcher.pack=1" in str(e) else f"; {FIX}"
         return f"launcher.pack={n} cannot pack model={cfg.model.get('cell')}: {e}{fix}"
-    if cfg.model.get("dropout") and cfg.model.get("num_layers", 1) > 1:  # models pack it
-        return (f"launcher.pack={n} cannot pack model.dropout={cfg.model.dropout} yet: each "
-                f"member's dropout generator is not in its checkpoint; use model.dropout=0, or "
-                f"{FIX}")
     try:  # the packed optimizers' own check: the one fit_pack builds
         packed_optimizer(OmegaConf.to_container(cfg.optim, resolve=True), [], 1)
     except ValueError as e:

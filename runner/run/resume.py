@@ -30,12 +30,14 @@ def finished_result(path: Path, cfg: DictConfig, warn: bool = False) -> dict | N
     return existing if existing.get("status") in FINISHED else None
 
 
-def previous_result(path: Path, cfg: DictConfig, data_sha1: str) -> dict | None:
-    """The finished result already at `path` for this very run, if any (resume). A finished
-    result of anything else is never silently replaced, nor reused: ConfigError."""
+def previous_result(path: Path, cfg: DictConfig, data_sha1: str,
+                    packed: bool = False) -> dict | None:
+    """The finished result already at `path` for this very run, if any (resume; `packed`: the
+    run trains in a pack). A finished result of anything else is never silently replaced, nor
+    reused: ConfigError."""
     if (existing := finished_result(path, cfg, warn=True)) is None:
         return None
-    why = Identity.of(cfg, data_sha1).differs(
+    why = Identity.of(cfg, data_sha1, packed).differs(
         Identity.of_result(existing),
         data=f"{cfg.data.get('file')} under data.root={cfg.data.get('root')}")
     if why is None:

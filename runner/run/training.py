@@ -31,6 +31,7 @@ class Recording:
     resumed: dict | None
     memory_kind: str
     wall_start: float
+    packed: bool = False  # trained in a pack: with dropout, its identity says so (identity.py)
 
 
 def model_and_optimizer(cfg: DictConfig, task, device):
@@ -71,7 +72,7 @@ class Training:
             self.bar.update(len(self.history.epoch))
         self.saver = checkpoint.Checkpointer(
             rec.folder, cfg, rec.data_sha1, rec.run_fields,
-            (self.model, self.optimizer, self.scheduler, self.task.generator))
+            (self.model, self.optimizer, self.scheduler, self.task.generator), rec.packed)
         result["sees_future"] = getattr(self.model, "sees_future", False)
         result["model_class"] = f"models.{type(self.model).__name__}"  # what the task built
         impl = result["environment"]["impl"]

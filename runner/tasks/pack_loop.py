@@ -73,6 +73,7 @@ def train_round(packed, members, live, opt, grad_clip, device):
             return (sums if sums is not None else torch.zeros(P, device=device)), counts
         filler = next(b for b in batches if b is not None)  # read by a member sitting out
         active = [b is not None for b in batches]
+        packed.drawing = active  # one sitting out draws no dropout masks: its stream its own
         losses, units, state = task.packed_loss(packed, [b or filler for b in batches], state)
         opt.zero_grad()
         losses.sum().backward()  # no op mixes members: each gets its own gradient

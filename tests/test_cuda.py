@@ -202,3 +202,24 @@ def test_packed_members_equal_their_standalone_runs_on_cuda():
     curves, _ = train_packed(packed, data, torch.tensor(LRS, device="cuda"))
     for i, model in enumerate(models):
         assert rel(curves[i].cpu(), train_alone(model, data[i], LRS[i])) < 1e-4
+
+
+@pytest.mark.parametrize("extra", [
+    ("model=gru", "optim=adam", "optim.lr=0.01"),  # the note's and translation's optimizer
+    ("model=lstm", "model.num_layers=2", "+optim.momentum=0.9"),
+], ids=["gru-adam", "lstm-2-layers-momentum"])
+def test_runner_packs_equal_their_runs_alone_on_cuda(corpus_dir, tmp_path, exact_fp32, extra):
+    """runner/run/pack.py on the GPU: a pack of 2 seeds (the pack's batched products and its
+    per-member optimizer) against each run alone on cuDNN (model.impl=auto), float32 with TF32
+    off: every curve and metric to 1e-4 relative over 2 epochs."""
+    from runner.run.pack import run_pack
+    from tests.test_pack_runner import assert_same_run
+
+    cfgs = [compose_config(*on_cuda(corpus_dir, *extra, "train.num_epochs=2", f"seed={s}"))
+            for s in (0, 1)]
+    packed = run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
+    for cfg, member in zip(cfgs, packed):
+        alone = run(cfg, tmp_path / f"alone{cfg.seed}")
+        assert alone["environment"]["impl"] == "nn" and member["environment"]["packed"] == 2
+        assert member["environment"]["device"].startswith("cuda")
+        assert_same_run(member, alone, 1e-4)

@@ -15,6 +15,9 @@ and models/packed_scratch.py compute, with G gates (rnn 1, gru 3, lstm 4), layer
 - a workspace the backward needs for a moment: the logits the loop holds and their gradient
   (2 T B V) and one layer's gradients (T B (G + 1) H); an estimate, checked against measured
   peaks, where the rest is exact (tests/test_packed_memory.py).
+
+Translation's encoder-decoder (`sizes["task"] == "translation"`) is counted the same way, part
+for part, in models/packed_memory_seq2seq.py.
 """
 from collections.abc import Mapping
 
@@ -27,15 +30,11 @@ OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
 STEP_BYTES = {"sgd": 0, "momentum": 1, "adam": 4, "adamw": 4}
 DTYPE_BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 INDEX = 8  # int64 token ids and targets
+TASKS = ("language_model", "translation")
 
 
-def memory_parts(sizes: Mapping, members: int) -> dict:
-    """Bytes of a pack of `members` for one training step, by part: parameters, gradients,
-    optimizer (the packed optimizer's state, its step counts included), activations (what autograd
-    saves), workspace (the backward's passing peak) and total. `sizes`: the study's knobs,
-    cell (rnn, gru, lstm, or *_scratch), vocab_size, num_hiddens, num_layers, batch_size,
-    num_steps, and optionally embed_size (None: one-hot), dropout (0), dtype ("float32"),
-    optimizer ("sgd")."""
+def form(sizes: Mapping) -> tuple[str, bool, str, str]:
+    """(mode, scratch, optimizer, dtype) of `sizes`, or a ValueError naming the bad key."""
     cell = sizes["cell"]
     scratch, mode = cell.endswith("_scratch"), cell.removesuffix("_scratch")
     optimizer, dtype = sizes.get("optimizer", "sgd"), sizes.get("dtype", "float32")
@@ -44,27 +43,68 @@ def memory_parts(sizes: Mapping, members: int) -> dict:
         if value not in allowed:
             raise ValueError(f"{key}={sizes[key]!r} cannot be sized: it must be one of "
                              f"{', '.join(allowed)}{' (or <cell>_scratch)' * (key == 'cell')}")
-    V, H, L = sizes["vocab_size"], sizes["num_hiddens"], sizes["num_layers"]
-    T, B, E = sizes["num_steps"], sizes["batch_size"], sizes.get("embed_size") or None
-    G, b, P = GATES[mode], DTYPE_BYTES[dtype], members
-    dropout = bool(sizes.get("dropout", 0)) and L > 1
-    inputs = [E or V] + [H] * (L - 1)
-    biases = 1 if scratch else 2  # d2l: one per gate; torch.nn: b_ih and b_hh
-    N = (V * E if E else 0) + sum(G * H * (i + H + biases) for i in inputs) + V * H + V
-    tensors = (1 if E else 0) + L * (3 * G if scratch else 4) + 2
+    return mode, scratch, optimizer, dtype
+
+
+def stack(mode: str, scratch: bool, inputs: list[int], T: int, B: int, H: int,
+          input_grad: bool = True) -> tuple[int, int, int]:
+    """One stack, layer k reading inputs[k] numbers per token: its parameters, its parameter
+    tensors, and the numbers its cells make autograd save per member (the steps, rnn's h_0,
+    d2l's weights side by side; not the layers' inputs). `input_grad`: layer 0's input needs
+    a gradient (embedded, not one-hot)."""
+    G, biases = GATES[mode], 1 if scratch else 2  # d2l: one per gate; torch.nn: b_ih and b_hh
+    N = sum(G * H * (i + H + biases) for i in inputs)
+    tensors = len(inputs) * (3 * G if scratch else 4)
     steps = T * (PER_STEP[mode, scratch] * B * H) + (B * H if mode == "rnn" else 0)
-    saved = T * B * inputs[0] + L * (steps + T * B * H) + T * B * V
-    saved += (L - 1) * T * B * H if dropout else 0
+    saved = len(inputs) * steps
     if scratch and G > 1:  # W_h side by side per layer; W_x too where its input needs a grad
-        saved += sum(H * G * H + (i * G * H if (E or k) else 0) for k, i in enumerate(inputs))
-    indices = T * B * (2 if E else 1) + (1 if E else 0)  # targets, token ids, member index
+        saved += sum(H * G * H + (i * G * H if (input_grad or k) else 0)
+                     for k, i in enumerate(inputs))
+    return N, tensors, saved
+
+
+def assembled(members: int, dtype: str, optimizer: str, N: int, tensors: int, saved: int,
+              index_bytes: int, workspace: int) -> dict:
+    """The parts in bytes from per-member counts: N parameters in `tensors` tensors, `saved`
+    numbers autograd keeps, `index_bytes` of ids and masks it keeps, `workspace` numbers."""
+    P, b = members, DTYPE_BYTES[dtype]
     parts = {"parameters": P * N * b, "gradients": P * N * b,
              "optimizer": P * (N * b * OPTIMIZER_STATES[optimizer]
                                + tensors * STEP_BYTES[optimizer]),
              # + 1: nll_loss's total weight, one number for the pack
-             "activations": (P * saved + 1) * b + P * indices * INDEX,
-             "workspace": P * (2 * T * B * V + T * B * (G + 1) * H) * b}
+             "activations": (P * saved + 1) * b + P * index_bytes,
+             "workspace": P * workspace * b}
     return {**parts, "total": sum(parts.values())}
+
+
+def memory_parts(sizes: Mapping, members: int) -> dict:
+    """Bytes of a pack of `members` for one training step, by part: parameters, gradients,
+    optimizer (the packed optimizer's state, its step counts included), activations (what autograd
+    saves), workspace (the backward's passing peak) and total. `sizes`: the study's knobs,
+    cell (rnn, gru, lstm, or *_scratch), vocab_size, num_hiddens, num_layers, batch_size,
+    num_steps, and optionally embed_size (None: one-hot), dropout (0), dtype ("float32"),
+    optimizer ("sgd"); task ("language_model"; "translation": seq2seq_parts' sizes)."""
+    task = sizes.get("task", "language_model")
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} cannot be sized: it must be one of {', '.join(TASKS)}"
+                         f" (regression models are not packed)")
+    if task == "translation":
+        from models.packed_memory_seq2seq import seq2seq_parts  # it builds on this module
+        return seq2seq_parts(sizes, members)
+    mode, scratch, optimizer, dtype = form(sizes)
+    V, H, L = sizes["vocab_size"], sizes["num_hiddens"], sizes["num_layers"]
+    T, B, E = sizes["num_steps"], sizes["batch_size"], sizes.get("embed_size") or None
+    G = GATES[mode]
+    dropout = bool(sizes.get("dropout", 0)) and L > 1
+    inputs = [E or V] + [H] * (L - 1)
+    N, tensors, saved = stack(mode, scratch, inputs, T, B, H, input_grad=bool(E))
+    N += (V * E if E else 0) + V * H + V
+    tensors += (1 if E else 0) + 2
+    saved += T * B * inputs[0] + L * T * B * H + T * B * V
+    saved += (L - 1) * T * B * H if dropout else 0
+    indices = T * B * (2 if E else 1) + (1 if E else 0)  # targets, token ids, member index
+    return assembled(members, dtype, optimizer, N, tensors, saved, indices * INDEX,
+                     2 * T * B * V + T * B * (G + 1) * H)
 
 
 def packed_bytes(sizes: Mapping, members: int) -> int:

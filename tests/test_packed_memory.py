@@ -25,15 +25,9 @@ CASES = [("rnn", 1, None, 0.0, "sgd"), ("gru", 1, None, 0.0, "sgd"),
          ("lstm_scratch", 2, 6, 0.5, "momentum"), ("lstm", 3, 6, 0.5, "adamw")]
 
 
-def counted(sizes, members):
-    """The bytes an actual pack of `sizes` holds by part, after one training step."""
-    models = []
-    for seed in range(members):
-        torch.manual_seed(seed)
-        models.append(LanguageModel(sizes["vocab_size"], CELLS[sizes["cell"]],
-                                    sizes["num_hiddens"], sizes["num_layers"],
-                                    dropout=sizes["dropout"], embed_size=sizes["embed_size"]))
-    packed = PackedLM.pack(models).seed_dropout(range(members))
+def held(packed, members, optimizer, loss):
+    """The bytes `packed` holds by part after one training step of `loss(packed)` (its members'
+    losses): forward and loss under saved_tensors_hooks, backward, clip, packed optimizer step."""
     fixed = {t.untyped_storage().data_ptr() for t in [*packed.parameters(), *packed.buffers()]}
     saved = {}
 
@@ -42,11 +36,9 @@ def counted(sizes, members):
             saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
-    V, T, B = sizes["vocab_size"], sizes["num_steps"], sizes["batch_size"]
-    x, y = (torch.randint(0, V, (members, T, B)) for _ in "xy")  # two storages, as a loop's
-    opt = packed_optimizer(OPTIMIZERS[sizes["optimizer"]], packed.parameters(), members)
+    opt = packed_optimizer(OPTIMIZERS[optimizer], packed.parameters(), members)
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
-        losses = member_losses(packed(x, packed.begin_state(B))[0], y)
+        losses = loss(packed)
     losses.sum().backward()
     clip_per_member(packed, 1.0)
     opt.step()
@@ -59,6 +51,21 @@ def counted(sizes, members):
             "gradients": nbytes(p.grad for p in packed.parameters()),
             "optimizer": nbytes(v for s in state.values() for v in s.values()),
             "activations": sum(saved.values())}
+
+
+def counted(sizes, members):
+    """The bytes an actual pack of `sizes` holds by part, after one training step."""
+    models = []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        models.append(LanguageModel(sizes["vocab_size"], CELLS[sizes["cell"]],
+                                    sizes["num_hiddens"], sizes["num_layers"],
+                                    dropout=sizes["dropout"], embed_size=sizes["embed_size"]))
+    packed = PackedLM.pack(models).seed_dropout(range(members))
+    V, T, B = sizes["vocab_size"], sizes["num_steps"], sizes["batch_size"]
+    x, y = (torch.randint(0, V, (members, T, B)) for _ in "xy")  # two storages, as a loop's
+    return held(packed, members, sizes["optimizer"],
+                lambda p: member_losses(p(x, p.begin_state(B))[0], y))
 
 
 @pytest.mark.parametrize("cell,num_layers,embed_size,dropout,optimizer", CASES)

@@ -31,8 +31,8 @@ def counted(sizes, members):
                               CELLS[sizes["cell"]], sizes["num_hiddens"], sizes["num_layers"],
                               dropout=sizes["dropout"], embed_size=sizes["embed_size"]))
     packed = PackedLM.pack(models).seed_dropout(range(members))
-    T, B, shape = sizes["num_steps"], sizes["batch_size"], (members, sizes["num_steps"],
-                                                             sizes["batch_size"])
+    T, B = sizes["num_steps"], sizes["batch_size"]
+    shape = (members, T, B)  # source and target alike, as the task pads or cuts them
     src, dec_in, y = (torch.randint(0, sizes[f"{v}_vocab_size"], shape)
                       for v in ("src", "tgt", "tgt"))
     src_len, y_len = (torch.randint(1, T + 1, (members, B)) for _ in "xy")

@@ -4,7 +4,9 @@ docs/packing.md). Each member's numbers equal its standalone run's: float64 to 1
 to 1e-4 (relative), over whole results."""
 import json
 import math
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,36 @@ def assert_same_checkpoint(packed: dict, alone: dict) -> None:
                 <= 1e-10, (i, k)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
+def test_a_sigterm_someone_else_handles_gets_every_members_checkpoint_first(corpus, tmp_path,
+                                                                           monkeypatch, dtype):
+    """Under submitit on SLURM (scancel, `scontrol requeue`, preemption) the SIGTERM is
+    submitit's, which ignores it, and SIGKILL follows: each member still training has its last
+    finished epoch's checkpoint on disk before their handler runs, though
+    checkpoint_every=null had written none; the pack then trains on to the clean result."""
+    cfgs = configs(corpus, (0, 1), "model=gru", "train.checkpoint_every=null")
+    real, calls, seen = language_model.LanguageModelTask.train_batches, [], []
+
+    def sigterm_in_round_2(self):  # two members: calls 1-2 are epoch 1, 3-4 epoch 2
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self)
+
+    def theirs(signum, frame):
+        seen.extend(torch.load(tmp_path / f"pack{c.seed}" / CHECKPOINT_FILE,
+                               weights_only=False)["epoch"] for c in cfgs)
+
+    monkeypatch.setattr(language_model.LanguageModelTask, "train_batches", sigterm_in_round_2)
+    previous = signal.signal(signal.SIGTERM, theirs)
+    try:
+        packed = run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [1, 1] and [p["status"] for p in packed] == ["completed"] * 2
+    assert not any((tmp_path / f"pack{c.seed}" / CHECKPOINT_FILE).exists() for c in cfgs)
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "abc"])
 def test_a_bad_pack_size_is_refused(corpus, value):
     with pytest.raises(ConfigError, match=rf"launcher\.pack='?{re.escape(value)}'? is not "
@@ -206,7 +238,6 @@ def test_a_bad_pack_size_is_refused(corpus, value):
     (["optim._target_=torch.optim.RMSprop"], "cannot pack optim._target_=torch.optim.RMSprop"),
     (["optim=adam", "+optim.fused=true"], "cannot pack optim.fused=True"),
     (["data=synthetic"], "cannot pack data.task=regression"),  # translation packs
-    (["launcher=slurm"], "not supported with launcher=slurm"),
     (["launcher=parallel", "launcher.fresh_process=true"], "fresh processes"),
 ])
 def test_what_cannot_be_packed_is_named_with_the_fix(extra, says):
@@ -219,6 +250,11 @@ def test_what_cannot_be_packed_is_named_with_the_fix(extra, says):
                   ["model.num_layers=2", "model.dropout=0.2"]):  # each member's own masks
         cfg = compose_config("launcher.pack=2", *packs, hydra_node=True)
         assert pack_problem(cfg, cfg.hydra.launcher._target_) is None
+    for launcher in ("submitit_local", "slurm"):  # a requeued job resumes every member
+        cfg = compose_config("launcher.pack=2", f"launcher={launcher}", hydra_node=True)
+        assert pack_problem(cfg, cfg.hydra.launcher._target_) is None
+    line = pack_problem(cfg, "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher")
+    assert "not supported with launcher=slurm (RayLauncher)" in line and "pack=1" in line
 
 
 def test_an_optimizer_the_pack_cannot_step_is_refused_before_any_work(corpus, tmp_path):

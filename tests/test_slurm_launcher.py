@@ -1,15 +1,16 @@
 """launcher=slurm without a cluster: how runner/sweep/slurm.py collects a job (a stand-in for
 submitit's SlurmJob, SLURM's answers scripted), the GPU request that follows `device` and the
 threads that follow cpus_per_job. tests/test_slurm.py runs the same against a real SLURM."""
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hydra.core.utils import JobStatus
+from hydra.core.utils import JobReturn, JobStatus
 from submitit.core.utils import FailedJobError
 
 import runner.sweep.slurm as slurm
-from runner.sweep.sweeper import size_launcher
+from runner.sweep.sweeper import MANIFEST, PROGRESS, Sweep, size_launcher
 from tests.helpers import compose_config
 
 
@@ -93,3 +94,28 @@ def test_the_gpu_request_follows_the_device(overrides, gpus):
 def test_the_job_runs_as_many_torch_threads_as_it_has_cores():
     assert compose_config("launcher=slurm", "launcher.cpus_per_job=3").threads == 3
     assert compose_config("launcher=slurm", "threads=2").threads == 2  # as asked
+
+
+def test_a_pack_job_slurm_ended_fails_every_member_it_held_with_the_reason(tmp_path, capsys):
+    """launcher.pack: one job per pack, one status per member. A pack's job scancelled (or
+    killed) fails each of its members with SLURM's reason; the other pack's members keep
+    theirs; the summary is printed and the sweep exits 1 (tests/test_slurm.py: for real)."""
+    sweep = Sweep.__new__(Sweep)
+    sweep.dir, sweep.name, sweep.started = tmp_path, tmp_path.name, 0.0
+    names = ("h8-s0", "h8-s1", "h16-s0", "h16-s1")
+    sweep.runs = [{"dir": name, "overrides": [], "status": "pending"} for name in names]
+    sweep.groups = [[0, 1], [2, 3]]
+    (tmp_path / PROGRESS).write_text("h16-s0 completed\nh16-s1 completed\n")
+    done = JobReturn()
+    done.status, done.return_value = JobStatus.COMPLETED, ["completed", "completed"]
+    with pytest.raises(SystemExit) as exit_:
+        sweep.finish([slurm.failed("SLURM job 3_0 ended CANCELLED"), done])
+    assert exit_.value.code == 1
+    runs = json.loads((tmp_path / MANIFEST).read_text())["runs"]
+    assert [(r["status"], r.get("reason")) for r in runs] == [
+        ("failed", "SLURM job 3_0 ended CANCELLED"), ("failed", "SLURM job 3_0 ended CANCELLED"),
+        ("completed", None), ("completed", None)]
+    out, err = capsys.readouterr()
+    assert "4 runs: 2 completed, 2 failed" in out and "Traceback" not in out + err
+    for name in names[:2]:
+        assert f"{name} failed: SLURM job 3_0 ended CANCELLED; the same command runs it" in err

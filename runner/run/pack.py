@@ -24,7 +24,7 @@ from models.packed_optim_config import packed_optimizer
 from runner.errors import ConfigError
 from runner.result import run_identity
 from runner.run.execute import Prepared, finish, prepare, progress_bar, train
-from runner.run.interrupt import interruptible
+from runner.run.interrupt import checkpoint_first, interruptible
 from runner.run.output import log_file_fails_in_one_line
 from runner.run.training import Training
 from runner.tasks.language_model import language_model
@@ -32,7 +32,8 @@ from runner.tasks.pack_loop import fit_pack
 from runner.tasks.translation import seq2seq
 
 log = logging.getLogger(__name__)
-PACKED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")  # serial, parallel
+# serial, parallel, submitit_local, slurm (the runner's wrap of the plugin's SlurmLauncher)
+PACKED_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher", "SlurmLauncher")
 FIX = "train it unpacked (launcher.pack=1)"
 PACKED_TASKS = {  # data.task: its model from conf/model/, on tiny vocabularies, to ask pack()
     "language_model": lambda model: language_model(model, 3, "cpu"),
@@ -110,7 +111,10 @@ def train_pack(jobs: list[Prepared]) -> None:
                 t.result["environment"]["packed"] = len(runs)
             log.info("pack of %d runs (seeds %s) in one process", len(runs),
                      ", ".join(str(j.cfg.seed) for j in jobs))
-            fit_pack(packed, runs, jobs[0].cfg, jobs[0].device, done)
+            # under submitit (SLURM's scancel, requeue, preemption: SIGTERM, then SIGKILL)
+            # every member still training writes its last epoch's checkpoint first
+            with checkpoint_first(lambda: [t.saver.write() for t in runs if not t.ended]):
+                fit_pack(packed, runs, jobs[0].cfg, jobs[0].device, done)
         except BaseException as e:  # every member still training records it, then re-raise
             for t in runs:
                 if not t.ended:
@@ -146,8 +150,8 @@ def pack_problem(cfg: DictConfig, launcher_target: str) -> str | None:
     launcher = launcher_target.rpartition(".")[2]
     if launcher not in PACKED_LAUNCHERS:
         return (f"launcher.pack={n} is not supported with launcher={cfg.launcher.name} "
-                f"({launcher}) yet: packs run under launcher=serial or launcher=parallel; or "
-                f"{FIX}")
+                f"({launcher}): packs run under launcher=serial, parallel, submitit_local or "
+                f"slurm; or {FIX}")
     if cfg.launcher.get("fresh_process") is True:
         return (f"launcher.pack={n} cannot run in fresh processes (launcher.fresh_process=true)"
                 f" yet: use launcher.fresh_process=auto (a pack stays in its worker), or {FIX}")

@@ -5,9 +5,11 @@ The narrowest change that keeps Hydra's launchers as they are: the sweeper plans
 (manifest, folders) as ever, then launches one job per pack, its first member's; it writes
 `.packs.json` in the sweep folder (each launched job's folder -> its members' folders and
 seeds), which that job reads to run its members, each into its own folder, and it returns
-one status per member. The serial and joblib (launcher=parallel) launchers run such a job as
-any other; submitit's (submitit_local, slurm) are refused for now: a requeued or timed-out
-job would need its whole pack's checkpoints handled by submitit's own checkpointing."""
+one status per member. Every launcher runs such a job as any other: serial, joblib
+(launcher=parallel), and submitit's (submitit_local, slurm), whose requeued job (a timeout,
+`scontrol requeue`, preemption) runs the same job again: it reads `.packs.json`, each member
+resumes from its own checkpoint (written on the signal: runner/run/pack.py) and a finished
+member is skipped. A job that ended without a result fails every member it held, with why."""
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -77,3 +79,13 @@ def outcomes_of(groups, values, runs: int) -> list[str]:
         for i, outcome in zip(group, each):
             outcomes[i] = outcome
     return outcomes
+
+
+def reasons_of(groups, reasons, runs: int) -> list[str | None]:
+    """Each planned run's reason for failing: its launched job's (a pack's job that raised,
+    or that SLURM ended without a result: scancel, kill -9), else None."""
+    each = [None] * runs
+    for group, reason in zip(groups, reasons):
+        for i in group:
+            each[i] = reason
+    return each

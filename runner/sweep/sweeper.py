@@ -32,7 +32,7 @@ from runner.sweep.manifest import (
     write_manifest,
 )
 from runner.sweep.notes import skipped, summary_notes
-from runner.sweep.packs import outcomes_of
+from runner.sweep.packs import outcomes_of, reasons_of
 from runner.sweep.settings import refuse_duplicate_points
 
 log = logging.getLogger(__name__)
@@ -191,15 +191,17 @@ class Sweep:
         # without a result (launcher=slurm: scancel, kill -9), counts as failed, with why.
         outcomes = [ret.return_value if ret.status == JobStatus.COMPLETED else "failed"
                     for ret in returns]
-        if self.groups is not None:  # one job per pack (serial, parallel): one per member
-            outcomes = outcomes_of(self.groups, outcomes, len(self.runs))
-        for run, ret in zip(self.runs, returns if self.groups is None else []):
+        reasons = [None if ret.status == JobStatus.COMPLETED else f"{ret._return_value}"
+                   for ret in returns]
+        if self.groups is not None:  # one job per pack: one outcome per member, and a job
+            outcomes = outcomes_of(self.groups, outcomes, len(self.runs))  # that ended
+            reasons = reasons_of(self.groups, reasons, len(self.runs))  # fails all it held
+        for run, reason in zip(self.runs, reasons):
             run.pop("reason", None)
-            if ret.status != JobStatus.COMPLETED:
-                run["reason"] = f"{ret._return_value}"
-                print(f"[sweep {self.name}] {run['dir']} failed: {ret._return_value}; the "
-                      f"same command runs it again (from its checkpoint, if it wrote one)",
-                      file=sys.stderr)
+            if reason is not None:
+                run["reason"] = reason
+                print(f"[sweep {self.name}] {run['dir']} failed: {reason}; the same command "
+                      f"runs it again (from its checkpoint, if it wrote one)", file=sys.stderr)
         counts = self.record(outcomes)
         try:
             from runner.report import write_report

@@ -7,6 +7,9 @@ import math
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -299,3 +302,96 @@ def test_a_packed_sweep_equals_the_unpacked_sweep(corpus, tmp_path):
     refused = sweep(tmp_path / "refused", "model=transformer", "launcher.pack=2")
     assert refused.returncode == 2 and "cannot pack model=transformer" in refused.stderr
     assert "launcher.pack=1" in refused.stderr and not (tmp_path / "refused").exists()
+
+
+# launcher=submitit_local: two points, two seeds each, in packs of 2 (one job each); 24 short
+# epochs (~0.04 s each on an idle core), a checkpoint after each, so the timeout signal lands
+# mid-training
+POINT = ["model=gru", "data.max_tokens=1200", "data.val_tokens=300", "data.sampling=random",
+         "train.num_epochs=24", "train.eval_every=8", "train.checkpoint_every=1", "threads=1"]
+
+
+def local_task(sweep: Path, folder: str, proc) -> int:
+    """The PID of the submitit_local task that trains `folder`, once its job's log names it."""
+    for _ in range(12000):  # a hang guard only: ~2 min
+        for log_file in (sweep / ".submitit").glob("*/*_0_log.out"):
+            if f"/{folder}" not in log_file.read_text():
+                continue
+            for task in Path("/proc").iterdir():
+                try:
+                    cmd = (task / "cmdline").read_bytes().split(b"\0")
+                    env = (task / "environ").read_bytes().split(b"\0")
+                except OSError:  # gone, or not ours to read
+                    continue
+                if (b"submitit.core._submit" in cmd
+                        and f"SUBMITIT_LOCAL_JOB_ID={log_file.parent.name}".encode() in env):
+                    return int(task.name)
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.01)
+    pytest.fail(f"no submitit_local task trains {folder}")
+
+
+@pytest.fixture(scope="module")
+def local_sweep(corpus, tmp_path_factory):
+    """The packed sweep under launcher=submitit_local, its num_hiddens=8 pack's job sent
+    submitit's timeout signal (SIGUSR2; on SLURM it comes signal_delay_s before the limit)
+    once its members have 2 epochs done; and each of its runs alone, unpacked, meanwhile."""
+    root = tmp_path_factory.mktemp("local")
+    # folders named by num_hiddens and seed alone: every key would make a name too long
+    named = {o.split("=")[0] for o in [*tiny_overrides(corpus), *POINT]} - {"model.num_hiddens"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "-m", "launcher=submitit_local", "launcher.pack=2",
+         *tiny_overrides(corpus), *POINT, "model.num_hiddens=8,16", "repeats=2",
+         f"hydra.job.config.override_dirname.exclude_keys=[{','.join(sorted(named))}]",
+         f"hydra.sweep.dir={root / 'packed'}"], cwd=Path(__file__).parent.parent,
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    task = local_task(root / "packed", "model.num_hiddens=8,seed=0", proc)
+    checkpoint = root / "packed" / "model.num_hiddens=8,seed=1" / CHECKPOINT_FILE
+    for _ in range(6000):  # a hang guard only: ~1 min
+        try:
+            if torch.load(checkpoint, weights_only=False)["epoch"] >= 2:
+                break
+        except (FileNotFoundError, EOFError, RuntimeError):  # not yet, or replaced while read
+            pass
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.01)
+    os.kill(task, signal.SIGUSR2)
+    for h in (8, 16):  # the same runs unpacked, as the unpacked sweep runs them
+        for s in (0, 1):
+            cfg = compose_config(*tiny_overrides(corpus), *POINT, f"model.num_hiddens={h}",
+                                 f"seed={s}", "train.checkpoint_every=null")
+            run(cfg, root / "alone" / f"model.num_hiddens={h},seed={s}")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "4 runs: 4 completed" in out, out
+    return root
+
+
+def results_of(sweep: Path, hiddens: int) -> list[dict]:
+    return [json.loads((sweep / f"model.num_hiddens={hiddens},seed={s}" / RESULT_FILE)
+                       .read_text()) for s in (0, 1)]
+
+
+@pytest.mark.slow  # a sweep of submitit_local's jobs, each a fresh process
+def test_a_packed_submitit_local_sweep_equals_the_unpacked_runs(local_sweep):
+    for hiddens in (8, 16):
+        for packed, alone in zip(results_of(local_sweep / "packed", hiddens),
+                                 results_of(local_sweep / "alone", hiddens)):
+            assert packed["environment"]["packed"] == 2 and "packed" not in alone["environment"]
+            assert packed["config"]["launcher"]["name"] == "submitit_local"
+            assert_same_run(packed, alone, 1e-4)  # float32
+    assert not any("resumed_from_epoch" in r for r in results_of(local_sweep / "packed", 16))
+
+
+@pytest.mark.slow
+def test_a_timed_out_pack_job_is_requeued_and_every_member_resumes(local_sweep):
+    """submitit requeued the num_hiddens=8 pack's job through its checkpoint() method: the
+    new process read .packs.json, and each member resumed from its own checkpoint, packed
+    again, to the uninterrupted run's result."""
+    for packed, alone in zip(results_of(local_sweep / "packed", 8),
+                             results_of(local_sweep / "alone", 8)):
+        assert packed["status"] == "completed" and packed["environment"]["packed"] == 2
+        assert len(packed["resumed_from_epoch"]) == 1 and packed["resumed_from_epoch"][0] >= 2
+        assert_same_run(packed, alone, 1e-4)
+    logs = "".join(p.read_text() for p in (local_sweep / "packed" / ".submitit").glob("*/*.out"))
+    assert logs.count("pack of 2 runs (seeds 0, 1)") == 3  # two jobs, one of them twice

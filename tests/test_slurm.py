@@ -248,3 +248,52 @@ def wait_gone(job: str) -> None:
             return
         time.sleep(0.1)
     pytest.fail(f"job {job} still running")
+
+
+# packs (launcher.pack=2) need one layer without dropout; 200 epochs of a pack of 2, ~9 s of
+# CPU on an idle core (14 s for 300 measured at load 6.5), so SLURM's SIGKILL, seen 4.5 s
+# after the SIGTERM, lands while they train
+PACKED = [*(s for s in LONG if not s.startswith(("model.num_layers=", "model.dropout=",
+                                                 "train.num_epochs=", "train.eval_every="))),
+          "train.num_epochs=200", "train.eval_every=100", "launcher.pack=2", "repeats=2"]
+
+
+def test_packs_are_requeued_and_cancelled_member_by_member(slurm, corpus, tmp_path):
+    """Two packed sweeps at once, one pack job per point (2 seeds each), one core each. The
+    first sweep's optim.lr=2 pack is `scancel`led while it trains: both its members are
+    recorded failed with SLURM's reason, its lr=1 pack completes, the sweep prints its summary,
+    writes its report and exits 1 without a traceback. The second sweep's lr=1 pack (its job
+    waiting for the core the cancel frees) is `scontrol requeue`d while it trains (SIGTERM:
+    every member writes its checkpoint, then SIGKILL): the job runs again and each member
+    resumes from its own checkpoint to the first sweep's uninterrupted member, number for
+    number."""
+    cancel, requeue = tmp_path / "cancel", tmp_path / "requeue"
+    first = start(corpus, cancel, *PACKED, "optim.lr=1,2")
+    wait_for_epoch(cancel, first, 1, manifest_dir(cancel, 2))  # optim.lr=2's pack: task 1
+    second = start(corpus, requeue, *PACKED, "optim.lr=1")  # its job waits for a core
+    wait_for_epoch(cancel, first, 3, manifest_dir(cancel, 2))
+    subprocess.run(["scancel", job_id(cancel, 1)], check=True)
+    wait_for_epoch(requeue, second, 3)
+    subprocess.run(["scontrol", "requeue", job_id(requeue)], check=True)
+    out = finish(first, timeout=300)
+    assert first.returncode == 1 and "Traceback" not in out, out
+    assert "4 runs: 2 completed, 2 failed" in out, out
+    runs = manifest(cancel)["runs"]
+    assert [r["status"] for r in runs] == ["completed", "completed", "failed", "failed"]
+    for member in runs[2:]:
+        assert "ended CANCELLED" in member["reason"], runs
+        assert f"{member['dir']} failed: SLURM job {job_id(cancel, 1)} ended CANCELLED" in out
+    assert (cancel / "report.md").exists()
+    out = finish(second, timeout=300)
+    assert second.returncode == 0 and "2 runs: 2 completed" in out, out
+    for member in manifest(requeue)["runs"]:
+        result = json.loads((requeue / member["dir"] / RESULT_FILE).read_text())
+        clean = json.loads((cancel / member["dir"] / RESULT_FILE).read_text())
+        assert result["status"] == "completed" and result["resumed_from_epoch"][0] >= 3
+        assert result["environment"]["packed"] == clean["environment"]["packed"] == 2
+        assert "resumed_from_epoch" not in clean
+        assert same_as_clean(result, clean)
+        # one job's resources for the pack: its core reached torch, no GPU asked for
+        assert result["config"]["threads"] == result["environment"]["threads"] == 1
+    [script] = (requeue / ".submitit").glob("*/*_submission.sh")
+    assert "#SBATCH --cpus-per-task=1\n" in script.read_text() and "gpu" not in script.read_text()

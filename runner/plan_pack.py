@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from omegaconf import open_dict
 
-BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"  # the serial launcher
+BASIC = "BasicLauncher"  # the serial launcher, by the class name pack_problem reads
 
 
 @dataclass

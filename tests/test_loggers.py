@@ -145,22 +145,18 @@ def test_a_logger_whose_class_cannot_be_built_is_refused_naming_its_target(monke
         "logger=nep needs the neptune package, which is not installed: pip install neptune"]
 
 
-@pytest.mark.slow
-def test_the_cli_refuses_a_missing_tracker_in_one_line(corpus_dir, tmp_path):
+def test_the_cli_refuses_a_missing_tracker_in_one_line(corpus_dir, tmp_path, monkeypatch):
     """exit 2 before any work: mlflow hidden from the process (sys.modules[name] = None)."""
-    code = ("import runpy, sys; sys.modules['mlflow'] = None; sys.argv[0] = 'runner'; "
-            "runpy.run_module('runner', run_name='__main__')")
+    monkeypatch.setitem(sys.modules, "mlflow", None)
     folder = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", code, *tiny_overrides(corpus_dir),
-                           "logger=[csv,mlflow]", f"hydra.run.dir={folder}"],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = cli_here(*tiny_overrides(corpus_dir), "logger=[csv,mlflow]",
+                    f"hydra.run.dir={folder}")
     assert proc.returncode == 2, proc.stderr
     assert "logger=mlflow needs the mlflow package, which is not installed: " \
            "pip install -e '.[mlflow]'" in proc.stderr
     assert "Traceback" not in proc.stderr
-    sweep = subprocess.run([sys.executable, "-c", code, "-m", *tiny_overrides(corpus_dir),
-                            "seed=0,1", "logger=mlflow", f"hydra.sweep.dir={tmp_path / 's'}"],
-                           cwd=ROOT, capture_output=True, text=True)
+    sweep = cli_here("-m", *tiny_overrides(corpus_dir), "seed=0,1", "logger=mlflow",
+                     f"hydra.sweep.dir={tmp_path / 's'}")
     assert sweep.returncode == 2 and "pip install -e '.[mlflow]'" in sweep.stderr, sweep.stderr
     assert not (tmp_path / "s" / "manifest.json").exists()  # refused before the plan
     written = {f.name: f.read_bytes() for f in folder.rglob("*") if f.is_file()}
@@ -359,11 +355,9 @@ def test_a_parallel_sweep_shows_every_run_in_tensorboard_and_mlflow(corpus_dir, 
     needs("tensorboard")
     needs("mlflow")
     sweep = tmp_path / "results" / "hidden"
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "-m", *tiny_overrides(corpus_dir),
-         "model.num_hiddens=8,16,24", "repeats=2", "train.num_epochs=3",
-         "logger=[tensorboard,mlflow]", "launcher=parallel", "launcher.jobs_per_device=2",
-         f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True)
+    proc = cli_here("-m", *tiny_overrides(corpus_dir), "model.num_hiddens=8,16,24", "repeats=2",
+                    "train.num_epochs=3", "logger=[tensorboard,mlflow]", "launcher=parallel",
+                    "launcher.jobs_per_device=2", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr
     results = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob(f"*/{RESULT_FILE}")}
     assert len(results) == 6

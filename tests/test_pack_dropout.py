@@ -17,7 +17,7 @@ from runner.run.identity import Identity
 from runner.run.pack import run_pack
 from runner.tasks import data_of
 from tests import test_pack_runner
-from tests.test_pack_runner import configs, rel
+from tests.test_pack_runner import configs, rel, stopped_after_epoch_1
 
 corpus, dtype = test_pack_runner.corpus, test_pack_runner.dtype  # the fixtures
 
@@ -31,29 +31,14 @@ def curves(result: dict) -> dict:
     return {k: result["curves"][k] for k in CURVES}
 
 
-def stopping_in_round_2(monkeypatch, members: int):
-    """train_batches raising Ctrl-C as epoch 2 begins: every member's epoch 1 done."""
-    real, calls = language_model.LanguageModelTask.train_batches, []
-
-    def train_batches(self):
-        calls.append(1)
-        if len(calls) == members + 1:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(language_model.LanguageModelTask, "train_batches", train_batches)
-
-
 @pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
 def test_a_stopped_dropout_pack_resumes_to_the_uninterrupted_pack(corpus, tmp_path,
                                                                   monkeypatch, dtype):
     cfgs = configs(corpus, (0, 1, 2), *DROPOUT, "train.checkpoint_every=1")
     clean = run_pack(cfgs, [tmp_path / f"clean{c.seed}" for c in cfgs])
     folders = [tmp_path / f"pack{c.seed}" for c in cfgs]
-    with monkeypatch.context() as m:
-        stopping_in_round_2(m, len(cfgs))
-        with pytest.raises(KeyboardInterrupt):
-            run_pack(cfgs, folders)
+    stopped_after_epoch_1(monkeypatch, language_model.LanguageModelTask, len(cfgs),
+                          lambda: run_pack(cfgs, folders))
     for folder in folders:
         stopped = json.loads((folder / RESULT_FILE).read_text())
         assert stopped["status"] == "interrupted" and stopped["checkpoint"]["epoch"] == 1

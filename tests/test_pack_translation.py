@@ -19,7 +19,7 @@ from runner.run.checkpoint import CHECKPOINT_FILE
 from runner.run.pack import pack_problem, run_pack
 from tests import test_pack_runner
 from tests.helpers import cli_here, compose_config
-from tests.test_pack_runner import assert_same_run, rel
+from tests.test_pack_runner import assert_same_run, rel, stopped_after_epoch_1
 from tests.test_translation import overrides, write_fra
 
 dtype = test_pack_runner.dtype  # the fixture: the default dtype, for a test's duration
@@ -74,33 +74,6 @@ def test_each_translation_member_equals_its_run_alone(fra, tmp_path, dtype, seed
     on_disk = json.loads((tmp_path / "pack1" / RESULT_FILE).read_text())
     assert on_disk["environment"]["packed"] == len(seeds)
     assert on_disk["metrics"]["bleu"] == packed[1]["metrics"]["bleu"]
-
-
-@pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
-def test_a_translation_pack_resumed_from_its_checkpoints_equals_the_uninterrupted_pack(
-        fra, tmp_path, monkeypatch, dtype):
-    cfgs = configs(fra, (0, 1), "model=gru", "train.checkpoint_every=1")
-    clean = run_pack(cfgs, [tmp_path / f"clean{c.seed}" for c in cfgs])
-    real, calls = translation.TranslationTask.train_batches, []
-
-    def stop_in_round_2(self):  # two members: calls 1-2 are epoch 1, 3-4 epoch 2
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self)
-
-    with monkeypatch.context() as m:
-        m.setattr(translation.TranslationTask, "train_batches", stop_in_round_2)
-        with pytest.raises(KeyboardInterrupt):
-            run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
-    for c in cfgs:
-        stopped = json.loads((tmp_path / f"pack{c.seed}" / RESULT_FILE).read_text())
-        assert stopped["status"] == "interrupted" and stopped["checkpoint"]["epoch"] == 1
-    resumed = run_pack(cfgs, [tmp_path / f"pack{c.seed}" for c in cfgs])
-    for r, c in zip(resumed, clean):
-        assert r["resumed_from_epoch"] == [1] and r["environment"]["packed"] == 2
-        assert_same_translation(r, c, 1e-10)
-        assert not (tmp_path / f"pack{r['config']['seed']}" / CHECKPOINT_FILE).exists()
 
 
 class NaNInMember1(PackedLM):
@@ -178,19 +151,13 @@ def test_the_study_preset_packs_each_member_on_its_own_masks_and_resumes(fra, tm
     alone = run(cfgs[0], tmp_path / "alone")  # torch's global stream: other masks, so the
     assert rel(alone["curves"]["train_perplexity"],  # masks above were drawn and mattered
                two[0]["curves"]["train_perplexity"]) > 1e-6
-    real, calls = translation.TranslationTask.train_batches, []
-
-    def stop_in_round_2(self):  # two members: calls 1-2 are epoch 1, 3-4 epoch 2
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self)
-
     folders = [tmp_path / f"pack{c.seed}" for c in cfgs]
-    with monkeypatch.context() as m:
-        m.setattr(translation.TranslationTask, "train_batches", stop_in_round_2)
-        with pytest.raises(KeyboardInterrupt):
-            run_pack(cfgs, folders)
-    for again, uninterrupted in zip(run_pack(cfgs, folders), two):
+    stopped_after_epoch_1(monkeypatch, translation.TranslationTask, len(cfgs),
+                          lambda: run_pack(cfgs, folders))
+    for c in cfgs:
+        stopped = json.loads((tmp_path / f"pack{c.seed}" / RESULT_FILE).read_text())
+        assert stopped["status"] == "interrupted" and stopped["checkpoint"]["epoch"] == 1
+    for again, uninterrupted, folder in zip(run_pack(cfgs, folders), two, folders):
         assert again["resumed_from_epoch"] == [1] and again["status"] == "completed"
         assert_same_translation(again, uninterrupted, 1e-12)
+        assert not (folder / CHECKPOINT_FILE).exists()  # the final result replaced it

@@ -28,10 +28,10 @@ install-extras: install ## add the optional extras: trackers (logger=tensorboard
 run: install ## one run: python -m runner $(ARGS) (defaults: the study's RNN baseline)
 	$(PY) -m runner $(ARGS)
 
-test: install ## the whole test suite (CPU, no network; pytest-xdist, a worker per core: ~5.5 min on 2 cores; the optional extras' tests skip without them)
+test: install ## the whole test suite (CPU, no network; pytest-xdist, a worker per core: ~6.5 min on 2 cores; the optional extras' tests skip without them)
 	$(PY) -m pytest -n auto --dist worksteal
 
-test-fast: install ## the suite without the tests marked slow (CLI subprocesses, multi-epoch training): ~1.5 min on 2 cores
+test-fast: install ## the suite without the tests marked slow (CLI subprocesses, multi-epoch training): ~2 min on 2 cores
 	$(PY) -m pytest -n auto --dist worksteal -m "not slow"
 
 lint: install ## ruff over the code

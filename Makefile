@@ -68,7 +68,7 @@ reproduce-quick: install ## the study reduced (conf/reproduce.yaml: 2 seeds, 20 
 # On the lent GPU machine there is no .venv (bash .device/gpu puts the packages on PYTHONPATH):
 # gpu-check then runs python3, and needs no `make install` (it could reach no registry there).
 gpu-check: PY = $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
-gpu-check: ## the GPU check, within 8 min (docs/gpu-check.md): CUDA tests, throughput table, shape timings for make plan -> $OUT or gpu-check/ (ARGS="--cpu": tiny on CPU)
+gpu-check: ## the GPU check, within 8 min (docs/gpu-check.md): CUDA tests, throughput table, shape timings (alone and as packs of 20) for make plan -> $OUT or gpu-check/ (ARGS="--cpu": tiny on CPU)
 	$(PY) -m bench.gpu_check $(ARGS)
 
 clean: ## remove caches and the built docs site (keeps .venv and results/)

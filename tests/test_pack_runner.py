@@ -120,7 +120,7 @@ def test_each_member_equals_its_run_alone(corpus, tmp_path, dtype, tol, seeds, e
 class NaNInMember1(PackedLM):
     @classmethod
     def pack(cls, models):
-        packed = PackedLM.pack(models)
+        packed = PackedLM.pack(models)  # a PackedSeq2Seq where the models are Seq2Seq
         with torch.no_grad():
             packed.output.weight[1] = math.nan  # member 1 only: as a diverging lr would
         return packed

@@ -5,21 +5,19 @@ its standalone run's (float64, 1e-10 relative), with SGD or Adam (the study's op
 translation). With dropout (the study's preset) a member draws its own masks: the same in any
 pack, not its unpacked run's (docs/packing.md)."""
 import json
-import math
 
 import pytest
 import torch
 
 import runner.run.pack as pack_module
 import runner.tasks.translation as translation
-from models.packed import PackedLM
 from runner.result import RESULT_FILE
 from runner.run import run
 from runner.run.checkpoint import CHECKPOINT_FILE
 from runner.run.pack import pack_problem, run_pack
 from tests import test_pack_runner
 from tests.helpers import cli_here, compose_config
-from tests.test_pack_runner import assert_same_run, rel, stopped_after_epoch_1
+from tests.test_pack_runner import NaNInMember1, assert_same_run, rel, stopped_after_epoch_1
 from tests.test_translation import overrides, write_fra
 
 dtype = test_pack_runner.dtype  # the fixture: the default dtype, for a test's duration
@@ -74,15 +72,6 @@ def test_each_translation_member_equals_its_run_alone(fra, tmp_path, dtype, seed
     on_disk = json.loads((tmp_path / "pack1" / RESULT_FILE).read_text())
     assert on_disk["environment"]["packed"] == len(seeds)
     assert on_disk["metrics"]["bleu"] == packed[1]["metrics"]["bleu"]
-
-
-class NaNInMember1(PackedLM):
-    @classmethod
-    def pack(cls, models):
-        packed = PackedLM.pack(models)  # a PackedSeq2Seq: the models are Seq2Seq
-        with torch.no_grad():
-            packed.output.weight[1] = math.nan  # member 1 only: as a diverging lr would
-        return packed
 
 
 @pytest.mark.parametrize("dtype", [torch.float64], indirect=True)
